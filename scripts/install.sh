@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs everything pgsluice needs on Debian 12 (build, tests, bench); safe to run again.
+set -euo pipefail
+
+export DEBIAN_FRONTEND=noninteractive
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+packages=(
+  # build
+  build-essential cmake ninja-build pkg-config git
+  clang libclang-rt-14-dev
+  libboost1.81-dev libssl-dev libpq-dev libtomlplusplus-dev
+  libspdlog-dev libfmt-dev libgtest-dev libgmock-dev libcli11-dev nlohmann-json3-dev
+  # servers the tests and the bench start
+  postgresql-15 postgresql-client-15 postgresql-contrib postgresql-15-postgis-3
+  pgbouncer pgpool2
+  # client drivers exercised through the proxy
+  python3 python3-psycopg2 python3-psycopg python3-asyncpg
+  default-jdk-headless libpostgresql-jdbc-java
+  # process tools used by the harness
+  util-linux procps iproute2 openssl
+)
+
+# Keep package installs from starting services on their default ports.
+policy=/usr/sbin/policy-rc.d
+created_policy=0
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+  $SUDO chmod +x "$policy"
+  created_policy=1
+fi
+cleanup() { if [ "$created_policy" = 1 ]; then $SUDO rm -f "$policy"; fi; }
+trap cleanup EXIT
+
+$SUDO apt-get update -q
+# Node.js: keep an existing install (it may come with its own npm); otherwise Debian's.
+if ! command -v node >/dev/null 2>&1; then packages+=(nodejs); fi
+if ! command -v npm >/dev/null 2>&1; then packages+=(npm); fi
+$SUDO apt-get install -y -q --no-install-recommends "${packages[@]}"
+
+# The test servers run as the postgres OS user; it must exist.
+id postgres >/dev/null 2>&1 || { echo "install: the postgres OS user is missing after installing postgresql-15" >&2; exit 1; }
+echo "install: done"
