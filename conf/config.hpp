@@ -1,0 +1,291 @@
+// The immutable pgsluice configuration: plain types the proxy, router and bench read, and the loader that builds it.
+//
+// A config is loaded once into a std::shared_ptr<const config>; a reload builds a
+// new one and the proxy swaps the pointer, so nothing here is ever mutated after
+// load_config() returns. This header deliberately carries no toml++ (the parser
+// lives in config.cpp), so including it is cheap everywhere.
+//
+// Defaults are the member initialisers below and nowhere else: the loader starts
+// from a default-constructed config, and describe_settings() renders the same
+// values for `pgsluice check --defaults` and the example config.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace pgsluice::conf {
+
+using duration = std::chrono::milliseconds;
+
+// session: a client keeps its server connection until it disconnects.
+// transaction: the server goes back to the pool at ReadyForQuery 'I'.
+// The default is session, as in PgBouncer, because it is the mode any client
+// works with unchanged.
+enum class pool_mode { session, transaction };
+
+// How clients authenticate to pgsluice (the server side always answers whatever
+// the server asks for). https://www.postgresql.org/docs/15/auth-password.html
+enum class auth_type { trust, md5, scram_sha_256 };
+
+// What a configured password string holds, detected the way PostgreSQL's
+// get_password_type() does: "md5" + 32 hex digits is an MD5 hash,
+// "SCRAM-SHA-256$..." a SCRAM verifier, anything else plaintext.
+enum class secret_kind { none, plaintext, md5, scram_sha_256 };
+
+// primary: takes writes. replica: read-only standby. automatic: ask the server
+// (pg_is_in_recovery()) and follow promotions; resolved by the router.
+enum class backend_role { primary, replica, automatic };
+
+// TLS modes named as libpq's sslmode values.
+// https://www.postgresql.org/docs/15/libpq-ssl.html#LIBPQ-SSL-PROTECTION
+enum class tls_mode { disable, allow, prefer, require, verify_ca, verify_full };
+
+enum class log_level { trace, debug, info, warning, error, off };
+enum class log_format { text, json };
+
+std::string_view to_string(pool_mode) noexcept;
+std::string_view to_string(auth_type) noexcept;      // "trust", "md5", "scram-sha-256"
+std::string_view to_string(secret_kind) noexcept;
+std::string_view to_string(backend_role) noexcept;   // "primary", "replica", "auto"
+std::string_view to_string(tls_mode) noexcept;       // "disable", ..., "verify-full"
+std::string_view to_string(log_level) noexcept;
+std::string_view to_string(log_format) noexcept;
+
+// Same spellings as to_string(); also used by the admin console.
+std::optional<pool_mode> parse_pool_mode(std::string_view) noexcept;
+
+// Classifies a stored password as PostgreSQL does (empty -> none).
+secret_kind detect_secret_kind(std::string_view secret) noexcept;
+
+// "30s", "500ms", "5m"/"5min", "2h", "1d", "250us" or a bare number of
+// milliseconds. Returns nullopt on anything else (negative, overflow, junk).
+std::optional<duration> parse_duration(std::string_view) noexcept;
+std::string format_duration(duration);   // shortest exact unit: "90s", "2h", "1500ms", "0"
+
+// "64MiB", "64MB" (1024-based, as PostgreSQL's GUC units), "512kB", "1GB", or a
+// bare number of bytes.
+std::optional<std::uint64_t> parse_size(std::string_view) noexcept;
+std::string format_size(std::uint64_t);  // "64MiB", "1000B"
+
+struct listen_endpoint {
+  std::string host = "127.0.0.1";   // an address or host name; "0.0.0.0" / "::" for all
+  std::uint16_t port = 6432;
+  bool operator==(const listen_endpoint&) const = default;
+};
+
+// One PostgreSQL server behind a client-facing database.
+struct backend_config {
+  std::string host;                 // "127.0.0.1", a host name
+  std::uint16_t port = 5432;
+  backend_role role = backend_role::primary;
+  std::uint32_t weight = 1;         // load-balancing weight among replicas (0 = never chosen for reads)
+  bool operator==(const backend_config&) const = default;
+};
+
+// A client-facing database: what clients put in `dbname`, and where it really is.
+// TOML: [databases.<name>] with either host/port (one primary) or [[databases.<name>.backends]].
+struct database_config {
+  std::string name;                 // client-facing name; "*" is the fallback for any other name
+  std::string dbname;               // database on the server; empty only for "*" (= the client's name)
+  std::vector<backend_config> backends;  // never empty after loading; exactly one primary unless roles are automatic
+  // Log in to the server as this user (PgBouncer's forced user) instead of as the client's user.
+  std::optional<std::string> user;
+  std::optional<std::string> password;   // for `user`; otherwise taken from [users.<user>]
+  std::optional<std::string> auth_user;  // overrides the global auth_user for this database
+  std::optional<conf::pool_mode> pool_mode;
+  std::optional<std::uint32_t> pool_size;
+  std::optional<std::uint32_t> min_pool_size;
+  std::optional<std::uint32_t> reserve_pool_size;
+  std::optional<std::uint32_t> max_db_connections;  // 0 = unlimited
+
+  // The server-side database name for a client that asked for `requested`.
+  std::string_view backend_dbname(std::string_view requested) const noexcept {
+    return dbname.empty() ? requested : std::string_view(dbname);
+  }
+  const backend_config* primary() const noexcept;
+};
+
+// A user known to pgsluice. TOML: [users.<name>].
+struct user_config {
+  std::string name;
+  std::string password;             // raw as configured: plaintext, "md5<hex>" or "SCRAM-SHA-256$..."
+  secret_kind password_kind = secret_kind::none;
+  std::optional<conf::pool_mode> pool_mode;
+  std::optional<std::uint32_t> pool_size;
+  std::optional<std::uint32_t> max_user_connections;  // server connections over all pools; 0 = unlimited
+};
+
+// Who may use the admin console (database "pgsluice" or "pgbouncer").
+struct admin_config {
+  std::vector<std::string> admin_users;   // every command
+  std::vector<std::string> stats_users;   // read-only SHOW commands
+};
+
+struct metrics_config {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 0;           // 0 = no /metrics endpoint
+  std::string path = "/metrics";
+};
+
+// TLS settings are read and validated now; the TLS issue wires them in.
+struct tls_config {
+  tls_mode client_tls_mode = tls_mode::disable;
+  std::filesystem::path client_tls_cert_file;
+  std::filesystem::path client_tls_key_file;
+  std::filesystem::path client_tls_ca_file;
+  tls_mode server_tls_mode = tls_mode::disable;
+  std::filesystem::path server_tls_ca_file;
+  std::filesystem::path server_tls_cert_file;
+  std::filesystem::path server_tls_key_file;
+};
+
+struct log_config {
+  log_level level = log_level::info;
+  log_format format = log_format::text;
+  bool log_connections = true;
+  bool log_disconnections = true;
+};
+
+// Resolved pool parameters for one (database, user) pair.
+struct pool_settings {
+  conf::pool_mode pool_mode;
+  std::uint32_t pool_size;
+  std::uint32_t min_pool_size;
+  std::uint32_t reserve_pool_size;
+  std::uint32_t max_db_connections;    // 0 = unlimited
+  std::uint32_t max_user_connections;  // 0 = unlimited
+};
+
+// One problem found while loading; line/column are 1-based, 0 when unknown.
+struct config_problem {
+  std::string file;
+  std::uint32_t line = 0;
+  std::uint32_t column = 0;
+  std::string key;       // dotted path, e.g. "databases.app.pool_size"; empty for syntax errors
+  std::string message;
+  // "FILE:LINE: key 'KEY': MESSAGE" (parts that are unknown are left out).
+  std::string to_string() const;
+};
+
+struct config {
+  std::filesystem::path source;     // file it was loaded from (empty for strings)
+
+  // --- listening -----------------------------------------------------------
+  std::vector<listen_endpoint> listen{listen_endpoint{}};
+  std::uint32_t listen_backlog = 4096;
+  std::uint32_t workers = 0;        // event-loop threads; 0 = one per CPU core
+
+  // --- pooling -------------------------------------------------------------
+  conf::pool_mode pool_mode = conf::pool_mode::session;
+  std::uint32_t default_pool_size = 20;
+  std::uint32_t min_pool_size = 0;
+  std::uint32_t reserve_pool_size = 0;
+  duration reserve_pool_timeout = std::chrono::seconds{5};      // a client waiting this long may use the reserve
+  std::uint32_t max_client_conn = 100;
+  std::uint32_t max_db_connections = 0;    // per database over all users; 0 = unlimited
+  std::uint32_t max_user_connections = 0;  // per user over all databases; 0 = unlimited
+  std::string server_reset_query = "DISCARD ALL";
+  bool server_reset_query_always = false;  // also in transaction mode
+  // Named prepared statements tracked per server connection in transaction mode; 0 disables tracking.
+  std::uint32_t max_prepared_statements = 200;
+
+  // --- timeouts (0 = disabled unless noted) --------------------------------
+  duration server_connect_timeout = std::chrono::seconds{15};
+  duration server_login_retry = std::chrono::seconds{15};       // wait before retrying after a failed server login
+  duration query_wait_timeout = std::chrono::seconds{120};      // time a client may wait for a server connection
+  duration query_timeout = std::chrono::seconds{0};             // cancel queries running longer than this
+  duration client_idle_timeout = std::chrono::seconds{0};
+  duration idle_transaction_timeout = std::chrono::seconds{0};
+  duration server_idle_timeout = std::chrono::seconds{600};
+  duration server_lifetime = std::chrono::seconds{3600};
+  duration client_login_timeout = std::chrono::seconds{60};
+
+  // --- limits --------------------------------------------------------------
+  // Largest protocol message accepted from a client. PostgreSQL's own ceiling
+  // is 1 GiB (MaxAllocSize); the default keeps one client from pinning that much.
+  std::uint64_t max_message_size = 64ull << 20;
+
+  // --- client authentication ---------------------------------------------
+  conf::auth_type auth_type = conf::auth_type::scram_sha_256;
+  // Users not in [users] are looked up on the server with auth_query, logged in
+  // as auth_user (PgBouncer semantics). Empty auth_user = no lookups.
+  std::string auth_user;
+  std::string auth_query = "SELECT usename, passwd FROM pg_shadow WHERE usename=$1";
+  std::string auth_dbname;          // database to run auth_query in; empty = the client's database
+
+  tls_config tls;
+  log_config log;
+  admin_config admin;
+  metrics_config metrics;
+
+  std::vector<database_config> databases;
+  std::vector<user_config> users;
+
+  // Non-fatal findings (e.g. a TLS mode that is not implemented yet).
+  std::vector<config_problem> warnings;
+
+  // Exact name, else the "*" fallback, else nullptr.
+  const database_config* find_database(std::string_view name) const noexcept;
+  const user_config* find_user(std::string_view name) const noexcept;
+
+  // Overrides resolve user > database > global, as PgBouncer's pool_pool_mode().
+  // `user` may be nullptr (a user known only through auth_query).
+  pool_settings effective_pool(const database_config& db, const user_config* user) const noexcept;
+  conf::pool_mode effective_pool_mode(const database_config& db, const user_config* user) const noexcept {
+    return effective_pool(db, user).pool_mode;
+  }
+
+  // workers, with 0 resolved to the number of cores (at least 1).
+  std::uint32_t effective_workers() const noexcept;
+
+  bool is_admin_user(std::string_view user) const noexcept;
+  bool is_stats_user(std::string_view user) const noexcept;  // admin users included
+};
+
+// All problems found in a config; what() lists them one per line.
+class config_error : public std::runtime_error {
+ public:
+  explicit config_error(std::vector<config_problem> problems);
+  const std::vector<config_problem>& problems() const noexcept { return problems_; }
+
+ private:
+  std::vector<config_problem> problems_;
+};
+
+// Loads and validates a TOML file. Relative TLS file paths are resolved against
+// the file's directory. Throws config_error listing every problem found.
+std::shared_ptr<const config> load_config(const std::filesystem::path& file);
+
+// Same, from text; `name` appears in messages where a file name would.
+std::shared_ptr<const config> load_config_from_string(std::string_view text,
+                                                       std::string_view name = "<string>");
+
+// One documented setting, its default rendered as it would be written in TOML.
+struct setting_doc {
+  std::string key;            // "pool_mode", "databases.<name>.pool_size", "tls.client_tls_mode"
+  std::string default_value;  // "\"session\"", "\"30s\"", "20", "(unset)"
+  std::string description;
+};
+// Every key the loader accepts, in schema order.
+std::vector<setting_doc> describe_settings();
+
+// Current value of every global setting (for the admin console's SHOW CONFIG).
+struct setting_value {
+  std::string key;
+  std::string value;
+  std::string default_value;
+};
+std::vector<setting_value> current_settings(const config&);
+
+// Settings that differ between two configs but cannot change without a restart
+// (listen addresses, listen_backlog, workers, metrics endpoint), one message each.
+std::vector<std::string> reload_restrictions(const config& old, const config& next);
+
+}  // namespace pgsluice::conf
