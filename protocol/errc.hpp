@@ -29,6 +29,12 @@ enum class errc {
   nonce_mismatch,
   bad_server_signature,
   sasl_prep_unsupported,
+  invalid_verifier,        // stored SCRAM verifier or MD5 hash does not parse
+  channel_binding_error,   // SCRAM gs2 header / channel binding data inconsistent or unsupported
+  scram_secret_mismatch,   // pass-through keys were recovered for another salt / iteration count
+  invalid_password,        // plaintext password PostgreSQL cannot use (NUL byte, longer than 1024 bytes)
+  auth_out_of_order,       // an authentication step called in the wrong state
+  crypto_failure,          // an OpenSSL primitive (RAND_bytes, PBKDF2, HMAC, digest) failed
 };
 
 // The category named "pgsluice"; its message() describes each errc value.
