@@ -24,32 +24,19 @@ struct malformed_case {
 
 void PrintTo(const malformed_case& c, std::ostream* os) { *os << c.name; }
 
+template <class R>
+boost::system::error_code error_of(const R& r) {
+  return r ? boost::system::error_code{} : r.error();
+}
+
 boost::system::error_code decode_error(family fam, const frame& f) {
   switch (fam) {
-    case family::frontend: {
-      auto r = decode_frontend(f);
-      return r ? boost::system::error_code{} : r.error();
-    }
-    case family::startup: {
-      auto r = decode_startup(f);
-      return r ? boost::system::error_code{} : r.error();
-    }
-    case family::sasl_initial: {
-      auto r = decode_sasl_initial_response(f);
-      return r ? boost::system::error_code{} : r.error();
-    }
-    case family::sasl: {
-      auto r = decode_sasl_response(f);
-      return r ? boost::system::error_code{} : r.error();
-    }
-    case family::gss: {
-      auto r = decode_gss_response(f);
-      return r ? boost::system::error_code{} : r.error();
-    }
-    case family::backend: {
-      auto r = decode_backend(f);
-      return r ? boost::system::error_code{} : r.error();
-    }
+    case family::frontend: return error_of(decode_frontend(f));
+    case family::startup: return error_of(decode_startup(f));
+    case family::sasl_initial: return error_of(decode_sasl_initial_response(f));
+    case family::sasl: return error_of(decode_sasl_response(f));
+    case family::gss: return error_of(decode_gss_response(f));
+    case family::backend: return error_of(decode_backend(f));
   }
   return {};
 }

@@ -181,53 +181,53 @@ std::vector<backend_case> backend_cases() {
   return v;
 }
 
+template <class M>
+result<frontend_message> widen(result<M> r) {
+  if (!r) return r.error();
+  return frontend_message(std::move(*r));
+}
+
 result<frontend_message> decode_with(decoder how, const frame& f) {
   switch (how) {
     case decoder::tagged:
     case decoder::startup: return decode_frontend(f);
-    case decoder::sasl_initial: {
-      auto r = decode_sasl_initial_response(f);
-      if (!r) return r.error();
-      return frontend_message(*r);
-    }
-    case decoder::sasl: {
-      auto r = decode_sasl_response(f);
-      if (!r) return r.error();
-      return frontend_message(*r);
-    }
-    case decoder::gss: {
-      auto r = decode_gss_response(f);
-      if (!r) return r.error();
-      return frontend_message(*r);
-    }
+    case decoder::sasl_initial: return widen(decode_sasl_initial_response(f));
+    case decoder::sasl: return widen(decode_sasl_response(f));
+    case decoder::gss: return widen(decode_gss_response(f));
   }
   return boost::system::error_code(errc::malformed_message);
+}
+
+// Encoding `expected` gives exactly the documented bytes; framing and decoding those bytes gives
+// `expected` back; re-encoding the decoded message gives the same bytes again.
+template <class Message, class Decode>
+void check_golden(const byte_vector& bytes, const Message& expected, const frame_result& fr, Decode decode) {
+  byte_vector encoded;
+  encode(expected, encoded);
+  EXPECT_EQ(encoded, bytes);
+
+  ASSERT_TRUE(fr.is_frame()) << fr.error.message();
+  ASSERT_EQ(fr.f.size, bytes.size());
+  auto decoded = decode(fr.f);
+  ASSERT_TRUE(decoded.has_value()) << decoded.error().message();
+  EXPECT_EQ(*decoded, expected);
+
+  byte_vector reencoded;
+  encode(*decoded, reencoded);
+  EXPECT_EQ(reencoded, bytes);
+
+  // Encoders append: a second message lands after the first, untouched.
+  encode(*decoded, reencoded);
+  ASSERT_EQ(reencoded.size(), 2 * bytes.size());
+  EXPECT_TRUE(std::equal(bytes.begin(), bytes.end(), reencoded.begin() + static_cast<long>(bytes.size())));
 }
 
 class frontend_golden : public ::testing::TestWithParam<frontend_case> {};
 
 TEST_P(frontend_golden, decodes_and_reencodes_byte_for_byte) {
   const auto& c = GetParam();
-  // Encoding the expected message gives exactly the documented bytes.
-  byte_vector encoded;
-  encode(c.expected, encoded);
-  EXPECT_EQ(encoded, c.bytes);
-
   const auto fr = c.how == decoder::startup ? next_startup_frame(c.bytes) : next_frame(c.bytes);
-  ASSERT_TRUE(fr.is_frame()) << fr.error.message();
-  ASSERT_EQ(fr.f.size, c.bytes.size());
-  auto decoded = decode_with(c.how, fr.f);
-  ASSERT_TRUE(decoded.has_value()) << decoded.error().message();
-  EXPECT_EQ(*decoded, c.expected);
-
-  byte_vector reencoded;
-  encode(*decoded, reencoded);
-  EXPECT_EQ(reencoded, c.bytes);
-
-  // Encoders append: a second message lands after the first, untouched.
-  encode(*decoded, reencoded);
-  ASSERT_EQ(reencoded.size(), 2 * c.bytes.size());
-  EXPECT_TRUE(std::equal(c.bytes.begin(), c.bytes.end(), reencoded.begin() + static_cast<long>(c.bytes.size())));
+  check_golden(c.bytes, c.expected, fr, [&](const frame& f) { return decode_with(c.how, f); });
 }
 
 INSTANTIATE_TEST_SUITE_P(table, frontend_golden, ::testing::ValuesIn(frontend_cases()),
@@ -237,20 +237,7 @@ class backend_golden : public ::testing::TestWithParam<backend_case> {};
 
 TEST_P(backend_golden, decodes_and_reencodes_byte_for_byte) {
   const auto& c = GetParam();
-  byte_vector encoded;
-  encode(c.expected, encoded);
-  EXPECT_EQ(encoded, c.bytes);
-
-  const auto fr = next_frame(c.bytes);
-  ASSERT_TRUE(fr.is_frame()) << fr.error.message();
-  ASSERT_EQ(fr.f.size, c.bytes.size());
-  auto decoded = decode_backend(fr.f);
-  ASSERT_TRUE(decoded.has_value()) << decoded.error().message();
-  EXPECT_EQ(*decoded, c.expected);
-
-  byte_vector reencoded;
-  encode(*decoded, reencoded);
-  EXPECT_EQ(reencoded, c.bytes);
+  check_golden(c.bytes, c.expected, next_frame(c.bytes), [](const frame& f) { return decode_backend(f); });
 }
 
 INSTANTIATE_TEST_SUITE_P(table, backend_golden, ::testing::ValuesIn(backend_cases()),
