@@ -188,6 +188,7 @@ const std::pair<std::string_view, std::string_view> renamed_keys[] = {
     {"admin_users", "put it in [admin]"},
     {"stats_users", "put it in [admin]"},
     {"logfile", "pgsluice logs to stderr; see [log]"},
+    {"pgbouncer", "pgsluice's global settings go at the top of the file, before any [section]"},
 };
 
 // --- problems and positions ---------------------------------------------------
@@ -205,6 +206,8 @@ struct context {
   std::vector<config_problem> problems;
   std::vector<config_problem> warnings;
   std::map<std::string, position, std::less<>> positions;  // dotted key -> where it was written
+  std::size_t declared_databases = 0;     // entries under [databases], loadable or not
+  std::set<std::string> users_with_password;  // a password was written (even an invalid one)
 
   void error(position p, std::string key, std::string message) {
     problems.push_back({file, p.line, p.column, std::move(key), std::move(message)});
@@ -585,11 +588,14 @@ void read_database(context& ctx, std::string_view name, const toml::table& t, co
   c.databases.push_back(std::move(db));
 }
 
+bool has_password_key(const toml::node& node) { return node.is_table() && node.as_table()->contains("password"); }
+
 void read_user(context& ctx, std::string_view name, const toml::node& node, config& c) {
   const std::string prefix = "users." + std::string(name);
   user_config u;
   u.name = std::string(name);
   if (name.empty()) ctx.error_at(prefix, "user name must not be empty");
+  if (!node.is_table() || has_password_key(node)) ctx.users_with_password.insert(u.name);
   if (node.is_string()) {
     // users.alice = "secret": the short form is just a password.
     if (auto v = read_value<std::string>(ctx, node, prefix, non_empty)) u.password = *v;
@@ -637,7 +643,7 @@ void check_server_login(context& ctx, const config& c, const std::string& key, s
 }
 
 void check_cross_references(context& ctx, config& c) {
-  if (c.databases.empty()) ctx.error_at("databases", "no database defined; add a [databases.<name>] table");
+  if (ctx.declared_databases == 0) ctx.error_at("databases", "no database defined; add a [databases.<name>] table");
 
   if (c.min_pool_size > c.default_pool_size) {
     ctx.error_at("min_pool_size", "must not exceed default_pool_size " + std::to_string(c.default_pool_size) +
@@ -656,7 +662,7 @@ void check_cross_references(context& ctx, config& c) {
                             "' has only an md5 hash, which cannot check a SCRAM login (auth_type = "
                             "\"scram-sha-256\"); give the plaintext password or a SCRAM verifier, or use "
                             "auth_type = \"md5\"");
-    } else if (c.auth_type != auth_type::trust && u.password_kind == secret_kind::none && !lookups) {
+    } else if (c.auth_type != auth_type::trust && ctx.users_with_password.count(u.name) == 0 && !lookups) {
       ctx.error_at("users." + u.name, "user '" + u.name + "' has no password and auth_type is \"" +
                                           std::string(to_string(c.auth_type)) +
                                           "\"; give a password (or set auth_user to look it up)");
@@ -765,6 +771,7 @@ std::shared_ptr<const config> load(context& ctx, std::string_view text) {
       for (auto&& [name, node] : *t) {
         const std::string key = "databases." + std::string(name.str());
         ctx.positions[key] = at(name.source());
+        ++ctx.declared_databases;
         if (const auto* db = expect_table(ctx, node, key)) read_database(ctx, name.str(), *db, *c);
       }
     }

@@ -1,0 +1,461 @@
+// Unit tests of conf/: defaults, example configs, value parsing, override resolution, reload restrictions, check output.
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "conf/check.hpp"
+#include "conf/config.hpp"
+
+namespace pgsluice::test {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using conf::load_config_from_string;
+
+const fs::path source_dir = PGSLUICE_SOURCE_DIR;
+const fs::path examples_dir = source_dir / "conf/examples";
+
+// The least a valid config needs.
+constexpr std::string_view minimal = R"(
+[users]
+app = "app-secret"
+[databases.app]
+host = "127.0.0.1"
+)";
+
+std::string with(std::string_view head, std::string_view tail = "") {
+  return std::string(head) + "\n" + std::string(minimal) + std::string(tail);
+}
+
+// The problems of a config that must fail, as text.
+std::string problems_of(const std::string& text) {
+  try {
+    load_config_from_string(text, "t.toml");
+  } catch (const conf::config_error& e) {
+    return e.what();
+  }
+  return "(loaded)";
+}
+
+// --- defaults -------------------------------------------------------------------
+
+TEST(conf_defaults, match_pgbouncer_where_documented) {
+  const auto c = load_config_from_string(minimal, "t.toml");
+  ASSERT_EQ(c->listen.size(), 1u);
+  EXPECT_EQ(c->listen[0].host, "127.0.0.1");
+  EXPECT_EQ(c->listen[0].port, 6432);
+  EXPECT_EQ(c->workers, 0u);
+  EXPECT_GE(c->effective_workers(), 1u);
+  EXPECT_EQ(c->pool_mode, conf::pool_mode::session);
+  EXPECT_EQ(c->default_pool_size, 20u);
+  EXPECT_EQ(c->min_pool_size, 0u);
+  EXPECT_EQ(c->reserve_pool_size, 0u);
+  EXPECT_EQ(c->max_client_conn, 100u);
+  EXPECT_EQ(c->max_db_connections, 0u);
+  EXPECT_EQ(c->query_wait_timeout, 120s);
+  EXPECT_EQ(c->server_idle_timeout, 600s);
+  EXPECT_EQ(c->server_lifetime, 3600s);
+  EXPECT_EQ(c->client_login_timeout, 60s);
+  EXPECT_EQ(c->server_connect_timeout, 15s);
+  EXPECT_EQ(c->client_idle_timeout, 0s);
+  EXPECT_EQ(c->max_message_size, 64u << 20);
+  EXPECT_EQ(c->auth_type, conf::auth_type::scram_sha_256);
+  EXPECT_EQ(c->server_reset_query, "DISCARD ALL");
+  EXPECT_FALSE(c->server_reset_query_always);
+  EXPECT_EQ(c->max_prepared_statements, 200u);
+  EXPECT_EQ(c->metrics.port, 0);
+  EXPECT_EQ(c->tls.client_tls_mode, conf::tls_mode::disable);
+  EXPECT_EQ(c->log.level, conf::log_level::info);
+  EXPECT_TRUE(c->warnings.empty());
+}
+
+TEST(conf_defaults, loaded_values_equal_the_struct_defaults) {
+  const auto c = load_config_from_string(minimal, "t.toml");
+  for (const auto& s : conf::current_settings(*c)) EXPECT_EQ(s.value, s.default_value) << s.key;
+}
+
+TEST(conf_defaults, database_shorthand_is_one_primary_on_5432) {
+  const auto c = load_config_from_string(minimal, "t.toml");
+  ASSERT_EQ(c->databases.size(), 1u);
+  const auto& db = c->databases[0];
+  EXPECT_EQ(db.name, "app");
+  EXPECT_EQ(db.dbname, "app");
+  ASSERT_EQ(db.backends.size(), 1u);
+  EXPECT_EQ(db.backends[0].host, "127.0.0.1");
+  EXPECT_EQ(db.backends[0].port, 5432);
+  EXPECT_EQ(db.backends[0].role, conf::backend_role::primary);
+  EXPECT_EQ(db.primary(), &db.backends[0]);
+  EXPECT_FALSE(db.user.has_value());
+  EXPECT_FALSE(db.pool_size.has_value());
+}
+
+// --- example configs ---------------------------------------------------------------
+
+TEST(conf_examples, every_example_loads_without_warnings) {
+  std::size_t count = 0;
+  for (const auto& entry : fs::directory_iterator(examples_dir)) {
+    if (entry.path().extension() != ".toml") continue;
+    ++count;
+    try {
+      const auto c = conf::load_config(entry.path());
+      EXPECT_FALSE(c->databases.empty()) << entry.path();
+      EXPECT_TRUE(c->warnings.empty()) << entry.path();
+      EXPECT_EQ(c->source, entry.path());
+    } catch (const conf::config_error& e) {
+      ADD_FAILURE() << entry.path() << ":\n" << e.what();
+    }
+  }
+  EXPECT_GE(count, 3u);
+}
+
+TEST(conf_examples, reference_example_sets_every_global_to_its_default) {
+  const auto c = conf::load_config(examples_dir / "pgsluice.toml");
+  for (const auto& s : conf::current_settings(*c)) EXPECT_EQ(s.value, s.default_value) << s.key;
+}
+
+TEST(conf_examples, reference_example_mentions_every_key) {
+  std::ifstream in(examples_dir / "pgsluice.toml");
+  std::stringstream text;
+  text << in.rdbuf();
+  const std::string body = text.str();
+  for (const auto& s : conf::describe_settings()) {
+    // Only the last part of the key is written in the file ("pool_size" under [databases.app]).
+    const std::string leaf = s.key.substr(s.key.find_last_of('.') + 1);
+    EXPECT_NE(body.find(leaf + " ="), std::string::npos) << s.key << " is not in pgsluice.toml";
+  }
+}
+
+TEST(conf_examples, primary_replicas_has_roles_and_weights) {
+  const auto c = conf::load_config(examples_dir / "primary-replicas.toml");
+  ASSERT_EQ(c->listen.size(), 2u);
+  EXPECT_EQ(c->listen[1].host, "::1");
+  const auto* app = c->find_database("app");
+  ASSERT_NE(app, nullptr);
+  ASSERT_EQ(app->backends.size(), 3u);
+  EXPECT_EQ(app->primary()->host, "10.0.0.10");
+  EXPECT_EQ(app->backends[1].role, conf::backend_role::replica);
+  EXPECT_EQ(app->backends[1].weight, 2u);
+  const auto* automatic = c->find_database("app_auto");
+  ASSERT_NE(automatic, nullptr);
+  EXPECT_EQ(automatic->dbname, "app");
+  EXPECT_EQ(automatic->primary(), nullptr);
+  for (const auto& b : automatic->backends) EXPECT_EQ(b.role, conf::backend_role::automatic);
+}
+
+TEST(conf_examples, transaction_pooling_resolves_overrides) {
+  const auto c = conf::load_config(examples_dir / "transaction-pooling.toml");
+  const auto* shop = c->find_database("shop");
+  const auto* batch = c->find_user("batch");
+  ASSERT_NE(shop, nullptr);
+  ASSERT_NE(batch, nullptr);
+  EXPECT_EQ(c->effective_pool_mode(*shop, c->find_user("shop")), conf::pool_mode::transaction);
+  EXPECT_EQ(c->effective_pool_mode(*shop, batch), conf::pool_mode::session);
+  EXPECT_EQ(c->effective_pool(*shop, batch).pool_size, 4u);
+  EXPECT_TRUE(c->is_admin_user("ops"));
+  EXPECT_TRUE(c->is_stats_user("ops"));
+  EXPECT_TRUE(c->is_stats_user("monitoring"));
+  EXPECT_FALSE(c->is_admin_user("monitoring"));
+  EXPECT_FALSE(c->is_stats_user("shop"));
+}
+
+// --- durations and sizes --------------------------------------------------------------
+
+TEST(conf_values, durations) {
+  EXPECT_EQ(conf::parse_duration("30s"), 30s);
+  EXPECT_EQ(conf::parse_duration("500ms"), 500ms);
+  EXPECT_EQ(conf::parse_duration("5m"), 5min);
+  EXPECT_EQ(conf::parse_duration("5min"), 5min);
+  EXPECT_EQ(conf::parse_duration("2h"), 2h);
+  EXPECT_EQ(conf::parse_duration("1d"), 24h);
+  EXPECT_EQ(conf::parse_duration("1500"), 1500ms);
+  EXPECT_EQ(conf::parse_duration("10 s"), 10s);
+  EXPECT_EQ(conf::parse_duration("0"), 0ms);
+  for (std::string_view bad : {"", "s", "-5s", "1.5s", "10 sec", "5M", "10s ", "99999999999999999999s",
+                               "9223372036854775807d"}) {
+    EXPECT_FALSE(conf::parse_duration(bad).has_value()) << bad;
+  }
+}
+
+TEST(conf_values, durations_format_round_trip) {
+  EXPECT_EQ(conf::format_duration(0ms), "0");
+  EXPECT_EQ(conf::format_duration(90s), "90s");
+  EXPECT_EQ(conf::format_duration(120s), "2min");
+  EXPECT_EQ(conf::format_duration(1500ms), "1500ms");
+  EXPECT_EQ(conf::format_duration(48h), "2d");
+  for (conf::duration d : {1ms, 999ms, 1000ms, 1000ms * 61, 3'600'000ms, 86'400'000ms}) {
+    EXPECT_EQ(conf::parse_duration(conf::format_duration(d)), d);
+  }
+}
+
+TEST(conf_values, durations_in_config_accept_integers_as_milliseconds) {
+  const auto c = load_config_from_string(with("query_wait_timeout = 2500\nserver_lifetime = \"5m\""), "t.toml");
+  EXPECT_EQ(c->query_wait_timeout, 2500ms);
+  EXPECT_EQ(c->server_lifetime, 5min);
+}
+
+TEST(conf_values, sizes) {
+  EXPECT_EQ(conf::parse_size("64MiB"), 64u << 20);
+  EXPECT_EQ(conf::parse_size("64MB"), 64u << 20);
+  EXPECT_EQ(conf::parse_size("512kB"), 512u << 10);
+  EXPECT_EQ(conf::parse_size("1GB"), 1u << 30);
+  EXPECT_EQ(conf::parse_size("100"), 100u);
+  EXPECT_FALSE(conf::parse_size("64 megs").has_value());
+  EXPECT_FALSE(conf::parse_size("-1MB").has_value());
+  EXPECT_EQ(conf::format_size(64u << 20), "64MiB");
+  EXPECT_EQ(conf::format_size(1000), "1000B");
+  const auto c = load_config_from_string(with("max_message_size = \"1GB\""), "t.toml");
+  EXPECT_EQ(c->max_message_size, 1u << 30);
+}
+
+// --- passwords -------------------------------------------------------------------------
+
+// pg_authid-style verifier for "report-secret", salt "pgsluice-example", 4096 iterations.
+constexpr std::string_view scram_verifier =
+    "SCRAM-SHA-256$4096:cGdzbHVpY2UtZXhhbXBsZQ==$CzfrNZeVE99R1ESz5k/Xc0SOYGw33XCAXkLU2/JjBDk=:"
+    "MB08/F4+FxfHmXb8HtGFuF7LVz8d7umSXUV01Rjpgv8=";
+
+TEST(conf_secrets, kinds_detected_as_postgresql_does) {
+  using conf::secret_kind;
+  EXPECT_EQ(conf::detect_secret_kind(""), secret_kind::none);
+  EXPECT_EQ(conf::detect_secret_kind("secret"), secret_kind::plaintext);
+  EXPECT_EQ(conf::detect_secret_kind("md5571c0c2fe9ae5e2c5f2a88d6bc0d98e3"), secret_kind::md5);
+  // Upper-case hex or a wrong length is not an md5 hash for PostgreSQL either.
+  EXPECT_EQ(conf::detect_secret_kind("md5571C0C2FE9AE5E2C5F2A88D6BC0D98E3"), secret_kind::plaintext);
+  EXPECT_EQ(conf::detect_secret_kind("md5571c0c2fe9ae5e2c5f2a88d6bc0d98e"), secret_kind::plaintext);
+  EXPECT_EQ(conf::detect_secret_kind(scram_verifier), secret_kind::scram_sha_256);
+  EXPECT_EQ(conf::detect_secret_kind("SCRAM-SHA-256$0:c2FsdA==$CzfrNZeVE99R1ESz5k/Xc0SOYGw33XCAXkLU2/JjBDk=:"
+                                     "MB08/F4+FxfHmXb8HtGFuF7LVz8d7umSXUV01Rjpgv8="),
+            secret_kind::plaintext);
+  EXPECT_EQ(conf::detect_secret_kind("SCRAM-SHA-256$4096:c2FsdA==$c3RvcmVk:c2VydmVy"), secret_kind::plaintext);
+}
+
+TEST(conf_secrets, auth_type_must_suit_every_password) {
+  const std::string users = std::string("[users]\nplain = \"secret\"\nverifier = \"") + std::string(scram_verifier) +
+                            "\"\nhashed = \"md5571c0c2fe9ae5e2c5f2a88d6bc0d98e3\"\n[databases.app]\nhost = \"h\"\n";
+  const std::string scram = problems_of("auth_type = \"scram-sha-256\"\n" + users);
+  EXPECT_NE(scram.find("user 'hashed' has only an md5 hash"), std::string::npos) << scram;
+  EXPECT_EQ(scram.find("'verifier'"), std::string::npos) << scram;
+  const std::string md5 = problems_of("auth_type = \"md5\"\n" + users);
+  EXPECT_NE(md5.find("user 'verifier' has only a SCRAM verifier"), std::string::npos) << md5;
+  EXPECT_EQ(md5.find("'hashed'"), std::string::npos) << md5;
+  const auto trust = load_config_from_string("auth_type = \"trust\"\n" + users, "t.toml");
+  EXPECT_EQ(trust->find_user("plain")->password_kind, conf::secret_kind::plaintext);
+  EXPECT_EQ(trust->find_user("hashed")->password_kind, conf::secret_kind::md5);
+  EXPECT_EQ(trust->find_user("verifier")->password_kind, conf::secret_kind::scram_sha_256);
+  EXPECT_EQ(trust->find_user("verifier")->password, scram_verifier);
+}
+
+TEST(conf_secrets, users_without_password_allowed_with_auth_query_or_trust) {
+  const std::string db = "[databases.app]\nhost = \"h\"\n";
+  EXPECT_NO_THROW(load_config_from_string("auth_type = \"trust\"\n[users.app]\npool_size = 3\n" + db, "t.toml"));
+  EXPECT_NO_THROW(load_config_from_string(
+      "auth_user = \"auth\"\n[users.app]\npool_size = 3\n[users.auth]\npassword = \"x\"\n" + db, "t.toml"));
+}
+
+// --- lookups and overrides ---------------------------------------------------------------
+
+constexpr std::string_view overrides = R"(
+pool_mode = "session"
+default_pool_size = 20
+min_pool_size = 1
+reserve_pool_size = 2
+max_db_connections = 100
+max_user_connections = 50
+[users]
+plain = "x"
+[users.tx]
+password = "x"
+pool_mode = "transaction"
+pool_size = 7
+max_user_connections = 9
+[databases.a]
+host = "h"
+[databases.b]
+host = "h"
+dbname = "bee"
+pool_mode = "transaction"
+pool_size = 30
+min_pool_size = 3
+reserve_pool_size = 4
+max_db_connections = 0
+[databases.c]
+host = "h"
+pool_mode = "session"
+)";
+
+TEST(conf_overrides, user_wins_over_database_wins_over_global) {
+  const auto c = load_config_from_string(overrides, "t.toml");
+  const auto* a = c->find_database("a");
+  const auto* b = c->find_database("b");
+  const auto* cc = c->find_database("c");
+  const auto* plain = c->find_user("plain");
+  const auto* tx = c->find_user("tx");
+  ASSERT_TRUE(a && b && cc && plain && tx);
+
+  auto s = c->effective_pool(*a, plain);
+  EXPECT_EQ(s.pool_mode, conf::pool_mode::session);
+  EXPECT_EQ(s.pool_size, 20u);
+  EXPECT_EQ(s.min_pool_size, 1u);
+  EXPECT_EQ(s.reserve_pool_size, 2u);
+  EXPECT_EQ(s.max_db_connections, 100u);
+  EXPECT_EQ(s.max_user_connections, 50u);
+
+  s = c->effective_pool(*b, plain);
+  EXPECT_EQ(s.pool_mode, conf::pool_mode::transaction);
+  EXPECT_EQ(s.pool_size, 30u);
+  EXPECT_EQ(s.min_pool_size, 3u);
+  EXPECT_EQ(s.reserve_pool_size, 4u);
+  EXPECT_EQ(s.max_db_connections, 0u);
+
+  s = c->effective_pool(*cc, tx);
+  EXPECT_EQ(s.pool_mode, conf::pool_mode::transaction);  // user over database "session"
+  EXPECT_EQ(s.pool_size, 7u);
+  EXPECT_EQ(s.max_user_connections, 9u);
+
+  s = c->effective_pool(*a, nullptr);  // a user known only through auth_query
+  EXPECT_EQ(s.pool_mode, conf::pool_mode::session);
+  EXPECT_EQ(s.pool_size, 20u);
+}
+
+TEST(conf_overrides, find_database_exact_then_wildcard) {
+  const auto c = load_config_from_string(overrides, "t.toml");
+  EXPECT_EQ(c->find_database("b")->backend_dbname("b"), "bee");
+  EXPECT_EQ(c->find_database("zzz"), nullptr);
+  EXPECT_EQ(c->find_user("nobody"), nullptr);
+
+  const auto w = load_config_from_string(with("", "[databases.\"*\"]\nhost = \"other\"\n"), "t.toml");
+  ASSERT_NE(w->find_database("app"), nullptr);
+  EXPECT_EQ(w->find_database("app")->name, "app");
+  const auto* any = w->find_database("reports");
+  ASSERT_NE(any, nullptr);
+  EXPECT_EQ(any->name, "*");
+  EXPECT_EQ(any->backend_dbname("reports"), "reports");
+  EXPECT_EQ(any->backends[0].host, "other");
+}
+
+// --- errors ------------------------------------------------------------------------------
+
+TEST(conf_errors, every_problem_is_reported_at_once_in_file_order) {
+  const std::string text = R"(default_pool_size = -3
+pool_mode = "statement"
+[users]
+app = "x"
+[databases.app]
+host = "h"
+pool_sise = 4
+)";
+  try {
+    load_config_from_string(text, "bad.toml");
+    FAIL() << "loaded";
+  } catch (const conf::config_error& e) {
+    ASSERT_EQ(e.problems().size(), 3u) << e.what();
+    EXPECT_EQ(e.problems()[0].to_string(), "bad.toml:1: key 'default_pool_size': must be between 1 and 100000 (got -3)");
+    EXPECT_EQ(e.problems()[1].line, 2u);
+    EXPECT_EQ(e.problems()[1].key, "pool_mode");
+    EXPECT_EQ(e.problems()[2].line, 7u);
+    EXPECT_EQ(e.problems()[2].key, "databases.app.pool_sise");
+    EXPECT_EQ(std::string(e.what()),
+              e.problems()[0].to_string() + "\n" + e.problems()[1].to_string() + "\n" + e.problems()[2].to_string());
+  }
+}
+
+TEST(conf_errors, syntax_error_has_line_and_column) {
+  try {
+    load_config_from_string("[users]\napp = \"x\"\n[databases.app\nhost = \"h\"\n", "s.toml");
+    FAIL() << "loaded";
+  } catch (const conf::config_error& e) {
+    ASSERT_EQ(e.problems().size(), 1u);
+    const auto& p = e.problems()[0];
+    EXPECT_EQ(p.line, 3u);
+    EXPECT_GT(p.column, 0u);
+    EXPECT_TRUE(p.key.empty());
+    EXPECT_TRUE(p.to_string().starts_with("s.toml:3:" + std::to_string(p.column) + ": TOML syntax error")) << p.to_string();
+  }
+}
+
+TEST(conf_errors, missing_file_and_directory) {
+  try {
+    conf::load_config("/nonexistent/pgsluice.toml");
+    FAIL() << "loaded";
+  } catch (const conf::config_error& e) {
+    EXPECT_EQ(std::string(e.what()), "/nonexistent/pgsluice.toml: config file not found");
+  }
+  EXPECT_THROW(conf::load_config(examples_dir), conf::config_error);
+}
+
+TEST(conf_errors, tls_paths_resolve_against_the_config_file) {
+  std::string pattern = (fs::temp_directory_path() / "pgsluice_conf_XXXXXX").string();
+  ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
+  const fs::path tmp = pattern;
+  {
+    std::ofstream(tmp / "server.crt") << "x";
+    std::ofstream(tmp / "server.key") << "x";
+    std::ofstream(tmp / "tls.toml") << with("", "[tls]\nclient_tls_mode = \"require\"\nclient_tls_cert_file = "
+                                                "\"server.crt\"\nclient_tls_key_file = \"server.key\"\n");
+  }
+  const auto c = conf::load_config(tmp / "tls.toml");
+  EXPECT_EQ(c->tls.client_tls_cert_file, tmp / "server.crt");
+  ASSERT_EQ(c->warnings.size(), 1u);  // TLS is validated but not built yet
+  EXPECT_EQ(c->warnings[0].key, "tls.client_tls_mode");
+  fs::remove_all(tmp);
+}
+
+// --- reload ------------------------------------------------------------------------------
+
+TEST(conf_reload, restrictions_name_settings_that_need_a_restart) {
+  const auto old = load_config_from_string(with("workers = 2"), "a.toml");
+  EXPECT_TRUE(conf::reload_restrictions(*old, *old).empty());
+
+  const auto same_socket = load_config_from_string(with("workers = 2\ndefault_pool_size = 5"), "b.toml");
+  EXPECT_TRUE(conf::reload_restrictions(*old, *same_socket).empty());
+
+  const auto moved = load_config_from_string(with("workers = 4", "[listen]\nhost = \"0.0.0.0\"\nport = 7000\n"), "c.toml");
+  const auto r = conf::reload_restrictions(*old, *moved);
+  ASSERT_EQ(r.size(), 2u);
+  EXPECT_EQ(r[0], "listen: 127.0.0.1:6432 -> 0.0.0.0:7000 needs a restart; keeping 127.0.0.1:6432");
+  EXPECT_EQ(r[1], "workers: 2 -> 4 needs a restart; keeping 2");
+}
+
+// --- check ---------------------------------------------------------------------------------
+
+TEST(conf_check, ok_and_failure_output) {
+  std::ostringstream out, err;
+  EXPECT_EQ(conf::run_check(examples_dir / "transaction-pooling.toml", out, err), 0);
+  EXPECT_EQ(out.str(), "config OK: 3 databases, 5 users\n");
+  EXPECT_EQ(err.str(), "");
+
+  std::ostringstream out2, err2;
+  const fs::path bad = source_dir / "tests/unit/conf_invalid/pool_size_negative.toml";
+  EXPECT_EQ(conf::run_check(bad, out2, err2), 1);
+  EXPECT_EQ(out2.str(), "");
+  EXPECT_NE(err2.str().find(bad.string() + ":"), std::string::npos);
+  EXPECT_NE(err2.str().find("key 'databases.app.pool_size': must be between 1 and 100000 (got -3)"), std::string::npos)
+      << err2.str();
+}
+
+TEST(conf_check, defaults_listing_covers_every_key_once) {
+  const auto docs = conf::describe_settings();
+  std::set<std::string> keys;
+  for (const auto& d : docs) {
+    EXPECT_TRUE(keys.insert(d.key).second) << d.key;
+    EXPECT_FALSE(d.description.empty()) << d.key;
+    EXPECT_FALSE(d.default_value.empty()) << d.key;
+  }
+  for (const char* key : {"pool_mode", "default_pool_size", "query_wait_timeout", "listen.port", "tls.client_tls_mode",
+                          "databases.<name>.pool_size", "databases.<name>.backends[].role", "users.<name>.password"}) {
+    EXPECT_EQ(keys.count(key), 1u) << key;
+  }
+  std::ostringstream out;
+  conf::print_defaults(out);
+  EXPECT_NE(out.str().find("# query_wait_timeout = \"2min\"\n"), std::string::npos) << out.str();
+}
+
+}  // namespace
+}  // namespace pgsluice::test
