@@ -1,0 +1,178 @@
+// Session-parameter bookkeeping and the SET/RESET statement that reconciles a server with a client.
+#include "proxy/params.hpp"
+
+#include <algorithm>
+#include <cctype>
+
+#include "proxy/pinning.hpp"
+
+namespace pgsluice::proxy {
+namespace {
+
+bool iequals(std::string_view a, std::string_view b) noexcept {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+}  // namespace
+
+const std::string* parameter_set::find(std::string_view name) const noexcept {
+  for (const auto& [k, v] : items_) {
+    if (iequals(k, name)) return &v;
+  }
+  return nullptr;
+}
+
+bool parameter_set::set(std::string_view name, std::string_view value) {
+  for (auto& [k, v] : items_) {
+    if (iequals(k, name)) {
+      if (v == value) return false;
+      v.assign(value);
+      return true;
+    }
+  }
+  items_.emplace_back(std::string(name), std::string(value));
+  return true;
+}
+
+bool parameter_set::erase(std::string_view name) {
+  auto it = std::find_if(items_.begin(), items_.end(), [&](const value_type& p) { return iequals(p.first, name); });
+  if (it == items_.end()) return false;
+  items_.erase(it);
+  return true;
+}
+
+bool is_valid_setting_name(std::string_view name) noexcept {
+  if (name.empty() || name.size() > 63 || std::isdigit(static_cast<unsigned char>(name[0]))) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.';
+  });
+}
+
+std::string quote_literal(std::string_view value) {
+  std::string out = "E'";
+  for (char c : value) {
+    if (c == '\'' || c == '\\') out += c;
+    out += c;
+  }
+  out += '\'';
+  return out;
+}
+
+std::optional<parameter_set> parse_startup_options(std::string_view options) {
+  // pg_split_opts(): whitespace separates words, a backslash makes the next character literal.
+  std::vector<std::string> words;
+  std::string cur;
+  bool in_word = false;
+  for (std::size_t i = 0; i < options.size(); ++i) {
+    const char c = options[i];
+    if (std::isspace(static_cast<unsigned char>(c))) {
+      if (in_word) words.push_back(std::move(cur));
+      cur.clear();
+      in_word = false;
+      continue;
+    }
+    if (c == '\\' && i + 1 < options.size()) {
+      cur += options[++i];
+    } else {
+      cur += c;
+    }
+    in_word = true;
+  }
+  if (in_word) words.push_back(std::move(cur));
+
+  parameter_set out;
+  auto add = [&](std::string_view assignment) {
+    const auto eq = assignment.find('=');
+    if (eq == std::string_view::npos || eq == 0) return false;
+    std::string name(assignment.substr(0, eq));
+    std::replace(name.begin(), name.end(), '-', '_');  // --search-path=x is search_path, as in PostgreSQL
+    if (!is_valid_setting_name(name)) return false;
+    out.set(name, assignment.substr(eq + 1));
+    return true;
+  };
+  for (std::size_t i = 0; i < words.size(); ++i) {
+    std::string_view w = words[i];
+    if (w == "-c") {
+      if (i + 1 >= words.size() || !add(words[++i])) return std::nullopt;
+    } else if (w.starts_with("-c")) {
+      if (!add(w.substr(2))) return std::nullopt;
+    } else if (w.starts_with("--")) {
+      if (!add(w.substr(2))) return std::nullopt;
+    } else {
+      return std::nullopt;
+    }
+  }
+  return out;
+}
+
+std::optional<startup_error> sort_startup_parameters(
+    const std::vector<std::pair<std::string_view, std::string_view>>& params, client_startup& out) {
+  for (const auto& [name, value] : params) {
+    if (name == "user") {
+      out.user.assign(value);
+    } else if (name == "database") {
+      out.database.assign(value);
+    } else if (name == "replication") {
+      // Physical/logical replication connections are not pooled.
+      if (!iequals(value, "false") && !iequals(value, "off") && !iequals(value, "0") && !iequals(value, "no"))
+        return startup_error{"08P01", "pgsluice does not support replication connections"};
+    } else if (name == "options") {
+      auto opts = parse_startup_options(value);
+      if (!opts) return startup_error{"08P01", "invalid command-line argument in startup packet options"};
+      for (const auto& [k, v] : *opts) {
+        if (is_tracked_parameter(k)) {
+          out.reported.set(k, v);
+        } else {
+          out.settings.set(k, v);
+        }
+      }
+    } else if (name.starts_with("_pq_.")) {
+      // Protocol options are answered with NegotiateProtocolVersion by the caller.
+    } else {
+      if (!is_valid_setting_name(name))
+        return startup_error{"42704", "unrecognized configuration parameter \"" + std::string(name) + "\""};
+      if (iequals(name, "application_name")) out.application_name.assign(value);
+      if (is_tracked_parameter(name)) {
+        out.reported.set(name, value);
+      } else {
+        out.settings.set(name, value);
+      }
+    }
+  }
+  // PostgreSQL: the database name defaults to the user name.
+  if (out.database.empty()) out.database = out.user;
+  return std::nullopt;
+}
+
+std::string plan_settings_sync(const parameter_set& client_view, const parameter_set& client_settings,
+                               const parameter_set& server_reported, const parameter_set& server_applied) {
+  std::string sql;
+  auto add_set = [&](std::string_view name, std::string_view value) {
+    sql += "SET ";
+    sql += name;
+    sql += " TO ";
+    sql += quote_literal(value);
+    sql += ';';
+  };
+  for (const auto& [name, value] : client_view) {
+    if (!is_tracked_parameter(name)) continue;
+    const std::string* have = server_reported.find(name);
+    if (have == nullptr || *have != value) add_set(name, value);
+  }
+  for (const auto& [name, value] : client_settings) {
+    const std::string* have = server_applied.find(name);
+    if (have == nullptr || *have != value) add_set(name, value);
+  }
+  for (const auto& [name, value] : server_applied) {
+    if (client_settings.find(name) == nullptr) {
+      sql += "RESET ";
+      sql += name;
+      sql += ';';
+    }
+  }
+  return sql;
+}
+
+}  // namespace pgsluice::proxy
