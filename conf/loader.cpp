@@ -741,7 +741,7 @@ void sort_by_line(std::vector<config_problem>& problems) {
                    [](const config_problem& a, const config_problem& b) { return a.line < b.line; });
 }
 
-std::shared_ptr<const config> load(context& ctx, std::string_view text) {
+std::shared_ptr<const config> load(context& ctx, std::string_view text, std::filesystem::path source) {
   toml::table root;
   try {
     root = toml::parse(text, std::string_view(ctx.file));
@@ -751,6 +751,7 @@ std::shared_ptr<const config> load(context& ctx, std::string_view text) {
   }
 
   auto c = std::make_shared<config>();
+  c->source = std::move(source);
   read_table<config>(ctx, root, root_schema, *c, "");
   if (const toml::node* listen = root.get("listen")) read_listen(ctx, *listen, *c);
   read_section<tls_config>(ctx, root, "tls", tls_schema, c->tls);
@@ -865,16 +866,14 @@ std::shared_ptr<const config> load_config(const std::filesystem::path& file) {
   }
   std::ostringstream text;
   text << in.rdbuf();
-  auto c = load(ctx, text.str());
-  std::const_pointer_cast<config>(c)->source = file;
-  return c;
+  return load(ctx, text.str(), file);
 }
 
 std::shared_ptr<const config> load_config_from_string(std::string_view text, std::string_view name) {
   context ctx;
   ctx.file = std::string(name);
   ctx.base_dir = std::filesystem::current_path();
-  return load(ctx, text);
+  return load(ctx, text, {});
 }
 
 std::vector<setting_doc> describe_settings() {
