@@ -112,31 +112,26 @@ struct transcript {
     char ssl_answer = 0;
 
     template <class T>
-    std::vector<const T*> all_server() const {
+    std::vector<const T*> all_server() const { return all_of<T>(server); }
+    template <class T>
+    std::vector<const T*> all_client() const { return all_of<T>(client); }
+    template <class T>
+    const T& server_one() const { return one_of<T>(server); }
+    template <class T>
+    const T& client_one() const { return one_of<T>(client); }
+
+private:
+    template <class T, class Variant>
+    static std::vector<const T*> all_of(const std::vector<Variant>& messages) {
         std::vector<const T*> out;
-        for (const auto& m : server)
+        for (const auto& m : messages)
             if (auto* x = std::get_if<T>(&m))
                 out.push_back(x);
         return out;
     }
-    template <class T>
-    std::vector<const T*> all_client() const {
-        std::vector<const T*> out;
-        for (const auto& m : client)
-            if (auto* x = std::get_if<T>(&m))
-                out.push_back(x);
-        return out;
-    }
-    template <class T>
-    const T& server_one() const {
-        const auto v = all_server<T>();
-        if (v.size() != 1)
-            throw std::runtime_error(std::string("expected one ") + message_name<T>() + ", got " + std::to_string(v.size()));
-        return *v.front();
-    }
-    template <class T>
-    const T& client_one() const {
-        const auto v = all_client<T>();
+    template <class T, class Variant>
+    static const T& one_of(const std::vector<Variant>& messages) {
+        const auto v = all_of<T>(messages);
         if (v.size() != 1)
             throw std::runtime_error(std::string("expected one ") + message_name<T>() + ", got " + std::to_string(v.size()));
         return *v.front();
