@@ -271,3 +271,33 @@ TEST(persistent_cluster, up_attach_down_and_fast_restart_keep_the_data) {
 }
 
 } // namespace
+
+namespace {
+
+// The pgsluice_process helper against the real binary: a `serve` that cannot start must
+// be reported with its own words (here: an invalid config), not as a timeout.
+TEST(pgsluice_process, a_serve_that_exits_is_reported_with_its_log) {
+    auto& c = t::cluster();
+    t::pgsluice_process::options o;
+    o.config = [&](std::uint16_t port) {
+        return "pool_mode = \"no-such-mode\"\n[listen]\nhost = \"127.0.0.1\"\nport = " + std::to_string(port) +
+               "\n[users]\nsluice_scram = \"scram-secret\"\n[databases.sluice]\nhost = \"127.0.0.1\"\nport = " +
+               std::to_string(c.port(c.primary_index())) + "\n";
+    };
+    o.probe = {"sluice_scram", "scram-secret", c.database()};
+    try {
+        t::pgsluice_process proxy(o);
+        FAIL() << "pgsluice accepted pool_mode = \"no-such-mode\"";
+    } catch (const pgsluice::bench::missing_dependency& e) {
+        FAIL() << e.what();
+    } catch (const pgsluice::bench::stack_error& e) {
+        const std::string what = e.what();
+        EXPECT_NE(what.find("pgsluice exited during start-up"), std::string::npos) << what;
+        // The log's own lines follow "log <file>:"; what serve printed must be there.
+        const auto log_at = what.find("pgsluice.log:\n");
+        ASSERT_NE(log_at, std::string::npos) << what;
+        EXPECT_GT(what.size(), log_at + std::string("pgsluice.log:\n").size() + 1) << "empty log quoted: " << what;
+    }
+}
+
+} // namespace
