@@ -1,0 +1,136 @@
+// Bench results: the data model of a run, medians and ratios, the terminal table, live lines, JSON files and the HTML report.
+//
+// A run is a set of (workload, protocol, clients, connect-per-transaction)
+// groups; in each group every target ran `repeat` times, interleaved (A B C A B
+// C ...). The table shows per target the median of each metric over the
+// repeats, and the ratio of its median requests/s to PgBouncer's and to direct
+// PostgreSQL's in the same group.
+#pragma once
+
+#include <nlohmann/json_fwd.hpp>
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "bench/histogram.hpp"
+#include "bench/load_generator.hpp"
+#include "bench/sysinfo.hpp"
+
+namespace pgsluice::bench {
+
+struct target_config {
+  std::string name;         // "direct", "pgbouncer", ... or a user's name
+  std::string url;          // with the password removed
+};
+
+struct run_config {
+  std::vector<std::string> workloads;
+  std::vector<std::string> protocols;
+  std::vector<std::uint32_t> clients;
+  std::vector<target_config> targets;
+  double duration_s = 0;
+  double warmup_s = 0;
+  double ramp = 0;
+  std::uint32_t repeat = 1;
+  std::uint32_t threads = 0;
+  bool connect_per_transaction = false;
+  double read_ratio = 0;
+  std::string distribution;
+  std::string region;
+  double scale = 0;
+};
+
+struct group_key {
+  std::string workload;
+  std::string protocol;
+  std::uint32_t clients = 0;
+  bool connect_per_transaction = false;
+  auto operator<=>(const group_key&) const = default;
+  std::string label() const;  // "select-only · simple · 10 clients"
+};
+
+// One target's run of one group, one repeat.
+struct run_result {
+  std::string target;
+  group_key group;
+  std::uint32_t repeat = 0;
+  std::uint64_t requests = 0;
+  std::uint64_t failures = 0;
+  std::map<std::string, std::uint64_t> errors;
+  std::map<std::string, std::string> error_samples;
+  double duration_s = 0;
+  double warmup_s = 0;
+  std::uint64_t connections_opened = 0;
+  latency_histogram latency;
+  latency_histogram connect_latency;
+  std::vector<timeline_point> timeline;
+  std::optional<memory_usage> memory;   // peak over the run of the target's server processes
+  std::string memory_scope;             // what was measured, e.g. "pgbouncer (1 process)"
+
+  double rps() const noexcept { return duration_s > 0 ? static_cast<double>(requests) / duration_s : 0; }
+  static run_result from(const std::string& target, const group_key& group, std::uint32_t repeat,
+                         const load_result& r);
+};
+
+// The medians of one target in one group.
+struct summary_row {
+  group_key group;
+  std::string target;
+  std::uint32_t repeats = 0;
+  double requests = 0;
+  double failures = 0;
+  double mean_ms = 0, p50_ms = 0, p95_ms = 0, p99_ms = 0, max_ms = 0;
+  double rps = 0;
+  std::optional<double> vs_pgbouncer;   // rps / PgBouncer's rps in this group
+  std::optional<double> vs_direct;
+  std::optional<memory_usage> memory;   // largest peak over the repeats
+  std::map<std::string, std::uint64_t> errors;  // summed over repeats
+};
+
+struct bench_run {
+  std::string id;                       // "2026-11-21T14-03-00": the results directory name
+  std::string started_at;               // ISO 8601, UTC
+  machine_info machine;
+  run_config config;
+  std::vector<run_result> results;
+  std::vector<std::string> notes;
+};
+
+double median(std::vector<double> values);
+
+// Summary rows in group order, targets in the order of config.targets.
+std::vector<summary_row> summarize(const bench_run& run);
+
+// The comparison table (plain text, aligned columns), one block per group.
+std::string format_table(const bench_run& run);
+
+// "[ 12s] pgbouncer        c=100  tps  21034  p50   0.41 ms  p99   1.90 ms  err      0  conn  100"
+std::string format_live_line(const std::string& target, std::uint32_t clients, const live_sample& sample);
+
+nlohmann::json to_json(const bench_run& run);
+bench_run bench_run_from_json(const nlohmann::json& j);   // throws nlohmann::json::exception on bad input
+
+// Writes <dir>/results.json; returns its path.
+std::filesystem::path save_run(const bench_run& run, const std::filesystem::path& dir);
+// Reads a results.json, or the results.json inside a directory. Throws std::runtime_error.
+bench_run load_run(const std::filesystem::path& path);
+
+// Per group and target: requests/s and p99 of `run` next to `baseline`'s, with the change.
+std::string format_comparison(const bench_run& run, const bench_run& baseline);
+
+// A self-contained HTML page (inline CSS and SVG, no scripts, no network): for
+// each group throughput over time and latency percentiles per target, and a bar
+// chart of requests/s; with `baseline`, a comparison of the two runs.
+std::string render_html(const bench_run& run, const bench_run* baseline = nullptr);
+
+// "2026-11-21T14-03-00" for now (UTC); `iso` receives "2026-11-21T14:03:00Z".
+std::string timestamp_id(std::string* iso = nullptr);
+
+// postgresql://user:secret@host/db -> postgresql://user@host/db; key=value strings lose password=...
+std::string redact_conninfo(const std::string& conninfo);
+
+}  // namespace pgsluice::bench
