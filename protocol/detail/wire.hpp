@@ -52,7 +52,8 @@ class reader {
   // A NUL-terminated String; the view excludes the NUL.
   std::string_view cstring() noexcept {
     if (failed()) return {};
-    const void* nul = std::memchr(p_, 0, remaining());
+    // An empty body may come with a null data pointer, which memchr must not see.
+    const void* nul = remaining() == 0 ? nullptr : std::memchr(p_, 0, remaining());
     if (nul == nullptr) {
       fail(errc::missing_terminator);
       return {};
