@@ -1,0 +1,174 @@
+#!/usr/bin/env bash
+# Runs the compose stacks' own scripts and configs on loopback without Docker, and checks that every user logs in through every front end.
+#
+# For machines without a Docker engine: it starts the primary the way the
+# postgres image does on a first start (initdb, a socket-only server, then
+# postgres/primary-init.sh), clones both replicas with
+# postgres/replica-entrypoint.sh (with `gosu` and the image's entrypoint stood
+# in for), then runs PgBouncer and Pgpool-II from the compose config files.
+# Container host names become 127.0.0.1 and the fixed ports free ones; nothing
+# else in the configs is changed. Everything lives in a temporary directory and
+# every process started here is stopped on exit, also on failure.
+#
+# Needs PostgreSQL 15, pgbouncer and pgpool2 installed (scripts/install.sh).
+# Run as root (servers then run as the postgres OS user) or as that user.
+#   compose/check-without-docker.sh        exit status 0 when every login works
+set -Eeuo pipefail
+
+here="$(cd "$(dirname "$0")" && pwd)"
+bin=/usr/lib/postgresql/15/bin
+os_user=postgres
+work="$(mktemp -d /tmp/pgsluice-compose-check.XXXXXX)"
+
+as_user() {
+  if [ "$(id -u)" = 0 ]; then runuser -u "$os_user" -- "$@"; else "$@"; fi
+}
+
+# Free loopback ports, taken all at once so they differ from each other.
+read -r p_primary p_replica1 p_replica2 p_pgbouncer p_pgpool p_pgbouncer_pgpool p_pcp <<<"$(
+  /usr/bin/python3 -c '
+import socket
+socks = [socket.socket() for _ in range(7)]
+for s in socks: s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in socks))')"
+
+# The server options every node gets in compose.yaml (x-postgres.command).
+server_options="$(/usr/bin/python3 -c '
+import sys, yaml
+command = yaml.safe_load(open(sys.argv[1]))["x-postgres"]["command"]
+assert command[0] == "postgres"
+print(" ".join(command[1:]))' "$here/compose.yaml")"
+
+cleanup() {
+  local status=$?
+  set +e
+  for name in pgbouncer pgbouncer-pgpool; do
+    [ -s "$work/$name.pid" ] && kill "$(cat "$work/$name.pid")" 2>/dev/null
+  done
+  # Pgpool-II's pid file ends in a NUL byte. SIGINT: fast shutdown.
+  [ -s "$work/pgpool/pgpool.pid" ] && kill -INT "$(tr -d '\0' <"$work/pgpool/pgpool.pid")" 2>/dev/null
+  for node in replica2 replica1 primary; do
+    [ -f "$work/$node/postmaster.pid" ] && as_user "$bin/pg_ctl" -D "$work/$node" -m fast -w stop >/dev/null
+  done
+  if [ "$status" = 0 ]; then rm -rf "$work"; else echo "check-without-docker: logs kept in $work" >&2; fi
+}
+trap cleanup EXIT
+
+mkdir -p "$work/sock" "$work/stubs" "$work/pgbouncer" "$work/pgbouncer-pgpool" "$work/pgpool"
+if [ "$(id -u)" = 0 ]; then chown -R "$os_user:$os_user" "$work"; fi
+
+# --- primary: what the image's entrypoint does, then our init script -----------
+printf 'admin-secret\n' >"$work/pw"
+as_user "$bin/initdb" -D "$work/primary" --username=sluice_admin --pwfile="$work/pw" >"$work/initdb.log" 2>&1
+printf '\nhost all all all scram-sha-256\n' >>"$work/primary/pg_hba.conf"
+as_user "$bin/pg_ctl" -D "$work/primary" -w -l "$work/primary-init.log" \
+  -o "$server_options -c listen_addresses='' -k $work/sock -p $p_primary" start >/dev/null
+as_user env PGHOST="$work/sock" PGPORT="$p_primary" "$bin/psql" -q -v ON_ERROR_STOP=1 \
+  -U sluice_admin -d postgres -c 'CREATE DATABASE sluice'
+# Sourced, as the image's entrypoint does with a non-executable init script.
+# shellcheck disable=SC2016 # "$0" is expanded by the inner shell
+as_user env PGHOST="$work/sock" PGPORT="$p_primary" PATH="$bin:$PATH" PGDATA="$work/primary" \
+  POSTGRES_USER=sluice_admin POSTGRES_DB=sluice \
+  REPLICATION_USER=replicator REPLICATION_PASSWORD=replicator-secret \
+  bash -c 'set -Eeo pipefail; . "$0"' "$here/postgres/primary-init.sh" >"$work/primary-init.out"
+as_user "$bin/pg_ctl" -D "$work/primary" -m fast -w stop >/dev/null
+as_user "$bin/pg_ctl" -D "$work/primary" -w -l "$work/primary.log" \
+  -o "$server_options -c listen_addresses=127.0.0.1 -k $work/sock -p $p_primary" start >/dev/null
+
+# --- replicas: our entrypoint, with stand-ins for gosu and the image's entrypoint
+cat >"$work/stubs/gosu" <<'EOF'
+#!/bin/sh
+user="$1"; shift
+exec runuser -u "$user" -- "$@"
+EOF
+printf '#!/bin/sh\nexit 0\n' >"$work/stubs/docker-entrypoint.sh"
+chmod 0755 "$work/stubs/gosu" "$work/stubs/docker-entrypoint.sh"
+for n in 1 2; do
+  port_var="p_replica$n"
+  env PATH="$work/stubs:$bin:$PATH" PGDATA="$work/replica$n" \
+    PRIMARY_HOST=127.0.0.1 PRIMARY_PORT="$p_primary" \
+    REPLICATION_USER=replicator REPLICATION_PASSWORD=replicator-secret REPLICA_NAME="replica$n" \
+    bash "$here/postgres/replica-entrypoint.sh" postgres 2>"$work/replica$n-entrypoint.log"
+  as_user "$bin/pg_ctl" -D "$work/replica$n" -w -l "$work/replica$n.log" \
+    -o "$server_options -c listen_addresses=127.0.0.1 -k $work/sock -p ${!port_var}" start >/dev/null
+done
+
+# --- poolers: the compose configs, host names and ports swapped -----------------
+sed -e "s/host=primary port=5432/host=127.0.0.1 port=$p_primary/" \
+    -e "s/^listen_addr = 0.0.0.0/listen_addr = 127.0.0.1/" \
+    -e "s/^listen_port = 6432/listen_port = $p_pgbouncer/" \
+    -e "s|/etc/pgbouncer/|$work/pgbouncer/|" \
+    "$here/pgbouncer/pgbouncer.ini" >"$work/pgbouncer/pgbouncer.ini"
+cp "$here/pgbouncer/userlist.txt" "$work/pgbouncer/"
+sed -e "s/host=pgpool port=9999/host=127.0.0.1 port=$p_pgpool/" \
+    -e "s/^listen_addr = 0.0.0.0/listen_addr = 127.0.0.1/" \
+    -e "s/^listen_port = 6432/listen_port = $p_pgbouncer_pgpool/" \
+    -e "s|/etc/pgbouncer/|$work/pgbouncer-pgpool/|" \
+    "$here/pgbouncer-pgpool/pgbouncer.ini" >"$work/pgbouncer-pgpool/pgbouncer.ini"
+cp "$here/pgbouncer-pgpool/userlist.txt" "$work/pgbouncer-pgpool/"
+sed -e "/^backend_hostname/s/'[a-z0-9]*'/'127.0.0.1'/" \
+    -e "s/^backend_port0 = 5432/backend_port0 = $p_primary/" \
+    -e "s/^backend_port1 = 5432/backend_port1 = $p_replica1/" \
+    -e "s/^backend_port2 = 5432/backend_port2 = $p_replica2/" \
+    -e "s/^listen_addresses = '\*'/listen_addresses = '127.0.0.1'/" \
+    -e "s/^port = 9999/port = $p_pgpool/" \
+    -e "s/^pcp_port = 9898/pcp_port = $p_pcp/" \
+    -e "s|/var/run/pgpool|$work/pgpool|g; s|/var/log/pgpool|$work/pgpool|; s|/etc/pgpool2/|$work/pgpool/|" \
+    "$here/pgpool/pgpool.conf" >"$work/pgpool/pgpool.conf"
+cp "$here/pgpool/pool_passwd" "$here/pgpool/pcp.conf" "$here/pgpool/pool_hba.conf" "$work/pgpool/"
+if [ "$(id -u)" = 0 ]; then chown -R "$os_user:$os_user" "$work"; fi
+
+start_bg() {  # name, command...: runs in the background, pid in $work/name.pid, output in $work/name.log
+  local name="$1"; shift
+  if [ "$(id -u)" = 0 ]; then set -- runuser -u "$os_user" -- "$@"; fi
+  "$@" >"$work/$name.log" 2>&1 &
+  echo $! >"$work/$name.pid"
+}
+start_bg pgbouncer /usr/sbin/pgbouncer "$work/pgbouncer/pgbouncer.ini"
+start_bg pgbouncer-pgpool /usr/sbin/pgbouncer "$work/pgbouncer-pgpool/pgbouncer.ini"
+start_bg pgpool /usr/sbin/pgpool -n -D -f "$work/pgpool/pgpool.conf" -F "$work/pgpool/pcp.conf" \
+  -a "$work/pgpool/pool_hba.conf"
+
+# Ready when the compose health check passes: a real login and a query.
+for port in "$p_pgbouncer" "$p_pgpool" "$p_pgbouncer_pgpool"; do
+  for attempt in $(seq 1 60); do
+    if PGPASSWORD=admin-secret "$bin/psql" -h 127.0.0.1 -p "$port" -U sluice_admin -d sluice \
+        -Atqc 'SELECT 1' >/dev/null 2>&1; then break; fi
+    if [ "$attempt" = 60 ]; then echo "check-without-docker: nothing answers on port $port" >&2; exit 1; fi
+    sleep 0.5
+  done
+done
+
+# --- checks -------------------------------------------------------------------------
+passes=0
+failures=0
+check() {  # description, expected, actual
+  if [ "$2" = "$3" ]; then
+    echo "ok    $1"
+    passes=$((passes + 1))
+  else
+    echo "FAIL  $1: expected '$2', got '$3'"
+    failures=$((failures + 1))
+  fi
+}
+for target in "primary:$p_primary" "replica1:$p_replica1" "replica2:$p_replica2" \
+    "pgbouncer:$p_pgbouncer" "pgpool:$p_pgpool" "pgbouncer-pgpool:$p_pgbouncer_pgpool"; do
+  for login in sluice_admin:admin-secret sluice_scram:scram-secret sluice_md5:md5-secret; do
+    user="${login%%:*}"
+    got="$(PGPASSWORD="${login#*:}" "$bin/psql" -h 127.0.0.1 -p "${target#*:}" -U "$user" -d sluice \
+      -Atc 'SELECT current_user' 2>&1 || true)"
+    check "${target%%:*}: $user logs in" "$user" "$got"
+  done
+  got="$(PGPASSWORD=wrong "$bin/psql" -h 127.0.0.1 -p "${target#*:}" -U sluice_scram -d sluice \
+    -Atc 'SELECT 1' 2>&1 || true)"
+  check "${target%%:*}: a wrong password is refused" "refused" "$(case "$got" in *authentication\ failed*) echo refused ;; *) echo "$got" ;; esac)"
+done
+admin() { PGPASSWORD=admin-secret "$bin/psql" -h 127.0.0.1 -p "$1" -U sluice_admin -d sluice -Atc "$2"; }
+check "primary: both replicas stream under their own names" "replica1 streaming,replica2 streaming" \
+  "$(admin "$p_primary" "SELECT string_agg(application_name || ' ' || state, ',' ORDER BY 1) FROM pg_stat_replication")"
+check "pgpool: one primary and two streaming standbys, all up" \
+  "up primary ,up standby streaming,up standby streaming" \
+  "$(admin "$p_pgpool" "SHOW pool_nodes" | awk -F'|' '{ printf "%s%s %s %s", (NR > 1 ? "," : ""), $4, $7, $12 }')"
+
+echo "$passes passed, $failures failed"
+[ "$failures" = 0 ]
