@@ -6,7 +6,9 @@
 // errc::truncated_field (a fixed-size field or counted array past the end of the body),
 // errc::malformed_message (bytes left over, bad counts, invalid enumerated values),
 // errc::unknown_message_type (tag or Authentication subtype outside the protocol).
-// Encoders append one complete message (tag and length included) to `out`.
+// Encoders append one complete message (tag and length included) to `out`; they trust their
+// input (strings without NUL bytes, at most 32767 entries in Int16-counted arrays), which any
+// decoded message satisfies, so decode -> encode reproduces the original bytes exactly.
 #pragma once
 
 #include <cstdint>
