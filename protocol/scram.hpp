@@ -13,8 +13,9 @@
 // Channel binding: the gs2 header may be "n,," (client does not support it), "y,," (client
 // supports it but thinks the server does not) or "p=tls-server-end-point,," (SCRAM-SHA-256-PLUS).
 // Both roles take the binding data (the hash of the server certificate, RFC 5929 section 4) from
-// the caller, which owns the TLS connection; without it "p" is refused with
-// errc::channel_binding_error.
+// the caller, which owns the TLS connection. A server given none offers only SCRAM-SHA-256 and
+// refuses SCRAM-SHA-256-PLUS (errc::unsupported_mechanism) and a "p" header
+// (errc::channel_binding_error); a client given none never sends "p".
 #pragma once
 
 #include <array>
