@@ -41,4 +41,16 @@ $SUDO apt-get install -y -q --no-install-recommends "${packages[@]}"
 
 # The test servers run as the postgres OS user; it must exist.
 id postgres >/dev/null 2>&1 || { echo "install: the postgres OS user is missing after installing postgresql-15" >&2; exit 1; }
+
+# --- drivers test (tests/integration/drivers_test.cpp): node-postgres from the npm registry,
+# because Debian's node-pg conflicts with the installed Node.js. Reinstalled from the lock file
+# only when node_modules is missing or older than package.json / package-lock.json.
+node_driver_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/drivers/node"
+node_installed="$node_driver_dir/node_modules/.package-lock.json"
+if [ ! -f "$node_installed" ] || [ "$node_driver_dir/package-lock.json" -nt "$node_installed" ] \
+   || [ "$node_driver_dir/package.json" -nt "$node_installed" ]; then
+  (cd "$node_driver_dir" && npm ci --no-audit --no-fund)
+fi
+# --- end drivers test
+
 echo "install: done"
