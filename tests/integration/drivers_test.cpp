@@ -58,6 +58,10 @@ struct driver {
     bool named_statements;
 };
 
+// Readable parameters in GoogleTest's failure lines.
+void PrintTo(target where, std::ostream* os) { *os << to_string(where); }
+void PrintTo(const driver& d, std::ostream* os) { *os << d.name; }
+
 const std::vector<driver> drivers{
     {"psql", false},  {"libpq", true},  {"psycopg2", false}, {"psycopg3", true},
     {"asyncpg", true}, {"jdbc", true},  {"node", true},
