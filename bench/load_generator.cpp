@@ -700,6 +700,8 @@ load_result load_generator::run(const std::function<void(const live_sample&)>& o
     seconds = std::max(seconds, w->seconds.size());
   }
   for (const auto& [k, v] : result.errors) result.failures += v;
+  // The seconds of the run proper; the sliver after the end (closing connections) is left out.
+  seconds = std::min(seconds, static_cast<std::size_t>(total_seconds));
   for (std::size_t s = 0; s < seconds; ++s) result.timeline.push_back(merge_second(static_cast<std::int64_t>(s)));
   result.warmup_seconds = std::chrono::duration<double>(opts.warmup).count();
   const time_point measured_end = std::min(finished, ctx.end);

@@ -155,6 +155,9 @@ std::string format_table(const bench_run& run) {
       out += fmt::format("{:<{}}    failures: {}\n", "", name_width, list);
     }
   }
+  if (any_memory)
+    out += "\nmem MiB: peak proportional set size (PSS) of each target's own processes during the run; "
+           "results.json has RSS too\n";
   return out;
 }
 
@@ -183,6 +186,14 @@ std::string format_live_line(const std::string& target, std::uint32_t clients, c
   return fmt::format("[{:>4}s] {:<16} c={:<5} tps {:>8}  p50 {:>8.2f} ms  p99 {:>8.2f} ms  err {:>6}  conn {:>5}{}",
                      s.point.second + 1, target, clients, s.point.requests, s.point.p50_ms, s.point.p99_ms,
                      s.point.errors, s.point.connected, s.warmup ? "  (warm-up)" : "");
+}
+
+std::string format_result_line(const run_result& r) {
+  std::string line = fmt::format("   -> {} requests ({:.1f}/s), {} failures, p50 {:.2f} ms, p99 {:.2f} ms, max {:.2f} ms",
+                                 r.requests, r.rps(), r.failures, ms(r.latency.percentile(50)),
+                                 ms(r.latency.percentile(99)), ms(r.latency.max()));
+  if (r.memory) line += fmt::format(", memory {} MiB", memory_text(r.memory));
+  return line;
 }
 
 // ---- JSON ------------------------------------------------------------------------------------
@@ -509,6 +520,10 @@ double chart_frame(std::string& svg, const std::string& title, const std::string
   const int plot_h = chart_h - margin_t - margin_b;
   svg += fmt::format("<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"chart\" width=\"{}\" height=\"{}\" viewBox=\"0 0 {} {}\" role=\"img\">",
                      chart_w, chart_h, chart_w, chart_h);
+  // Styles inside each chart, so a chart copied out of the page still renders the same.
+  svg += "<style>text{font-family:system-ui,-apple-system,Segoe UI,sans-serif}.title{font-size:13px;font-weight:600}"
+         ".tick{font-size:11px;fill:#4b5563}.axis{font-size:11px;fill:#374151}.value{font-size:10px;fill:#111827}"
+         ".grid{stroke:#e5e7eb}.warmup{fill:#f3f4f6}</style>";
   svg += fmt::format("<title>{}</title><text x=\"{}\" y=\"18\" class=\"title\">{}</text>", esc(title), margin_l, esc(title));
   for (double v = 0; v <= top + step / 2; v += step) {
     const double y = margin_t + plot_h - v / top * plot_h;
@@ -659,8 +674,6 @@ std::string render_html(const bench_run& run, const bench_run* baseline) {
        "border-bottom:1px solid #e5e7eb}th:first-child,td:first-child{text-align:left}td.bad{color:#b91c1c;font-weight:600}"
        "tr.errors td{color:#b91c1c;font-size:.85em;text-align:left}.meta{color:#4b5563;font-size:.9em}"
        ".charts{display:flex;flex-wrap:wrap;gap:1em}.chart{background:#fafafa;border:1px solid #e5e7eb}"
-       ".title{font-size:13px;font-weight:600}.tick{font-size:11px;fill:#4b5563}.axis{font-size:11px;fill:#374151}"
-       ".value{font-size:10px;fill:#111827}.grid{stroke:#e5e7eb}.warmup{fill:#f3f4f6}"
        "</style></head><body>\n";
   h += "<h1>pgsluice bench — " + esc(run.id) + "</h1>\n";
   const machine_info& m = run.machine;

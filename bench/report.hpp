@@ -111,6 +111,9 @@ std::string format_table(const bench_run& run);
 // "[ 12s] pgbouncer        c=100  tps  21034  p50   0.41 ms  p99   1.90 ms  err      0  conn  100"
 std::string format_live_line(const std::string& target, std::uint32_t clients, const live_sample& sample);
 
+// "   -> 123456 requests (12345.6/s), 0 failures, p50 0.25 ms, p99 1.20 ms, max 9.87 ms"
+std::string format_result_line(const run_result& r);
+
 nlohmann::json to_json(const bench_run& run);
 bench_run bench_run_from_json(const nlohmann::json& j);   // throws nlohmann::json::exception on bad input
 
