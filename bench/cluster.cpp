@@ -791,7 +791,19 @@ void pg_cluster::promote(std::size_t replica) {
     state_.nodes[old_primary].role = node_role::replica;
     state_.nodes[old_primary].retired = true;
     node.role = node_role::primary;
+    write_node_conf_(node);
+    // The other replicas follow the new primary: their slots must exist there, and
+    // primary_conninfo is reloadable (SIGHUP) since PostgreSQL 13; the new timeline is
+    // followed because recovery_target_timeline defaults to 'latest' (docs: 20.5.5).
+    for (std::size_t i : replica_indexes()) {
+        exec_sql(replica, "SELECT pg_create_physical_replication_slot(" + sql_literal(state_.nodes[i].name) +
+                              ") WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = " +
+                              sql_literal(state_.nodes[i].name) + ")");
+        write_node_conf_(state_.nodes[i]);
+        processes_[i].signal(SIGHUP);
+    }
     save_();
+    wait_replicas_streaming(start_timeout_);
 }
 
 void pg_cluster::kill_node(std::size_t i) {

@@ -226,7 +226,10 @@ public:
     void destroy();
 
     // Failover tests.
-    void promote(std::size_t replica);  // pg_promote(), waits until it accepts writes
+    // pg_promote() on `replica`, waits until it accepts writes, then re-points the other
+    // replicas to it (slots created there, primary_conninfo reloaded) and waits until they
+    // stream. The old primary is marked retired: never restarted (no pg_rewind here).
+    void promote(std::size_t replica);
     void kill_node(std::size_t i);      // SIGKILL the postmaster
     void kill_primary() { kill_node(primary_index()); }
 

@@ -301,3 +301,38 @@ TEST(pgsluice_process, a_serve_that_exits_is_reported_with_its_log) {
 }
 
 } // namespace
+
+namespace {
+
+// Failover as later tests will stage it: SIGKILL the primary, promote replica_1, and
+// replica_2 follows it.
+TEST(failover_cluster, kill_primary_promote_a_replica_and_the_other_follows) {
+    namespace b = pgsluice::bench;
+    b::cluster_spec spec;
+    spec.replicas = 2;
+    auto c = b::pg_cluster::up(spec);
+    const auto old_primary = c->primary_index();
+    const auto old_pid = c->node(old_primary).process.value();
+    c->kill_primary();
+    EXPECT_FALSE(b::is_alive(old_pid));
+    const auto replicas = c->replica_indexes();
+    ASSERT_EQ(replicas.size(), 2u);
+    c->promote(replicas[0]);
+    EXPECT_EQ(c->primary_index(), replicas[0]);
+    EXPECT_EQ(c->replica_indexes(), std::vector<std::size_t>{replicas[1]});
+    EXPECT_EQ(c->exec_sql(replicas[0], "SELECT pg_is_in_recovery()").at(0).at(0), "f");
+    c->exec_sql(replicas[0], "CREATE TABLE after_failover AS SELECT 'new primary'::text AS v", c->database());
+    std::string seen;
+    EXPECT_TRUE(poll_until(30s, 20ms, [&] {
+        try {
+            seen = c->exec_sql(replicas[1], "SELECT v FROM after_failover", c->database()).at(0).at(0).value_or("");
+        } catch (const b::stack_error&) {
+            return false;
+        }
+        return seen == "new primary";
+    })) << "replica_2 does not follow the promoted node";
+    // The write went through a new timeline.
+    EXPECT_EQ(c->exec_sql(replicas[1], "SELECT received_tli > 1 FROM pg_stat_wal_receiver").at(0).at(0), "t");
+}
+
+} // namespace
