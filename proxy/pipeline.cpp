@@ -142,7 +142,10 @@ response_tracker::verdict response_tracker::on_server_message(char tag, hooks& h
         default: break;
       }
   }
-  if (done) pop();
+  if (done) {
+    h.completed(e);
+    pop();
+  }
   return v;
 }
 

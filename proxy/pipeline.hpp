@@ -63,6 +63,8 @@ class response_tracker {
     // An expectation that will never be answered successfully: skipped after an error, or itself
     // failed. Undo what the proxy recorded when it pushed it.
     virtual void rollback(const expectation& e) = 0;
+    // An expectation answered successfully (its last reply arrived).
+    virtual void completed(const expectation& e) { (void)e; }
   };
 
   enum class verdict : std::uint8_t { forward, swallow };

@@ -70,6 +70,12 @@ void server_statements::insert(const statement_ptr& stmt, std::vector<statement_
   }
 }
 
+void server_statements::restore(const statement_ptr& stmt) {
+  if (index_.count(stmt->digest) != 0) return;
+  lru_.push_back(stmt);
+  index_.emplace(stmt->digest, std::prev(lru_.end()));
+}
+
 bool server_statements::erase(const statement_digest& d) {
   auto it = index_.find(d);
   if (it == index_.end()) return false;

@@ -79,6 +79,9 @@ class server_statements {
   // capacity are appended to `evicted`; the caller closes them on the server.
   void insert(const statement_ptr& stmt, std::vector<statement_ptr>& evicted);
   bool erase(const statement_digest& d);
+  // Puts back a statement that is still on the server after all (its Close was skipped), as the
+  // least recently used one, without evicting anything.
+  void restore(const statement_ptr& stmt);
   void clear() noexcept;
 
  private:

@@ -1,13 +1,481 @@
-// `pgsluice serve`: placeholder until the event loops land.
+// `pgsluice serve`: workers and listeners, the pool registry, signals (graceful stop, reload) and periodic upkeep.
 #include "proxy/serve.hpp"
+
+#include <openssl/rand.h>
+#include <sys/socket.h>
 
 #include <iostream>
 
+#include <boost/asio/signal_set.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "proxy/client_session.hpp"
+#include "proxy/pool.hpp"
+#include "proxy/runtime.hpp"
+
 namespace pgsluice::proxy {
 
+using clock = std::chrono::steady_clock;
+
+// --- worker ------------------------------------------------------------------------------------
+
+worker::worker(runtime& rt, unsigned index) : rt_(rt), index_(index) {}
+
+void worker::start() {
+  guard_.emplace(io_.get_executor());
+  asio::co_spawn(io_, janitor(), [i = index_](std::exception_ptr e) {
+    if (!e) return;
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      spdlog::error("worker{} janitor failed with an exception: {}", i, ex.what());
+    }
+  });
+  thread_ = std::thread([this] {
+    try {
+      io_.run();
+    } catch (const std::exception& e) {
+      spdlog::critical("worker{} event loop failed with an exception: {}", index_, e.what());
+    }
+  });
+}
+
+void worker::stop() {
+  guard_.reset();
+  io_.stop();
+}
+
+void worker::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void worker::add_session(client_session* s) noexcept {
+  if (s->listed_) return;
+  s->listed_ = true;
+  s->prev_ = nullptr;
+  s->next_ = first_;
+  if (first_ != nullptr) first_->prev_ = s;
+  first_ = s;
+  sessions_.fetch_add(1, std::memory_order_relaxed);
+}
+
+void worker::remove_session(client_session* s) noexcept {
+  if (!s->listed_) return;
+  s->listed_ = false;
+  if (s->prev_ != nullptr) s->prev_->next_ = s->next_;
+  if (s->next_ != nullptr) s->next_->prev_ = s->prev_;
+  if (first_ == s) first_ = s->next_;
+  s->next_ = s->prev_ = nullptr;
+  sessions_.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void worker::janitor_tick(clock::time_point now, bool force) {
+  const auto cfg = rt_.config();
+  const bool shutting_down = rt_.shutting_down();
+  for (client_session* s = first_; s != nullptr;) {
+    client_session* next = s->next_;  // check_timeouts never unlinks synchronously
+    if (force) {
+      s->terminate();
+    } else {
+      s->check_timeouts(now, *cfg, shutting_down);
+    }
+    s = next;
+  }
+}
+
+awaitable<void> worker::janitor() {
+  asio::steady_timer timer(io_);
+  for (;;) {
+    timer.expires_after(std::chrono::milliseconds(200));
+    auto [ec] = co_await timer.async_wait(nothrow_awaitable);
+    if (ec) co_return;
+    janitor_tick(clock::now(), false);
+  }
+}
+
+// --- cancel keys, budgets --------------------------------------------------------------------
+
+std::pair<std::int32_t, std::int32_t> cancel_registry::add(const std::shared_ptr<client_session>& s) {
+  std::lock_guard lk(mu_);
+  for (;;) {
+    std::uint32_t r[2];
+    RAND_bytes(reinterpret_cast<unsigned char*>(r), sizeof r);
+    // A positive pid, like a real backend's, so clients that print or compare it are not surprised.
+    const auto pid = static_cast<std::int32_t>((r[0] & 0x7fffffff) | 1);
+    const auto secret = static_cast<std::int32_t>(r[1]);
+    if (map_.emplace(key(pid, secret), s).second) return {pid, secret};
+  }
+}
+
+void cancel_registry::remove(std::int32_t pid, std::int32_t secret) {
+  std::lock_guard lk(mu_);
+  map_.erase(key(pid, secret));
+}
+
+std::shared_ptr<client_session> cancel_registry::find(std::int32_t pid, std::int32_t secret) {
+  std::lock_guard lk(mu_);
+  auto it = map_.find(key(pid, secret));
+  return it == map_.end() ? nullptr : it->second.lock();
+}
+
+bool connection_budget::try_take() noexcept {
+  const std::uint32_t limit = limit_.load(std::memory_order_relaxed);
+  std::uint32_t cur = used_.load(std::memory_order_relaxed);
+  for (;;) {
+    if (limit != 0 && cur >= limit) return false;
+    if (used_.compare_exchange_weak(cur, cur + 1, std::memory_order_relaxed)) return true;
+  }
+}
+
+// --- runtime -----------------------------------------------------------------------------------
+
+runtime::runtime(std::shared_ptr<const conf::config> cfg, std::filesystem::path config_file)
+    : config_(std::move(cfg)), config_file_(std::move(config_file)) {
+  const unsigned n = config_->effective_workers();
+  for (unsigned i = 0; i < n; ++i) workers_.push_back(std::make_unique<worker>(*this, i));
+}
+
+runtime::~runtime() {
+  // Pools hold idle server sockets registered with the workers' event loops: close them first,
+  // then the workers (their event loops may still hold sessions that update stats_ on the way out).
+  clear_pools();
+  workers_.clear();
+}
+
+std::shared_ptr<const conf::config> runtime::config() const {
+  std::lock_guard lk(config_mu_);
+  return config_;
+}
+
+void runtime::set_config(std::shared_ptr<const conf::config> cfg) {
+  std::lock_guard lk(config_mu_);
+  config_ = std::move(cfg);
+}
+
+namespace {
+
+// Everything about a pool that a reload may change, as text (see pool_config::fingerprint).
+pool_config make_pool_config(const conf::config& cfg, const conf::database_config& db, std::string_view database,
+                             std::string_view user, const std::optional<std::string>& auth_secret) {
+  pool_config pc;
+  const conf::backend_config* be = db.primary();
+  if (be == nullptr && !db.backends.empty()) be = &db.backends.front();
+  if (be != nullptr) {
+    pc.target.host = be->host;
+    pc.target.port = be->port;
+  }
+  pc.target.dbname = std::string(db.backend_dbname(database));
+  const conf::user_config* ucfg = cfg.find_user(user);
+  if (db.user) {
+    // A forced server user (PgBouncer's user= in [databases]).
+    pc.target.user = *db.user;
+    const conf::user_config* forced = cfg.find_user(*db.user);
+    pc.credentials.secret = db.password ? *db.password : (forced ? forced->password : std::string());
+  } else {
+    pc.target.user = std::string(user);
+    pc.credentials.secret = ucfg ? ucfg->password : auth_secret.value_or(std::string());
+  }
+  pc.credentials.kind = conf::detect_secret_kind(pc.credentials.secret);
+  pc.settings = cfg.effective_pool(db, ucfg);
+  pc.connect_timeout = cfg.server_connect_timeout;
+  pc.login_retry = cfg.server_login_retry;
+  pc.idle_timeout = cfg.server_idle_timeout;
+  pc.lifetime = cfg.server_lifetime;
+  pc.reserve_timeout = cfg.reserve_pool_timeout;
+  pc.max_prepared_statements = cfg.max_prepared_statements;
+  pc.reset_query = cfg.server_reset_query;
+  pc.reset_always = cfg.server_reset_query_always;
+  pc.fingerprint = pc.target.host + '\n' + std::to_string(pc.target.port) + '\n' + pc.target.dbname + '\n' +
+                   pc.target.user + '\n' + pc.credentials.secret + '\n' +
+                   std::string(conf::to_string(pc.settings.pool_mode)) + '\n' + std::to_string(pc.settings.pool_size) +
+                   '\n' + std::to_string(pc.settings.min_pool_size) + '\n' +
+                   std::to_string(pc.settings.reserve_pool_size) + '\n' + std::to_string(pc.connect_timeout.count()) +
+                   '\n' + std::to_string(pc.idle_timeout.count()) + '\n' + std::to_string(pc.lifetime.count()) + '\n' +
+                   std::to_string(pc.max_prepared_statements) + '\n' + pc.reset_query + '\n' +
+                   (pc.reset_always ? "1" : "0");
+  return pc;
+}
+
+}  // namespace
+
+std::shared_ptr<pool> runtime::get_pool(const conf::config& cfg, const conf::database_config& db,
+                                        std::string_view database, std::string_view user,
+                                        const std::optional<std::string>& auth_secret) {
+  std::lock_guard lk(pools_mu_);
+  auto key = std::make_pair(std::string(database), std::string(user));
+  auto it = pools_.find(key);
+  if (it != pools_.end() && !it->second->retired()) return it->second;
+
+  pool_config pc = make_pool_config(cfg, db, database, user, auth_secret);
+  auto& db_budget = db_budgets_[std::string(database)];
+  if (!db_budget) db_budget = std::make_shared<connection_budget>(pc.settings.max_db_connections);
+  db_budget->set_limit(pc.settings.max_db_connections);
+  auto& user_budget = user_budgets_[pc.target.user];
+  if (!user_budget) user_budget = std::make_shared<connection_budget>(pc.settings.max_user_connections);
+  user_budget->set_limit(pc.settings.max_user_connections);
+  const std::string name = std::string(database) + "/" + std::string(user);
+  spdlog::info("pool={} created server={}:{}/{} server_user={} mode={} pool_size={} min_pool_size={}", name,
+               pc.target.host, pc.target.port, pc.target.dbname, pc.target.user, conf::to_string(pc.settings.pool_mode),
+               pc.settings.pool_size, pc.settings.min_pool_size);
+  auto p = std::make_shared<pool>(*this, name, std::move(pc), db_budget, user_budget);
+  pools_[key] = p;
+  return p;
+}
+
+std::vector<std::shared_ptr<pool>> runtime::pools() {
+  std::lock_guard lk(pools_mu_);
+  std::vector<std::shared_ptr<pool>> out;
+  out.reserve(pools_.size());
+  for (const auto& [k, p] : pools_) out.push_back(p);
+  return out;
+}
+
+void runtime::retire_changed_pools(const conf::config& cfg) {
+  std::vector<std::shared_ptr<pool>> retired;
+  {
+    std::lock_guard lk(pools_mu_);
+    for (auto it = pools_.begin(); it != pools_.end();) {
+      const auto& [key, p] = *it;
+      const conf::database_config* db = cfg.find_database(key.first);
+      bool changed = db == nullptr;
+      if (!changed) {
+        const auto next = make_pool_config(cfg, *db, key.first, key.second,
+                                           p->cfg().credentials.secret.empty()
+                                               ? std::nullopt
+                                               : std::optional<std::string>(p->cfg().credentials.secret));
+        changed = next.fingerprint != p->cfg().fingerprint;
+      }
+      if (changed) {
+        retired.push_back(p);
+        it = pools_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (auto& p : retired) {
+    spdlog::info("pool={} retired reason=config_changed", p->name());
+    p->retire();
+  }
+}
+
+void runtime::clear_pools() {
+  std::map<std::pair<std::string, std::string>, std::shared_ptr<pool>> pools;
+  {
+    std::lock_guard lk(pools_mu_);
+    pools.swap(pools_);
+  }
+  for (auto& [k, p] : pools) p->retire();
+}
+
+// --- serve -------------------------------------------------------------------------------------
+
+namespace {
+
+spdlog::level::level_enum to_spdlog(std::string_view level) {
+  if (level == "trace") return spdlog::level::trace;
+  if (level == "debug") return spdlog::level::debug;
+  if (level == "warning" || level == "warn") return spdlog::level::warn;
+  if (level == "error") return spdlog::level::err;
+  if (level == "off") return spdlog::level::off;
+  return spdlog::level::info;
+}
+
+void setup_logging(const conf::config& cfg, const std::string& override_level) {
+  auto logger = spdlog::stderr_color_mt("pgsluice");
+  spdlog::set_default_logger(logger);
+  spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %l %v");
+  spdlog::set_level(to_spdlog(override_level.empty() ? conf::to_string(cfg.log.level) : override_level));
+  spdlog::flush_on(spdlog::level::info);
+}
+
+// One SO_REUSEPORT listening socket per worker and address: the kernel spreads connections.
+bool open_listeners(runtime& rt, const conf::config& cfg) {
+  asio::io_context resolver_io;
+  tcp::resolver resolver(resolver_io);
+  for (const auto& l : cfg.listen) {
+    boost::system::error_code ec;
+    auto results = resolver.resolve(l.host, std::to_string(l.port), tcp::resolver::passive, ec);
+    if (ec || results.empty()) {
+      spdlog::critical("listen address {}:{} cannot be resolved: {}", l.host, l.port, ec.message());
+      return false;
+    }
+    const tcp::endpoint ep = results.begin()->endpoint();
+    for (auto& w : rt.workers()) {
+      tcp::acceptor acc(w->io());
+      acc.open(ep.protocol(), ec);
+      if (!ec) acc.set_option(asio::socket_base::reuse_address(true), ec);
+      if (!ec) {
+        int one = 1;
+        if (::setsockopt(acc.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
+          ec = boost::system::error_code(errno, boost::system::system_category());
+      }
+      if (!ec) acc.bind(ep, ec);
+      if (!ec) acc.listen(static_cast<int>(cfg.listen_backlog), ec);
+      if (ec) {
+        spdlog::critical("cannot listen on {}:{}: {}", l.host, l.port, ec.message());
+        return false;
+      }
+      w->acceptors().push_back(std::move(acc));
+    }
+    spdlog::info("listening on {}:{} workers={}", ep.address().to_string(), ep.port(), rt.workers().size());
+  }
+  return true;
+}
+
+awaitable<void> accept_loop(worker& w, tcp::acceptor& acc) {
+  asio::steady_timer backoff(w.io());
+  for (;;) {
+    auto [ec, sock] = co_await acc.async_accept(nothrow_awaitable);
+    if (ec) {
+      if (ec == asio::error::operation_aborted || !acc.is_open()) co_return;
+      spdlog::warn("worker{} accept failed: {}", w.index(), ec.message());
+      // Out of file descriptors and the like: back off briefly instead of spinning.
+      backoff.expires_after(std::chrono::milliseconds(50));
+      co_await backoff.async_wait(nothrow_awaitable);
+      continue;
+    }
+    if (w.rt().shutting_down()) {
+      boost::system::error_code ignored;
+      sock.close(ignored);
+      continue;
+    }
+    std::make_shared<client_session>(w, std::move(sock))->start();
+  }
+}
+
+std::size_t total_sessions(runtime& rt) {
+  std::size_t n = 0;
+  for (auto& w : rt.workers()) n += w->session_count();
+  return n;
+}
+
+void reload(runtime& rt) {
+  std::shared_ptr<const conf::config> next;
+  try {
+    next = conf::load_config(rt.config_file());
+  } catch (const conf::config_error& e) {
+    spdlog::error("reload failed, keeping the current config: {}", e.what());
+    return;
+  } catch (const std::exception& e) {
+    spdlog::error("reload failed, keeping the current config: {}", e.what());
+    return;
+  }
+  for (const auto& msg : conf::reload_restrictions(*rt.config(), *next)) spdlog::warn("reload: {} (needs a restart)", msg);
+  rt.set_config(next);
+  rt.retire_changed_pools(*next);
+  spdlog::info("config reloaded from {}", rt.config_file().string());
+}
+
+}  // namespace
+
 int run_serve(const serve_options& options) {
-  std::cerr << "pgsluice serve: not implemented yet (config " << options.config_file << ")\n";
-  return 1;
+  std::shared_ptr<const conf::config> cfg;
+  try {
+    cfg = conf::load_config(options.config_file);
+  } catch (const conf::config_error& e) {
+    std::cerr << "pgsluice serve: invalid config\n" << e.what() << '\n';
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "pgsluice serve: cannot load config: " << e.what() << '\n';
+    return 1;
+  }
+  setup_logging(*cfg, options.log_level);
+  for (const auto& w : cfg->warnings) spdlog::warn("config: {}", w.to_string());
+
+  auto rt = std::make_unique<runtime>(cfg, options.config_file);
+  if (!open_listeners(*rt, *cfg)) return 1;
+  for (auto& w : rt->workers()) {
+    for (auto& acc : w->acceptors()) {
+      asio::co_spawn(w->io(), accept_loop(*w, acc), [i = w->index()](std::exception_ptr e) {
+        if (!e) return;
+        try {
+          std::rethrow_exception(e);
+        } catch (const std::exception& ex) {
+          spdlog::error("worker{} accept loop failed with an exception: {}", i, ex.what());
+        }
+      });
+    }
+    w->start();
+  }
+
+  // The main thread runs signals and pool upkeep.
+  asio::io_context main_io;
+  asio::signal_set signals(main_io, SIGINT, SIGTERM, SIGHUP);
+  ::signal(SIGPIPE, SIG_IGN);
+  asio::steady_timer upkeep(main_io);
+  bool stopping = false;
+  clock::time_point stop_deadline{};
+  constexpr auto graceful_timeout = std::chrono::seconds(30);
+
+  std::function<void()> arm_signals = [&] {
+    signals.async_wait([&](const boost::system::error_code& ec, int sig) {
+      if (ec) return;
+      if (sig == SIGHUP) {
+        reload(*rt);
+      } else if (!stopping) {
+        stopping = true;
+        stop_deadline = clock::now() + graceful_timeout;
+        spdlog::info("shutdown signal={} sessions={}: no new clients, waiting for transactions to finish",
+                     sig == SIGINT ? "SIGINT" : "SIGTERM", total_sessions(*rt));
+        rt->begin_shutdown();
+        for (auto& w : rt->workers()) {
+          asio::post(w->io(), [wp = w.get()] {
+            for (auto& acc : wp->acceptors()) {
+              boost::system::error_code ignored;
+              acc.close(ignored);
+            }
+          });
+        }
+      } else {
+        spdlog::info("second shutdown signal: closing every connection now");
+        stop_deadline = clock::now();
+      }
+      arm_signals();
+    });
+  };
+  arm_signals();
+
+  bool forced = false;
+  clock::time_point force_deadline{};
+  std::function<void()> arm_upkeep = [&] {
+    upkeep.expires_after(stopping ? std::chrono::milliseconds(100) : std::chrono::milliseconds(1000));
+    upkeep.async_wait([&](const boost::system::error_code& ec) {
+      if (ec) return;
+      const auto now = clock::now();
+      if (!stopping) {
+        for (auto& p : rt->pools()) p->maintain(now);
+      } else {
+        const std::size_t left = total_sessions(*rt);
+        if (left == 0 || (forced && now >= force_deadline)) {
+          if (left > 0) spdlog::warn("shutdown: {} sessions did not end in time", left);
+          signals.cancel();
+          main_io.stop();
+          return;
+        }
+        if (!forced && now >= stop_deadline) {
+          forced = true;
+          force_deadline = now + std::chrono::seconds(5);
+          spdlog::info("shutdown: closing {} remaining sessions", left);
+          for (auto& w : rt->workers()) {
+            asio::post(w->io(), [wp = w.get()] { wp->janitor_tick(clock::now(), true); });
+          }
+        }
+      }
+      arm_upkeep();
+    });
+  };
+  arm_upkeep();
+
+  main_io.run();
+
+  rt->clear_pools();
+  for (auto& w : rt->workers()) w->stop();
+  for (auto& w : rt->workers()) w->join();
+  rt.reset();
+  spdlog::info("stopped");
+  return 0;
 }
 
 }  // namespace pgsluice::proxy

@@ -53,6 +53,7 @@ error_fields read_error_fields(bytes body) noexcept {
     if (type == 'C') out.sqlstate = *value;
     if (type == 'V' || (type == 'S' && out.severity.empty())) out.severity = *value;
     if (type == 'M') out.message = *value;
+    if (type == 'D') out.detail = *value;
   }
   return out;
 }

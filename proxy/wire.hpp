@@ -96,11 +96,12 @@ struct parameter_fields {
 };
 std::optional<parameter_fields> read_parameter_status(bytes body) noexcept;
 
-// ErrorResponse / NoticeResponse: the SQLSTATE ('C') and severity ('V', else 'S') fields.
+// ErrorResponse / NoticeResponse: SQLSTATE ('C'), severity ('V', else 'S'), message ('M') and detail ('D').
 struct error_fields {
   std::string_view sqlstate;
   std::string_view severity;
   std::string_view message;
+  std::string_view detail;
 };
 error_fields read_error_fields(bytes body) noexcept;
 

@@ -1,0 +1,28 @@
+// Internal to proxy/: the Boost.Asio pieces the I/O code uses, in one place (never included by tests or other modules).
+#pragma once
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+namespace pgsluice::proxy {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+template <class T = void>
+using awaitable = asio::awaitable<T>;
+
+// Completion token that reports errors as values ([ec, n] = co_await ...), never as exceptions:
+// the relay treats a failed read or write as an event, not as a bug.
+inline constexpr auto nothrow_awaitable = asio::as_tuple(asio::use_awaitable);
+
+}  // namespace pgsluice::proxy

@@ -1,0 +1,619 @@
+// Client sessions, first half: startup packet, SSL/GSSENC refusal, cancel requests, authentication, login replies, ending.
+#include <openssl/rand.h>
+
+#include <spdlog/spdlog.h>
+
+#include "protocol/codec.hpp"
+#include "protocol/framing.hpp"
+#include "protocol/md5.hpp"
+#include "proxy/client_session.hpp"
+#include "proxy/pinning.hpp"
+#include "proxy/pool.hpp"
+#include "proxy/runtime.hpp"
+#include "proxy/server_connection.hpp"
+#include "proxy/wire.hpp"
+
+namespace pgsluice::proxy {
+
+namespace {
+
+std::span<const std::uint8_t> as_bytes(std::string_view s) {
+  return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()};
+}
+std::string_view as_text(std::span<const std::uint8_t> b) {
+  return {reinterpret_cast<const char*>(b.data()), b.size()};
+}
+
+// Secret for mock SCRAM exchanges (unknown users), random per process as PostgreSQL's
+// mock_auth_nonce is per cluster: the fake salt of a user is stable while pgsluice runs.
+const std::array<std::uint8_t, 32>& mock_secret() {
+  static const std::array<std::uint8_t, 32> secret = [] {
+    std::array<std::uint8_t, 32> s{};
+    RAND_bytes(s.data(), static_cast<int>(s.size()));
+    return s;
+  }();
+  return secret;
+}
+
+// Messages during login are small; PostgreSQL caps SASL messages well below this.
+constexpr std::size_t max_login_message = 64 * 1024;
+
+}  // namespace
+
+client_session::client_session(worker& w, tcp::socket socket)
+    : worker_(w),
+      rt_(w.rt()),
+      id_(rt_.next_client_id()),
+      name_("c" + std::to_string(id_)),
+      socket_(std::move(socket)),
+      cbuf_(16 * 1024),
+      sbuf_(32 * 1024),
+      signal_(w.io()),
+      done_signal_(w.io()) {
+  rt_.stats().clients[static_cast<std::size_t>(state_)].fetch_add(1, std::memory_order_relaxed);
+  rt_.stats().clients_accepted.fetch_add(1, std::memory_order_relaxed);
+  worker_.add_session(this);
+}
+
+client_session::~client_session() {
+  rt_.stats().clients[static_cast<std::size_t>(state_)].fetch_sub(1, std::memory_order_relaxed);
+}
+
+void client_session::set_state(client_state s) noexcept {
+  if (s == state_) return;
+  metrics::move(rt_.stats().clients[static_cast<std::size_t>(state_)], rt_.stats().clients[static_cast<std::size_t>(s)]);
+  state_ = s;
+}
+
+void client_session::start() {
+  auto self = shared_from_this();
+  asio::co_spawn(worker_.io(), [self]() { return self->run(); }, [self](std::exception_ptr e) {
+    if (!e) return;
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      spdlog::error("{} session failed with an exception: {}", self->name_, ex.what());
+    }
+    // The session coroutine died on a bug: make sure the connection does not linger.
+    boost::system::error_code ec;
+    self->socket_.close(ec);
+    if (self->counted_) {
+      self->rt_.client_count().fetch_sub(1, std::memory_order_relaxed);
+      self->counted_ = false;
+    }
+    self->worker_.remove_session(self.get());
+  });
+}
+
+std::optional<client_session::cancel_target> client_session::current_cancel_target() {
+  std::lock_guard lk(cancel_mu_);
+  return cancel_target_;
+}
+
+void client_session::set_cancel_target(const server_connection* s) {
+  std::lock_guard lk(cancel_mu_);
+  if (s == nullptr) {
+    cancel_target_.reset();
+  } else {
+    cancel_target_ = cancel_target{s->remote, s->backend_pid, s->backend_secret};
+  }
+}
+
+void client_session::end(end_reason r) noexcept {
+  if (ending_) return;
+  ending_ = true;
+  reason_ = r;
+  boost::system::error_code ec;
+  socket_.cancel(ec);
+  if (server_ && server_->is_open()) server_->socket().cancel(ec);
+  signal();
+}
+
+void client_session::fail(end_reason r, std::string_view sqlstate, std::string_view message, std::string_view severity) {
+  if (ending_) return;
+  final_message_.clear();
+  protocol::encode_error_response(severity, sqlstate, message, final_message_);
+  end(r);
+}
+
+void client_session::fail_with(end_reason r, const server_error& e) {
+  if (ending_) return;
+  final_message_.clear();
+  protocol::encode_error_response("FATAL", e.sqlstate, e.message, e.detail, {}, final_message_);
+  end(r);
+}
+
+void client_session::check_timeouts(clock::time_point now, const conf::config& cfg, bool shutting_down) {
+  if (ending_) return;
+  if (state_ == client_state::login) {
+    if (login_deadline_ != clock::time_point{} && now >= login_deadline_) {
+      spdlog::info("{} timeout kind=client_login_timeout", name_);
+      fail(end_reason::client_login_timeout, "08P01", "pgsluice: client_login_timeout (login not completed in time)");
+    }
+    return;
+  }
+  const bool server_idle = server_ && tracker_.idle() && client_stream_left_ == 0 && server_stream_left_ == 0;
+  if (shutting_down && (state_ == client_state::idle || (server_idle && server_->transaction_status == 'I'))) {
+    fail(end_reason::shutdown, "57P01", "terminating connection due to administrator command");
+    return;
+  }
+  if (state_ == client_state::idle && cfg.client_idle_timeout.count() > 0 && now - last_activity_ >= cfg.client_idle_timeout) {
+    spdlog::info("{} timeout kind=client_idle_timeout", name_);
+    fail(end_reason::client_idle_timeout, "08P01", "pgsluice: client_idle_timeout");
+    return;
+  }
+  if (server_idle && server_->transaction_status != 'I' && cfg.idle_transaction_timeout.count() > 0 &&
+      now - last_activity_ >= cfg.idle_transaction_timeout) {
+    spdlog::info("{} timeout kind=idle_transaction_timeout", name_);
+    fail(end_reason::idle_transaction_timeout, "25P03", "terminating connection due to idle-in-transaction timeout");
+  }
+}
+
+void client_session::terminate() {
+  fail(end_reason::shutdown, "57P01", "terminating connection due to administrator command");
+}
+
+awaitable<bool> client_session::send_bytes(const std::vector<std::uint8_t>& bytes) {
+  auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(bytes), nothrow_awaitable);
+  (void)n;
+  if (ec) end(end_reason::client_closed);
+  co_return !ec;
+}
+
+awaitable<void> client_session::send_fatal(std::string_view sqlstate, std::string_view message, std::string_view detail) {
+  std::vector<std::uint8_t> out;
+  protocol::encode_error_response("FATAL", sqlstate, message, detail, {}, out);
+  co_await send_bytes(out);
+}
+
+awaitable<std::optional<client_session::login_message>> client_session::read_login_message(bool startup) {
+  for (;;) {
+    const auto data = cbuf_.data();
+    const auto r = startup ? protocol::next_startup_frame(data) : protocol::next_frame(data, max_login_message);
+    if (r.is_frame()) {
+      login_message m;
+      m.tag = r.f.tag;
+      m.code = r.f.code;
+      m.kind = static_cast<int>(r.f.kind);
+      m.body.assign(r.f.body.begin(), r.f.body.end());
+      m.size = r.f.size;
+      cbuf_.consume(r.f.size);
+      co_return m;
+    }
+    if (r.is_invalid()) {
+      spdlog::info("{} invalid_{} error=\"{}\"", name_, startup ? "startup_packet" : "message", r.error.message());
+      if (startup) {
+        // PostgreSQL closes the connection at once on an invalid startup packet (postmaster.c).
+        end(end_reason::client_protocol_error);
+      } else {
+        fail(end_reason::client_protocol_error, "08P01", "invalid message length");
+      }
+      co_return std::nullopt;
+    }
+    auto space = cbuf_.prepare(std::max<std::size_t>(r.need > data.size() ? r.need - data.size() : 1, 1024));
+    auto [ec, n] = co_await socket_.async_read_some(asio::buffer(space.data(), space.size()), nothrow_awaitable);
+    if (ec || ending_) {
+      end(end_reason::client_closed);
+      co_return std::nullopt;
+    }
+    cbuf_.commit(n);
+  }
+}
+
+awaitable<void> client_session::run() {
+  auto cfg = rt_.config();
+  cfg_ = cfg;
+  if (cfg->client_login_timeout.count() > 0) login_deadline_ = clock::now() + cfg->client_login_timeout;
+  boost::system::error_code ec;
+  socket_.set_option(tcp::no_delay(true), ec);
+
+  const bool logged_in = co_await login();
+  if (logged_in && !ending_) {
+    set_state(client_state::idle);
+    last_activity_ = clock::now();
+    auto self = shared_from_this();
+    server_pump_running_ = true;
+    asio::co_spawn(worker_.io(), [self]() { return self->server_pump(); }, [self](std::exception_ptr e) {
+      self->server_pump_running_ = false;
+      self->done_signal_.cancel();
+      if (!e) return;
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& ex) {
+        spdlog::error("{} server relay failed with an exception: {}", self->name_, ex.what());
+      }
+      self->end(end_reason::server_protocol_error);
+    });
+    co_await client_pump();
+    end(reason_);
+    while (server_pump_running_) {
+      done_signal_.expires_at(clock::time_point::max());
+      co_await done_signal_.async_wait(nothrow_awaitable);
+    }
+  }
+  co_await finish();
+}
+
+awaitable<bool> client_session::login() {
+  // --- startup packet (SSLRequest / GSSENCRequest answered 'N' first) ---
+  // https://www.postgresql.org/docs/15/protocol-flow.html#PROTOCOL-FLOW-START-UP
+  std::optional<login_message> m;
+  for (;;) {
+    m = co_await read_login_message(true);
+    if (!m) co_return false;
+    const auto kind = static_cast<protocol::frame_kind>(m->kind);
+    if (kind == protocol::frame_kind::ssl_request || kind == protocol::frame_kind::gssenc_request) {
+      const std::vector<std::uint8_t> refuse{'N'};  // no TLS / GSS encryption (yet)
+      if (!co_await send_bytes(refuse)) co_return false;
+      continue;
+    }
+    if (kind == protocol::frame_kind::cancel_request) {
+      // The body is the request code then the key; answered by closing, as PostgreSQL does.
+      if (m->body.size() == 12) {
+        const auto pid = static_cast<std::int32_t>(wire::read_u32(m->body.data() + 4));
+        const auto secret = static_cast<std::int32_t>(wire::read_u32(m->body.data() + 8));
+        co_await forward_cancel(pid, secret);
+      }
+      end(end_reason::client_closed);
+      co_return false;
+    }
+    break;
+  }
+
+  protocol::frame f;
+  f.kind = static_cast<protocol::frame_kind>(m->kind);
+  f.size = m->size;
+  f.code = m->code;
+  f.body = m->body;
+  auto decoded = protocol::decode_startup(f);
+  if (!decoded || !std::holds_alternative<protocol::startup_message>(*decoded)) {
+    fail(end_reason::client_protocol_error, "08P01", "invalid startup packet layout: expected terminator as last byte");
+    co_return false;
+  }
+  const auto& sm = std::get<protocol::startup_message>(*decoded);
+
+  // Protocol 3.x with x > 0, or _pq_.* options: NegotiateProtocolVersion, as PostgreSQL 15 does.
+  protocol::negotiate_protocol_version npv;
+  for (const auto& [k, v] : sm.params) {
+    if (k.starts_with("_pq_.")) npv.unrecognized_options.push_back(k);
+  }
+  if (sm.protocol_minor > 0 || !npv.unrecognized_options.empty()) {
+    npv.newest_minor = 0;
+    std::vector<std::uint8_t> out;
+    protocol::encode(npv, out);
+    if (!co_await send_bytes(out)) co_return false;
+  }
+
+  if (auto err = sort_startup_parameters(sm.params, startup_)) {
+    fail(end_reason::login_refused, err->sqlstate, err->message);
+    co_return false;
+  }
+  if (startup_.user.empty()) {
+    fail(end_reason::login_refused, "28000", "no PostgreSQL user name specified in startup packet");
+    co_return false;
+  }
+  const auto cfg = cfg_;
+  if (rt_.shutting_down()) {
+    rt_.stats().clients_refused.fetch_add(1, std::memory_order_relaxed);
+    fail(end_reason::shutdown, "57P03", "the database system is shutting down");
+    co_return false;
+  }
+  counted_ = true;
+  if (rt_.client_count().fetch_add(1, std::memory_order_relaxed) + 1 > static_cast<std::int64_t>(cfg->max_client_conn)) {
+    rt_.stats().clients_refused.fetch_add(1, std::memory_order_relaxed);
+    spdlog::info("{} refused reason=max_client_conn user={} db={}", name_, startup_.user, startup_.database);
+    fail(end_reason::login_refused, "53300", "sorry, too many clients already");
+    co_return false;
+  }
+
+  const conf::database_config* db = cfg->find_database(startup_.database);
+  const conf::user_config* user = cfg->find_user(startup_.user);
+  std::optional<std::string> fetched;
+  if (user == nullptr && !cfg->auth_user.empty()) {
+    fetched = co_await run_auth_query(*cfg, db);
+    if (ending_) co_return false;
+  }
+
+  if (!co_await authenticate(*cfg, user, fetched)) co_return false;
+
+  // As PostgreSQL, the database is checked after authentication (InitPostgres).
+  if (db == nullptr) {
+    fail(end_reason::login_refused, "3D000", "database \"" + startup_.database + "\" does not exist");
+    co_return false;
+  }
+  pool_ = rt_.get_pool(*cfg, *db, startup_.database, startup_.user, fetched);
+  if (scram_keys_) pool_->remember_scram_keys(*scram_keys_);
+  transaction_mode_ = pool_->transaction_mode();
+  rewrite_statements_ = transaction_mode_ && cfg->max_prepared_statements > 0;
+  max_message_size_ = static_cast<std::size_t>(std::min<std::uint64_t>(cfg->max_message_size, protocol::default_max_message_size));
+
+  // ParameterStatus for the client: those of the pool's first server, with the client's own
+  // values for the parameters it set. A pool that never logged in does so now, which also
+  // reports a server that refuses this user before the client is told it is in.
+  auto params = pool_->initial_params();
+  if (!params) {
+    if (!co_await attach_server(true)) co_return false;
+    params = pool_->initial_params();
+    if (!params) params = server_->reported;
+    if (transaction_mode_) release_server();
+  }
+  view_ = *params;
+  for (const auto& [k, v] : startup_.reported) view_.set(k, v);
+
+  auto [pid, secret] = rt_.cancels().add(shared_from_this());
+  cancel_pid_ = pid;
+  cancel_secret_ = secret;
+
+  std::vector<std::uint8_t> out;
+  for (const auto& [k, v] : view_) wire::append_parameter_status(out, k, v);
+  protocol::encode(protocol::backend_key_data{pid, secret}, out);
+  protocol::encode_ready_for_query('I', out);
+  if (!co_await send_bytes(out)) co_return false;
+  if (cfg->log.log_connections) {
+    spdlog::info("{} login user={} db={} pool={} mode={} application_name=\"{}\"", name_, startup_.user, startup_.database,
+                 pool_->name(), transaction_mode_ ? "transaction" : "session", startup_.application_name);
+  }
+  co_return true;
+}
+
+awaitable<std::optional<std::string>> client_session::run_auth_query(const conf::config& cfg,
+                                                                      const conf::database_config* client_db) {
+  const std::string auth_db_name = cfg.auth_dbname.empty() ? startup_.database : cfg.auth_dbname;
+  const conf::database_config* db = cfg.auth_dbname.empty() ? client_db : cfg.find_database(auth_db_name);
+  if (db == nullptr) co_return std::nullopt;
+  const std::string& auth_user = db->auth_user ? *db->auth_user : cfg.auth_user;
+  auto p = rt_.get_pool(cfg, *db, auth_db_name, auth_user, std::nullopt);
+  const auto wait = cfg.query_wait_timeout.count() > 0 ? cfg.query_wait_timeout : std::chrono::milliseconds(60000);
+  auto r = co_await p->acquire(worker_, id_, clock::now() + wait);
+  if (!r.server) {
+    spdlog::warn("{} auth_query failed pool={} error=\"{}\"", name_, p->name(),
+                 r.timed_out ? std::string("query_wait_timeout") : r.error->message);
+    co_return std::nullopt;
+  }
+  const std::vector<std::string> params{startup_.user};
+  auto rows = co_await r.server->query_rows(cfg.auth_query, params, cfg.server_connect_timeout);
+  const bool clean = !rows.error && r.server->transaction_status == 'I';
+  p->release(std::move(r.server), clean);
+  if (rows.error) {
+    spdlog::warn("{} auth_query failed pool={} sqlstate={} error=\"{}\"", name_, p->name(), rows.error->sqlstate,
+                 rows.error->message);
+    co_return std::nullopt;
+  }
+  if (rows.rows.empty() || rows.rows[0].size() < 2 || !rows.rows[0][1]) co_return std::nullopt;
+  co_return rows.rows[0][1];
+}
+
+awaitable<bool> client_session::authenticate(const conf::config& cfg, const conf::user_config* user,
+                                              const std::optional<std::string>& fetched_secret) {
+  const std::string secret = user != nullptr ? user->password : fetched_secret.value_or(std::string());
+  const auto kind = conf::detect_secret_kind(secret);
+  const bool known = user != nullptr || fetched_secret.has_value();
+  const std::string failed_msg = "password authentication failed for user \"" + startup_.user + "\"";
+  auto auth_failed = [&](std::string_view why) {
+    rt_.stats().logins_failed.fetch_add(1, std::memory_order_relaxed);
+    spdlog::info("{} auth_failed user={} db={} method={} why={}", name_, startup_.user, startup_.database,
+                 conf::to_string(cfg.auth_type), why);
+    fail(end_reason::auth_failed, "28P01", failed_msg);
+  };
+  auto send_ok = [&]() -> awaitable<bool> {
+    std::vector<std::uint8_t> out;
+    protocol::encode(protocol::authentication_ok{}, out);
+    co_return co_await send_bytes(out);
+  };
+  // Reads the client's 'p' answer; false (session ended) on EOF or another message type.
+  auto read_password = [&]() -> awaitable<std::optional<login_message>> {
+    auto m = co_await read_login_message(false);
+    if (!m) co_return std::nullopt;
+    if (m->tag != 'p') {
+      fail(end_reason::client_protocol_error, "08P01",
+           "expected password response, got message type " + std::to_string(static_cast<int>(m->tag)));
+      co_return std::nullopt;
+    }
+    co_return m;
+  };
+
+  if (cfg.auth_type == conf::auth_type::trust) co_return co_await send_ok();
+
+  // md5 in the config with a SCRAM verifier stored: PostgreSQL then uses SCRAM, so do we.
+  const bool use_md5 = cfg.auth_type == conf::auth_type::md5 && kind != conf::secret_kind::scram_sha_256;
+  if (use_md5) {
+    protocol::authentication_md5_password req;
+    RAND_bytes(req.salt.data(), static_cast<int>(req.salt.size()));
+    std::vector<std::uint8_t> out;
+    protocol::encode(req, out);
+    if (!co_await send_bytes(out)) co_return false;
+    auto m = co_await read_password();
+    if (!m) co_return false;
+    std::string_view response = as_text(m->body);
+    if (!response.empty() && response.back() == '\0') response.remove_suffix(1);
+    if (!known || (kind != conf::secret_kind::plaintext && kind != conf::secret_kind::md5)) {
+      auth_failed(known ? "no usable password" : "unknown user");
+      co_return false;
+    }
+    std::string stored = secret;
+    if (kind == conf::secret_kind::plaintext) {
+      auto h = protocol::md5_password_hash(startup_.user, secret);
+      if (!h) {
+        auth_failed("md5 unavailable");
+        co_return false;
+      }
+      stored = *h;
+    }
+    if (!protocol::md5_verify_response(stored, req.salt, response)) {
+      auth_failed("wrong password");
+      co_return false;
+    }
+    co_return co_await send_ok();
+  }
+
+  // SCRAM-SHA-256. https://www.postgresql.org/docs/15/sasl-authentication.html
+  boost::system::result<protocol::scram_server> server = boost::system::error_code(errc::auth_failed);
+  bool mock = false;
+  if (known && kind == conf::secret_kind::scram_sha_256) {
+    server = protocol::scram_server::from_verifier(secret);
+  } else if (known && kind == conf::secret_kind::plaintext) {
+    server = protocol::scram_server::from_password(secret);
+  } else {
+    mock = true;
+    server = protocol::scram_server::mock(startup_.user, mock_secret());
+  }
+  if (!server) {
+    spdlog::warn("{} scram setup failed user={} error=\"{}\"", name_, startup_.user, server.error().message());
+    mock = true;
+    server = protocol::scram_server::mock(startup_.user, mock_secret());
+    if (!server) {
+      auth_failed("scram setup failed");
+      co_return false;
+    }
+  }
+  {
+    std::vector<std::uint8_t> out;
+    protocol::encode(protocol::authentication_sasl{server->mechanisms()}, out);
+    if (!co_await send_bytes(out)) co_return false;
+  }
+  auto m = co_await read_password();
+  if (!m) co_return false;
+  auto frame_of = [](const login_message& lm) {
+    protocol::frame fr;
+    fr.kind = protocol::frame_kind::regular;
+    fr.tag = lm.tag;
+    fr.size = lm.size;
+    fr.body = lm.body;
+    return fr;
+  };
+  auto initial = protocol::decode_sasl_initial_response(frame_of(*m));
+  if (!initial || !initial->data) {
+    fail(end_reason::client_protocol_error, "08P01", "malformed SCRAM message");
+    co_return false;
+  }
+  auto first = server->on_client_first(initial->mechanism, as_text(*initial->data));
+  if (!first) {
+    if (first.error() == errc::unsupported_mechanism) {
+      fail(end_reason::client_protocol_error, "08P01", "client selected an invalid SASL authentication mechanism");
+    } else {
+      fail(end_reason::client_protocol_error, "08P01", "malformed SCRAM message");
+    }
+    co_return false;
+  }
+  {
+    std::vector<std::uint8_t> out;
+    protocol::encode(protocol::authentication_sasl_continue{as_bytes(*first)}, out);
+    if (!co_await send_bytes(out)) co_return false;
+  }
+  m = co_await read_password();
+  if (!m) co_return false;
+  auto resp = protocol::decode_sasl_response(frame_of(*m));
+  if (!resp) {
+    fail(end_reason::client_protocol_error, "08P01", "malformed SCRAM message");
+    co_return false;
+  }
+  auto final_msg = server->on_client_final(as_text(resp->data));
+  if (!final_msg) {
+    if (final_msg.error() == errc::malformed_sasl) {
+      fail(end_reason::client_protocol_error, "08P01", "malformed SCRAM message");
+    } else {
+      auth_failed(mock ? (known ? "no usable password" : "unknown user") : "wrong password");
+    }
+    co_return false;
+  }
+  if (mock) {
+    auth_failed("unknown user");
+    co_return false;
+  }
+  if (kind == conf::secret_kind::scram_sha_256) scram_keys_ = server->recovered_keys();
+  std::vector<std::uint8_t> out;
+  protocol::encode(protocol::authentication_sasl_final{as_bytes(*final_msg)}, out);
+  protocol::encode(protocol::authentication_ok{}, out);
+  co_return co_await send_bytes(out);
+}
+
+awaitable<void> client_session::forward_cancel(std::int32_t pid, std::int32_t secret) {
+  auto target_session = rt_.cancels().find(pid, secret);
+  if (!target_session) {
+    spdlog::info("{} cancel_request unknown_key", name_);
+    co_return;
+  }
+  auto target = target_session->current_cancel_target();
+  if (!target) {
+    spdlog::info("{} cancel_request for={} no_server_attached", name_, target_session->name());
+    co_return;
+  }
+  // A new connection to the server running the query, carrying that server's own key.
+  // https://www.postgresql.org/docs/15/protocol-flow.html#id-1.10.6.7.10
+  tcp::socket s(worker_.io());
+  watchdog wd(s.get_executor(), std::chrono::seconds(5), [&s] {
+    boost::system::error_code ignored;
+    s.cancel(ignored);
+  });
+  auto [ec] = co_await s.async_connect(target->server, nothrow_awaitable);
+  if (ec) {
+    spdlog::warn("{} cancel_request for={} connect_failed error=\"{}\"", name_, target_session->name(), ec.message());
+    co_return;
+  }
+  std::vector<std::uint8_t> out;
+  protocol::encode(protocol::cancel_request{target->pid, target->secret}, out);
+  auto [wec, n] = co_await asio::async_write(s, asio::buffer(out), nothrow_awaitable);
+  (void)n;
+  if (!wec) {
+    // Wait for the server to close the connection: it has then read the request.
+    std::uint8_t b;
+    co_await s.async_read_some(asio::buffer(&b, 1), nothrow_awaitable);
+  }
+  rt_.stats().cancels_forwarded.fetch_add(1, std::memory_order_relaxed);
+  spdlog::info("{} cancel_request for={} backend_pid={} forwarded", name_, target_session->name(), target->pid);
+}
+
+awaitable<void> client_session::finish() {
+  set_state(client_state::closing);
+  if (server_) {
+    server_condition c;
+    c.replies_outstanding = !tracker_.idle() || !sbuf_.empty() || server_stream_left_ > 0 || client_stream_left_ > 0;
+    c.transaction_status = server_->transaction_status;
+    c.needs_reset = !transaction_mode_ || pinned_ || (cfg_ && cfg_->server_reset_query_always);
+    const auto d = decide_server_disposition(reason_, c);
+    auto s = std::move(server_);
+    set_cancel_target(nullptr);
+    tracker_.clear();
+    bool reusable = d != server_disposition::close && s->is_open();
+    if (reusable && d == server_disposition::reset) {
+      s->set_state(server_state::resetting);
+      const auto timeout = cfg_ ? cfg_->server_connect_timeout : std::chrono::milliseconds(15000);
+      if (s->transaction_status != 'I') {
+        if (auto err = co_await s->run_internal("ROLLBACK", timeout)) reusable = false;
+      }
+      const std::string& reset = pool_->cfg().reset_query;
+      if (reusable && c.needs_reset && !reset.empty()) {
+        if (auto err = co_await s->run_internal(reset, timeout)) {
+          spdlog::warn("{} reset_failed sqlstate={} error=\"{}\"", s->name(), err->sqlstate, err->message);
+          reusable = false;
+        }
+        const auto effects = classify_session_effects(reset);
+        if (effects.drops_prepared) s->statements.clear();
+        if (effects.resets_settings) s->applied.clear();
+      }
+      reusable = reusable && s->transaction_status == 'I';
+    }
+    if (!reusable) spdlog::info("{} closing pool={} reason={} client={}", s->name(), pool_->name(), to_string(reason_), name_);
+    pool_->release(std::move(s), reusable);
+  }
+  boost::system::error_code ec;
+  if (!final_message_.empty() && socket_.is_open()) {
+    // Best effort and never blocking: the client may not be reading any more.
+    socket_.non_blocking(true, ec);
+    ::send(socket_.native_handle(), final_message_.data(), final_message_.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  }
+  socket_.shutdown(tcp::socket::shutdown_both, ec);
+  socket_.close(ec);
+  if (cancel_pid_ != 0 || cancel_secret_ != 0) rt_.cancels().remove(cancel_pid_, cancel_secret_);
+  if (counted_) {
+    rt_.client_count().fetch_sub(1, std::memory_order_relaxed);
+    counted_ = false;
+  }
+  if (pool_ && cfg_ && cfg_->log.log_disconnections) {
+    spdlog::info("{} disconnect reason={} user={} db={}", name_, to_string(reason_), startup_.user, startup_.database);
+  }
+  worker_.remove_session(this);
+  set_state(client_state::closed);
+}
+
+}  // namespace pgsluice::proxy

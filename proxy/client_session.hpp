@@ -1,0 +1,192 @@
+// Internal to proxy/: one client connection — startup, authentication, then the relay to pooled server connections.
+//
+// A session is two coroutines on its worker's thread:
+//  - the client pump reads the client, frames its messages, attaches a server from the pool
+//    when a message needs one, rewrites what transaction pooling requires (named prepared
+//    statements, session settings) and writes each batch to the server in one gather write;
+//  - the server pump reads the attached server, matches replies to requests
+//    (response_tracker), swallows replies to the proxy's own messages, inserts synthesized ones,
+//    writes each batch to the client in one write, and in transaction mode hands the server
+//    back to the pool at ReadyForQuery 'I' when nothing is outstanding.
+// Everything ends in end(reason): the reason (client side or server side) decides whether the
+// server connection returns to the pool (session_rules.hpp).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "conf/config.hpp"
+#include "protocol/scram.hpp"
+#include "proxy/asio.hpp"
+#include "proxy/buffer.hpp"
+#include "proxy/metrics.hpp"
+#include "proxy/params.hpp"
+#include "proxy/pipeline.hpp"
+#include "proxy/prepared.hpp"
+#include "proxy/server_connection.hpp"
+#include "proxy/session_rules.hpp"
+
+namespace pgsluice::proxy {
+
+class worker;
+class runtime;
+class pool;
+
+class client_session : public std::enable_shared_from_this<client_session>, private response_tracker::hooks {
+ public:
+  using clock = std::chrono::steady_clock;
+
+  client_session(worker& w, tcp::socket socket);
+  ~client_session() override;
+  client_session(const client_session&) = delete;
+  client_session& operator=(const client_session&) = delete;
+
+  // Spawns the session's coroutine on its worker.
+  void start();
+
+  const std::string& name() const noexcept { return name_; }  // "c42", in every log line
+  client_state state() const noexcept { return state_; }
+
+  // Called by the worker's janitor (same thread): login, idle and idle-in-transaction timeouts,
+  // and closing idle sessions during shutdown.
+  void check_timeouts(clock::time_point now, const conf::config& cfg, bool shutting_down);
+  // Ends the session now (shutdown grace period over).
+  void terminate();
+
+  // The server connection running this client's query right now, for a CancelRequest (any thread).
+  struct cancel_target {
+    tcp::endpoint server;
+    std::int32_t pid = 0;
+    std::int32_t secret = 0;
+  };
+  std::optional<cancel_target> current_cancel_target();
+
+  // Intrusive list of the worker's sessions.
+  client_session* next_ = nullptr;
+  client_session* prev_ = nullptr;
+  bool listed_ = false;
+
+ private:
+  // --- login (client_login.cpp) ---
+  awaitable<void> run();
+  awaitable<bool> login();
+  awaitable<bool> authenticate(const conf::config& cfg, const conf::user_config* user,
+                               const std::optional<std::string>& fetched_secret);
+  awaitable<std::optional<std::string>> run_auth_query(const conf::config& cfg, const conf::database_config* db);
+  awaitable<void> forward_cancel(std::int32_t pid, std::int32_t secret);
+  // Reads one message during login (startup packet when `startup`); nullopt on EOF/error/invalid.
+  struct login_message {
+    char tag = 0;
+    std::uint32_t code = 0;  // startup kinds
+    int kind = 0;            // protocol::frame_kind as int
+    std::vector<std::uint8_t> body;
+    std::size_t size = 0;
+  };
+  awaitable<std::optional<login_message>> read_login_message(bool startup);
+  awaitable<bool> send_bytes(const std::vector<std::uint8_t>& bytes);
+  awaitable<void> send_fatal(std::string_view sqlstate, std::string_view message, std::string_view detail = {});
+
+  // --- relay (relay.cpp) ---
+  awaitable<void> client_pump();
+  awaitable<void> server_pump();
+  // Takes a server from the pool (waiting up to query_wait_timeout). `for_login`: only to learn
+  // the server's parameters, no settings are applied.
+  awaitable<bool> attach_server(bool for_login = false);
+  // Processes the complete client messages in `data` (up to `end`); returns false when the
+  // session must end (reason already set).
+  bool process_client(std::span<const std::uint8_t> data, std::size_t end);
+  // Answers, without a server, a batch made only of Parse of statements this pool already
+  // accepted, Close of statements, Flush and Sync (libpq's PQprepare between transactions):
+  // taking a server for it could block a client that prepares synchronously while others
+  // it waits for hold every server. Returns false (nothing done) for any other batch.
+  bool try_answer_locally(std::span<const std::uint8_t> data, std::size_t end);
+  void ensure_prepared(const statement_ptr& stmt);
+  std::size_t process_server(std::span<const std::uint8_t> data);
+  bool releasable() const noexcept;
+  void release_server();
+  void pin(std::string_view why);
+  awaitable<bool> write_client(gather_list& g);
+  awaitable<void> wait_signal();
+  void signal() noexcept;
+  void finish_internal_query();
+
+  // response_tracker::hooks
+  void emit(std::span<const std::uint8_t> message) override;
+  void rollback(const expectation& e) override;
+  void completed(const expectation& e) override;
+
+  // --- ending ---
+  void end(end_reason r) noexcept;
+  void fail(end_reason r, std::string_view sqlstate, std::string_view message, std::string_view severity = "FATAL");
+  void fail_with(end_reason r, const server_error& e);
+  awaitable<void> finish();
+  void set_state(client_state s) noexcept;
+  void set_cancel_target(const server_connection* s);
+
+  worker& worker_;
+  runtime& rt_;
+  std::uint64_t id_;
+  std::string name_;
+  tcp::socket socket_;
+  client_state state_ = client_state::login;
+
+  // Login results.
+  std::shared_ptr<const conf::config> cfg_;
+  client_startup startup_;
+  std::shared_ptr<pool> pool_;
+  bool counted_ = false;  // counted in runtime::client_count
+  std::optional<protocol::scram_client_keys> scram_keys_;
+  std::int32_t cancel_pid_ = 0;
+  std::int32_t cancel_secret_ = 0;
+  clock::time_point login_deadline_{};
+  clock::time_point last_activity_ = clock::now();
+
+  // Relay state.
+  bool transaction_mode_ = false;
+  bool rewrite_statements_ = false;  // transaction mode with max_prepared_statements > 0
+  std::size_t max_message_size_ = 0;
+  parameter_set view_;               // ParameterStatus values the client has been told
+  client_statements statements_;
+  std::shared_ptr<server_connection> server_;
+  response_tracker tracker_;
+  bool pinned_ = false;
+  bool skip_until_sync_ = false;
+  bool terminate_seen_ = false;     // after a synthesized error, as PostgreSQL skips to Sync
+  bool internal_failed_ = false;
+  std::optional<server_error> internal_error_;
+  std::vector<std::string> internal_set_names_;
+  byte_buffer cbuf_;
+  byte_buffer sbuf_;
+  gather_list to_server_;
+  gather_list to_client_;
+  gather_list* emit_target_ = nullptr;  // where emit() appends: the server pump's batch or the client pump's
+  gather_list client_emit_;
+  std::size_t client_stream_left_ = 0;  // rest of a large CopyData being streamed to the server
+  std::size_t server_stream_left_ = 0;  // rest of a large server message being streamed
+  bool server_stream_forward_ = true;
+  bool server_writing_ = false;
+  bool release_pending_ = false;
+  bool client_writing_ = false;
+  std::vector<std::uint8_t> client_pending_;
+  std::vector<std::uint8_t> client_flushing_;
+  std::vector<asio::const_buffer> write_bufs_;
+  std::vector<asio::const_buffer> client_write_bufs_;
+  asio::steady_timer signal_;
+  asio::steady_timer done_signal_;
+  bool server_pump_running_ = false;
+
+  // Ending.
+  bool ending_ = false;
+  end_reason reason_ = end_reason::client_closed;
+  std::vector<std::uint8_t> final_message_;
+
+  std::mutex cancel_mu_;
+  std::optional<cancel_target> cancel_target_;
+};
+
+}  // namespace pgsluice::proxy

@@ -1,0 +1,303 @@
+// Server-connection pools shared by all workers: FIFO waiting, hand-over across threads, login of new servers.
+#include "proxy/pool.hpp"
+
+#include <algorithm>
+
+#include <spdlog/spdlog.h>
+
+#include "proxy/runtime.hpp"
+
+namespace pgsluice::proxy {
+
+using clock = std::chrono::steady_clock;
+
+bool pool::budget_gate::try_open() {
+  if (db_ && !db_->try_take()) return false;
+  if (user_ && !user_->try_take()) {
+    if (db_) db_->give_back();
+    return false;
+  }
+  return true;
+}
+
+void pool::budget_gate::closed() {
+  if (db_) db_->give_back();
+  if (user_) user_->give_back();
+}
+
+namespace {
+pool_limits limits_of(const pool_config& c) {
+  return pool_limits{c.settings.pool_size, c.settings.min_pool_size, c.settings.reserve_pool_size, c.reserve_timeout};
+}
+}  // namespace
+
+pool::pool(runtime& rt, std::string name, pool_config cfg, std::shared_ptr<connection_budget> db_budget,
+           std::shared_ptr<connection_budget> user_budget)
+    : rt_(rt),
+      name_(std::move(name)),
+      cfg_(std::move(cfg)),
+      gate_(std::move(db_budget), std::move(user_budget)),
+      ledger_(limits_of(cfg_), static_cast<unsigned>(rt.workers().size()), &gate_) {}
+
+pool::~pool() { close_idle(); }
+
+pool_counts pool::counts() const {
+  std::lock_guard lk(mu_);
+  return ledger_.counts();
+}
+
+std::optional<parameter_set> pool::initial_params() const {
+  std::lock_guard lk(mu_);
+  return initial_params_;
+}
+
+bool pool::statement_known(const statement_digest& d) const {
+  std::lock_guard lk(mu_);
+  return known_statements_.count(d) != 0;
+}
+
+void pool::statement_validated(const statement_digest& d) {
+  std::lock_guard lk(mu_);
+  // Bounded: a client generating endless distinct statements only costs itself round trips.
+  if (known_statements_.size() >= 100000) known_statements_.clear();
+  known_statements_.insert(d);
+}
+
+void pool::remember_scram_keys(const protocol::scram_client_keys& keys) {
+  std::lock_guard lk(mu_);
+  scram_keys_ = keys;
+}
+
+std::shared_ptr<server_connection> pool::take_idle_locked(server_id id) {
+  auto it = std::find_if(idle_.begin(), idle_.end(), [&](const auto& s) { return s->id() == id; });
+  if (it == idle_.end()) return nullptr;
+  auto s = std::move(*it);
+  *it = std::move(idle_.back());
+  idle_.pop_back();
+  return s;
+}
+
+std::vector<std::shared_ptr<pool::waiter_slot>> pool::deliver_locked(std::vector<grant>& grants) {
+  std::vector<std::shared_ptr<waiter_slot>> wake_list;
+  for (const auto& g : grants) {
+    auto it = waiters_.find(g.waiter);
+    if (it == waiters_.end()) continue;  // cannot happen: a cancelled waiter is out of the ledger too
+    auto slot = std::move(it->second);
+    waiters_.erase(it);
+    slot->granted = g;
+    if (g.k == grant::kind::idle_server) slot->server = take_idle_locked(g.server);
+    wake_list.push_back(std::move(slot));
+  }
+  grants.clear();
+  return wake_list;
+}
+
+void pool::wake(std::vector<std::shared_ptr<waiter_slot>>& slots) {
+  for (auto& slot : slots) {
+    auto ex = slot->timer.get_executor();
+    asio::post(ex, [slot = std::move(slot)] { slot->timer.cancel(); });
+  }
+}
+
+awaitable<acquire_result> pool::acquire(worker& w, std::uint64_t client_id, clock::time_point deadline) {
+  for (;;) {
+    const waiter_id wid = next_waiter_.fetch_add(1, std::memory_order_relaxed);
+    std::optional<grant> g;
+    std::shared_ptr<server_connection> srv;
+    std::shared_ptr<waiter_slot> slot;
+    {
+      std::lock_guard lk(mu_);
+      g = ledger_.request(wid, w.index(), clock::now());
+      if (g && g->k == grant::kind::idle_server) srv = take_idle_locked(g->server);
+      if (!g) {
+        slot = std::make_shared<waiter_slot>(w.io().get_executor());
+        waiters_.emplace(wid, slot);
+      }
+    }
+    if (!g) {
+      spdlog::debug("c{} waiting pool={}", client_id, name_);
+      slot->timer.expires_at(deadline);
+      co_await slot->timer.async_wait(nothrow_awaitable);
+      std::lock_guard lk(mu_);
+      if (slot->granted) {
+        g = slot->granted;
+        srv = std::move(slot->server);
+      } else {
+        ledger_.cancel(wid);
+        waiters_.erase(wid);
+        acquire_result r;
+        r.timed_out = true;
+        co_return r;
+      }
+    }
+
+    if (g->k == grant::kind::idle_server) {
+      if (!srv || !srv->looks_alive()) {
+        if (srv) spdlog::info("{} closing pool={} reason=closed_while_idle", srv->name(), name_);
+        if (srv) release(std::move(srv), false);
+        continue;
+      }
+      srv->adopt(w.io(), w.index());
+      srv->set_state(server_state::active);
+      srv->last_used = clock::now();
+      co_return acquire_result{std::move(srv), std::nullopt, false};
+    }
+
+    // A connect grant: this client opens the new connection on its own worker.
+    auto fresh = std::make_shared<server_connection>(rt_, rt_.next_server_id(), w.io(), w.index());
+    fresh->owner = weak_from_this();
+    fresh->statements = server_statements(cfg_.max_prepared_statements);
+    server_credentials creds;
+    {
+      std::lock_guard lk(mu_);
+      creds = cfg_.credentials;
+      if (scram_keys_) creds.scram_keys = scram_keys_;
+    }
+    auto err = co_await fresh->login(cfg_.target, creds, cfg_.connect_timeout);
+    std::vector<grant> grants;
+    std::vector<std::shared_ptr<waiter_slot>> wake_list;
+    {
+      std::lock_guard lk(mu_);
+      if (!err) {
+        if (creds.scram_keys) scram_keys_ = creds.scram_keys;
+        if (!initial_params_) initial_params_ = fresh->reported;
+      } else {
+        last_login_failure_ = clock::now();
+        if (!creds.scram_keys) scram_keys_.reset();
+      }
+      ledger_.connect_finished(!err, true, fresh->id(), w.index(), clock::now(), fresh->created, grants);
+      wake_list = deliver_locked(grants);
+    }
+    wake(wake_list);
+    if (err) {
+      rt_.stats().server_login_failures.fetch_add(1, std::memory_order_relaxed);
+      spdlog::warn("{} login_failed pool={} server={}:{} sqlstate={} error=\"{}\"", fresh->name(), name_,
+                   cfg_.target.host, cfg_.target.port, err->sqlstate, err->message);
+      fresh->close();
+      acquire_result r;
+      r.error = std::move(err);
+      co_return r;
+    }
+    spdlog::info("{} opened pool={} server={}:{} backend_pid={} for=c{}", fresh->name(), name_, cfg_.target.host,
+                 cfg_.target.port, fresh->backend_pid, client_id);
+    fresh->set_state(server_state::active);
+    co_return acquire_result{std::move(fresh), std::nullopt, false};
+  }
+}
+
+void pool::release(std::shared_ptr<server_connection> s, bool reusable) {
+  const auto now = clock::now();
+  if (retired() || !s->is_open() || s->transaction_status != 'I') reusable = false;
+  if (reusable && cfg_.lifetime.count() > 0 && now - s->created >= cfg_.lifetime) {
+    reusable = false;
+    spdlog::info("{} closing pool={} reason=server_lifetime", s->name(), name_);
+  }
+  if (reusable) {
+    s->set_state(server_state::idle);
+    s->last_used = now;
+  } else {
+    s->close();
+  }
+  std::vector<grant> grants;
+  std::vector<std::shared_ptr<waiter_slot>> wake_list;
+  {
+    std::lock_guard lk(mu_);
+    if (reusable) idle_.push_back(s);
+    ledger_.release(s->id(), s->worker(), reusable, now, s->created, grants);
+    wake_list = deliver_locked(grants);
+  }
+  wake(wake_list);
+}
+
+awaitable<void> pool::open_idle(worker& w) {
+  auto fresh = std::make_shared<server_connection>(rt_, rt_.next_server_id(), w.io(), w.index());
+  fresh->owner = weak_from_this();
+  fresh->statements = server_statements(cfg_.max_prepared_statements);
+  server_credentials creds;
+  {
+    std::lock_guard lk(mu_);
+    creds = cfg_.credentials;
+    if (scram_keys_) creds.scram_keys = scram_keys_;
+  }
+  auto err = co_await fresh->login(cfg_.target, creds, cfg_.connect_timeout);
+  std::vector<grant> grants;
+  std::vector<std::shared_ptr<waiter_slot>> wake_list;
+  {
+    std::lock_guard lk(mu_);
+    if (!err) {
+      if (creds.scram_keys) scram_keys_ = creds.scram_keys;
+      if (!initial_params_) initial_params_ = fresh->reported;
+      fresh->set_state(server_state::idle);
+      idle_.push_back(fresh);
+    } else {
+      last_login_failure_ = clock::now();
+    }
+    ledger_.connect_finished(!err, false, fresh->id(), w.index(), clock::now(), fresh->created, grants);
+    wake_list = deliver_locked(grants);
+  }
+  wake(wake_list);
+  if (err) {
+    spdlog::warn("{} login_failed pool={} purpose=min_pool_size sqlstate={} error=\"{}\"", fresh->name(), name_,
+                 err->sqlstate, err->message);
+    fresh->close();
+  } else {
+    spdlog::info("{} opened pool={} purpose=min_pool_size backend_pid={}", fresh->name(), name_, fresh->backend_pid);
+  }
+}
+
+void pool::maintain(clock::time_point now) {
+  std::vector<std::shared_ptr<server_connection>> expired;
+  std::vector<grant> grants;
+  std::vector<std::shared_ptr<waiter_slot>> wake_list;
+  std::uint32_t to_open = 0;
+  {
+    std::lock_guard lk(mu_);
+    for (auto id : ledger_.expire(now, cfg_.idle_timeout, cfg_.lifetime)) {
+      if (auto s = take_idle_locked(id)) expired.push_back(std::move(s));
+    }
+    // Connections for min_pool_size only when logins work (server_login_retry after a failure)
+    // and the credentials can be used without a client (a plaintext password or known keys).
+    const bool can_log_in = cfg_.credentials.kind == conf::secret_kind::plaintext ||
+                            cfg_.credentials.kind == conf::secret_kind::md5 || scram_keys_.has_value() ||
+                            cfg_.credentials.kind == conf::secret_kind::none;
+    if (!retired() && can_log_in && now - last_login_failure_ >= cfg_.login_retry) to_open = ledger_.open_for_min();
+    ledger_.dispatch(now, grants);
+    wake_list = deliver_locked(grants);
+  }
+  wake(wake_list);
+  for (auto& s : expired) {
+    spdlog::info("{} closing pool={} reason=idle_or_lifetime", s->name(), name_);
+    s->close();
+  }
+  auto& workers = rt_.workers();
+  for (std::uint32_t i = 0; i < to_open; ++i) {
+    worker& w = *workers[next_worker_.fetch_add(1, std::memory_order_relaxed) % workers.size()];
+    asio::co_spawn(w.io(), open_idle(w), [name = name_](std::exception_ptr e) {
+      if (e) {
+        try {
+          std::rethrow_exception(e);
+        } catch (const std::exception& ex) {
+          spdlog::error("pool={} min_pool_size connect failed with an exception: {}", name, ex.what());
+        }
+      }
+    });
+  }
+}
+
+void pool::retire() {
+  retired_.store(true, std::memory_order_relaxed);
+  close_idle();
+}
+
+void pool::close_idle() {
+  std::vector<std::shared_ptr<server_connection>> closing;
+  {
+    std::lock_guard lk(mu_);
+    for (auto id : ledger_.take_all_idle()) {
+      if (auto s = take_idle_locked(id)) closing.push_back(std::move(s));
+    }
+  }
+  for (auto& s : closing) s->close();
+}
+
+}  // namespace pgsluice::proxy

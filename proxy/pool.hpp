@@ -1,0 +1,132 @@
+// Internal to proxy/: one pool of server connections for a (database, user), shared by all worker threads.
+//
+// The decisions are pool_ledger's (pure, unit-tested); this class adds the mutex, the server
+// objects, the waiting clients' wake-ups and the connection attempts. A client waiting for a
+// server sleeps on a timer of its own worker (expiring at its query_wait_timeout deadline); the
+// thread that frees a server hands it over under the mutex and wakes the waiter by posting to
+// the waiter's own executor, so each side only ever touches its own event loop.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "conf/config.hpp"
+#include "proxy/asio.hpp"
+#include "proxy/params.hpp"
+#include "proxy/pool_ledger.hpp"
+#include "proxy/prepared.hpp"
+#include "proxy/server_connection.hpp"
+
+namespace pgsluice::proxy {
+
+class runtime;
+class worker;
+class connection_budget;
+
+struct pool_config {
+  backend_target target;
+  server_credentials credentials;
+  conf::pool_settings settings{};
+  std::chrono::milliseconds connect_timeout{15000};
+  std::chrono::milliseconds login_retry{15000};
+  std::chrono::milliseconds idle_timeout{600000};
+  std::chrono::milliseconds lifetime{3600000};
+  std::chrono::milliseconds reserve_timeout{5000};
+  std::uint32_t max_prepared_statements = 200;
+  std::string reset_query = "DISCARD ALL";
+  bool reset_always = false;
+  // Everything above that matters, as text: a reload retires the pool when it changes.
+  std::string fingerprint;
+};
+
+struct acquire_result {
+  std::shared_ptr<server_connection> server;
+  std::optional<server_error> error;  // login to the server failed
+  bool timed_out = false;             // query_wait_timeout passed
+};
+
+class pool : public std::enable_shared_from_this<pool> {
+ public:
+  pool(runtime& rt, std::string name, pool_config cfg, std::shared_ptr<connection_budget> db_budget,
+       std::shared_ptr<connection_budget> user_budget);
+  ~pool();
+
+  const std::string& name() const noexcept { return name_; }  // "database/user"
+  const pool_config& cfg() const noexcept { return cfg_; }
+  bool transaction_mode() const noexcept { return cfg_.settings.pool_mode == conf::pool_mode::transaction; }
+
+  // A server for a client on worker `w`, waiting (FIFO) until `deadline` if the pool is full.
+  // The server's socket is moved to `w`'s event loop.
+  awaitable<acquire_result> acquire(worker& w, std::uint64_t client_id, std::chrono::steady_clock::time_point deadline);
+
+  // Gives a server back: `reusable` if it is clean and may serve anyone, otherwise it is closed.
+  void release(std::shared_ptr<server_connection> s, bool reusable);
+
+  // ParameterStatus values of the first server this pool logged in to (what a new client is told).
+  std::optional<parameter_set> initial_params() const;
+  // Keys a client proved in its SCRAM login, for servers that hold the same verifier.
+  void remember_scram_keys(const protocol::scram_client_keys& keys);
+
+  // Statements (by digest) that a server of this pool accepted: a client's Parse of one of them
+  // can be answered without a server (it is prepared on the server when first used).
+  bool statement_known(const statement_digest& d) const;
+  void statement_validated(const statement_digest& d);
+
+  // Periodic upkeep: expire idle servers, open connections for min_pool_size, apply the reserve.
+  void maintain(std::chrono::steady_clock::time_point now);
+  // A reload changed this pool's settings: stop keeping servers, close the idle ones.
+  void retire();
+  bool retired() const noexcept { return retired_.load(std::memory_order_relaxed); }
+  // Closes the idle servers (shutdown).
+  void close_idle();
+  pool_counts counts() const;
+
+ private:
+  struct waiter_slot {
+    explicit waiter_slot(const asio::any_io_executor& ex) : timer(ex) {}
+    asio::steady_timer timer;
+    std::optional<grant> granted;
+    std::shared_ptr<server_connection> server;
+  };
+  class budget_gate : public open_gate {
+   public:
+    budget_gate(std::shared_ptr<connection_budget> db, std::shared_ptr<connection_budget> user)
+        : db_(std::move(db)), user_(std::move(user)) {}
+    bool try_open() override;
+    void closed() override;
+
+   private:
+    std::shared_ptr<connection_budget> db_, user_;
+  };
+
+  std::shared_ptr<server_connection> take_idle_locked(server_id id);
+  // Under the lock: hands out grants; returns the slots to wake once the lock is released.
+  std::vector<std::shared_ptr<waiter_slot>> deliver_locked(std::vector<grant>& grants);
+  static void wake(std::vector<std::shared_ptr<waiter_slot>>& slots);
+  awaitable<void> open_idle(worker& w);
+
+  runtime& rt_;
+  std::string name_;
+  pool_config cfg_;
+  budget_gate gate_;
+  mutable std::mutex mu_;
+  pool_ledger ledger_;
+  std::vector<std::shared_ptr<server_connection>> idle_;
+  std::unordered_map<waiter_id, std::shared_ptr<waiter_slot>> waiters_;
+  std::optional<parameter_set> initial_params_;
+  std::unordered_set<statement_digest, statement_digest_hash> known_statements_;
+  std::optional<protocol::scram_client_keys> scram_keys_;
+  std::chrono::steady_clock::time_point last_login_failure_{};
+  std::atomic<bool> retired_{false};
+  std::atomic<std::uint64_t> next_waiter_{1};
+  std::atomic<unsigned> next_worker_{0};
+};
+
+}  // namespace pgsluice::proxy

@@ -1,0 +1,159 @@
+// Internal to proxy/: the running proxy — worker threads with their event loops, the pool registry, cancel keys, config.
+//
+// Threading model. N workers, each one thread running its own io_context; every worker has
+// its own SO_REUSEPORT listening socket per address, so the kernel spreads new clients over
+// the workers. A client session lives on the worker that accepted it: both of its coroutines
+// (client->server and server->client) run on that thread, so a session's state needs no lock.
+// Pools are shared by all workers (one global limit per pool) behind a mutex. A server
+// connection's socket is registered with one io_context's reactor; when a session on another
+// worker takes it from the pool, the socket is moved to the taker's io_context (release() the
+// descriptor, assign it there: two epoll_ctl calls), so all I/O on it is done by the thread that
+// uses it, with no cross-thread completion hops. Idle servers are handed out preferring those
+// already on the asking worker, so moves are rare once the load is steady.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "conf/config.hpp"
+#include "proxy/asio.hpp"
+#include "proxy/metrics.hpp"
+#include "proxy/pool_ledger.hpp"
+
+namespace pgsluice::proxy {
+
+class client_session;
+class pool;
+class runtime;
+
+// One event-loop thread.
+class worker {
+ public:
+  worker(runtime& rt, unsigned index);
+  worker(const worker&) = delete;
+  worker& operator=(const worker&) = delete;
+
+  unsigned index() const noexcept { return index_; }
+  asio::io_context& io() noexcept { return io_; }
+  runtime& rt() noexcept { return rt_; }
+
+  void start();
+  // Lets the event loop return (after the sessions are gone) and joins the thread.
+  void stop();
+  void join();
+
+  // Sessions living on this worker; only touched from its thread.
+  void add_session(client_session* s) noexcept;
+  void remove_session(client_session* s) noexcept;
+  std::size_t session_count() const noexcept { return sessions_.load(std::memory_order_relaxed); }
+
+  std::vector<tcp::acceptor>& acceptors() noexcept { return acceptors_; }
+
+  // Runs on this worker every tick: login/idle timeouts of its sessions, shutdown of idle ones;
+  // `force` ends every session (end of a graceful shutdown).
+  void janitor_tick(std::chrono::steady_clock::time_point now, bool force);
+
+ private:
+  awaitable<void> janitor();
+
+  runtime& rt_;
+  unsigned index_;
+  asio::io_context io_{1};
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> guard_;
+  std::thread thread_;
+  std::vector<tcp::acceptor> acceptors_;
+  client_session* first_ = nullptr;  // intrusive list through client_session::next_/prev_
+  std::atomic<std::size_t> sessions_{0};
+};
+
+// Cancel keys handed to clients (BackendKeyData) -> the session that owns them.
+class cancel_registry {
+ public:
+  // Draws a fresh random key not in use, registers it and returns it.
+  std::pair<std::int32_t, std::int32_t> add(const std::shared_ptr<client_session>& s);
+  void remove(std::int32_t pid, std::int32_t secret);
+  std::shared_ptr<client_session> find(std::int32_t pid, std::int32_t secret);
+
+ private:
+  static std::uint64_t key(std::int32_t pid, std::int32_t secret) noexcept {
+    return (static_cast<std::uint64_t>(static_cast<std::uint32_t>(pid)) << 32) | static_cast<std::uint32_t>(secret);
+  }
+  std::mutex mu_;
+  std::unordered_map<std::uint64_t, std::weak_ptr<client_session>> map_;
+};
+
+// A budget of server connections shared by pools (max_db_connections / max_user_connections).
+class connection_budget {
+ public:
+  explicit connection_budget(std::uint32_t limit) : limit_(limit) {}
+  bool try_take() noexcept;
+  void give_back() noexcept { used_.fetch_sub(1, std::memory_order_relaxed); }
+  void set_limit(std::uint32_t l) noexcept { limit_.store(l, std::memory_order_relaxed); }
+
+ private:
+  std::atomic<std::uint32_t> limit_;  // 0 = unlimited
+  std::atomic<std::uint32_t> used_{0};
+};
+
+class runtime {
+ public:
+  runtime(std::shared_ptr<const conf::config> cfg, std::filesystem::path config_file);
+  ~runtime();
+
+  std::shared_ptr<const conf::config> config() const;
+  void set_config(std::shared_ptr<const conf::config> cfg);
+  const std::filesystem::path& config_file() const noexcept { return config_file_; }
+
+  std::vector<std::unique_ptr<worker>>& workers() noexcept { return workers_; }
+  worker& worker_at(unsigned i) noexcept { return *workers_[i]; }
+
+  // The pool of (client-facing database, user), created on first use with the current config.
+  // `auth_secret` is the secret fetched by auth_query for users not in the config.
+  std::shared_ptr<pool> get_pool(const conf::config& cfg, const conf::database_config& db, std::string_view database,
+                                 std::string_view user, const std::optional<std::string>& auth_secret);
+  std::vector<std::shared_ptr<pool>> pools();
+  // After a reload: pools whose settings changed stop taking clients and drain; new ones are
+  // created from the new config on the next login.
+  void retire_changed_pools(const conf::config& cfg);
+  void clear_pools();
+
+  cancel_registry& cancels() noexcept { return cancels_; }
+  metrics& stats() noexcept { return stats_; }
+
+  std::uint64_t next_client_id() noexcept { return next_client_id_.fetch_add(1, std::memory_order_relaxed); }
+  std::uint64_t next_server_id() noexcept { return next_server_id_.fetch_add(1, std::memory_order_relaxed); }
+
+  // Logged-in or logging-in clients, for max_client_conn.
+  std::atomic<std::int64_t>& client_count() noexcept { return client_count_; }
+  bool shutting_down() const noexcept { return shutting_down_.load(std::memory_order_relaxed); }
+  void begin_shutdown() noexcept { shutting_down_.store(true, std::memory_order_relaxed); }
+
+ private:
+  mutable std::mutex config_mu_;
+  std::shared_ptr<const conf::config> config_;
+  std::filesystem::path config_file_;
+  std::vector<std::unique_ptr<worker>> workers_;
+
+  std::mutex pools_mu_;
+  std::map<std::pair<std::string, std::string>, std::shared_ptr<pool>> pools_;
+  std::map<std::string, std::shared_ptr<connection_budget>> db_budgets_;
+  std::map<std::string, std::shared_ptr<connection_budget>> user_budgets_;
+
+  cancel_registry cancels_;
+  metrics stats_;
+  std::atomic<std::uint64_t> next_client_id_{1};
+  std::atomic<std::uint64_t> next_server_id_{1};
+  std::atomic<std::int64_t> client_count_{0};
+  std::atomic<bool> shutting_down_{false};
+};
+
+}  // namespace pgsluice::proxy

@@ -1,0 +1,438 @@
+// Server connections: TCP connect, login with trust/cleartext/md5/SCRAM (password or pass-through keys), internal queries.
+#include "proxy/server_connection.hpp"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <variant>
+
+#include <boost/asio/ip/address.hpp>
+#include <spdlog/spdlog.h>
+
+#include "protocol/codec.hpp"
+#include "protocol/framing.hpp"
+#include "protocol/md5.hpp"
+#include "proxy/runtime.hpp"
+#include "proxy/wire.hpp"
+
+namespace pgsluice::proxy {
+
+namespace {
+
+server_error local_error(std::string sqlstate, std::string message) {
+  server_error e;
+  e.sqlstate = std::move(sqlstate);
+  e.message = std::move(message);
+  return e;
+}
+
+std::span<const std::uint8_t> as_bytes(std::string_view s) {
+  return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()};
+}
+std::string_view as_text(std::span<const std::uint8_t> b) {
+  return {reinterpret_cast<const char*>(b.data()), b.size()};
+}
+
+}  // namespace
+
+server_error to_server_error(std::span<const std::uint8_t> body) {
+  const auto f = wire::read_error_fields(body);
+  server_error e;
+  e.severity = f.severity.empty() ? "ERROR" : std::string(f.severity);
+  e.sqlstate = f.sqlstate.empty() ? "XX000" : std::string(f.sqlstate);
+  e.message = std::string(f.message);
+  e.detail = std::string(f.detail);
+  return e;
+}
+
+watchdog::watchdog(const asio::any_io_executor& ex, std::chrono::milliseconds after, std::function<void()> on_expire)
+    : timer_(ex), fired_(std::make_shared<bool>(false)) {
+  if (after.count() <= 0) return;
+  timer_.expires_after(after);
+  // The handler may run after this object is gone (expired just before disarming): it only
+  // calls on_expire while `armed` is still set, and the destructor clears it.
+  auto armed = std::make_shared<bool>(true);
+  armed_ = armed;
+  timer_.async_wait([armed, fired = fired_, f = std::move(on_expire)](const boost::system::error_code& ec) {
+    if (!ec && *armed) {
+      *fired = true;
+      f();
+    }
+  });
+}
+
+watchdog::~watchdog() {
+  if (auto a = armed_.lock()) *a = false;
+  timer_.cancel();
+}
+
+server_connection::server_connection(runtime& rt, std::uint64_t id, asio::io_context& io, unsigned worker)
+    : rt_(rt), id_(id), name_("s" + std::to_string(id)), socket_(std::in_place, io), worker_(worker) {
+  rt_.stats().servers[static_cast<std::size_t>(state_)].fetch_add(1, std::memory_order_relaxed);
+}
+
+server_connection::~server_connection() {
+  close();
+  rt_.stats().servers[static_cast<std::size_t>(state_)].fetch_sub(1, std::memory_order_relaxed);
+}
+
+void server_connection::set_state(server_state s) noexcept {
+  if (s == state_) return;
+  metrics::move(rt_.stats().servers[static_cast<std::size_t>(state_)], rt_.stats().servers[static_cast<std::size_t>(s)]);
+  state_ = s;
+}
+
+void server_connection::adopt(asio::io_context& io, unsigned worker) {
+  if (worker == worker_ || !socket_ || !socket_->is_open()) {
+    worker_ = worker;
+    return;
+  }
+  const auto protocol = remote.protocol();
+  boost::system::error_code ec;
+  const auto fd = socket_->release(ec);
+  if (ec) {
+    close();
+    return;
+  }
+  socket_.emplace(io);
+  socket_->assign(protocol, fd, ec);
+  if (ec) {
+    ::close(fd);
+    close();
+  }
+  worker_ = worker;
+}
+
+bool server_connection::looks_alive() noexcept {
+  if (!is_open()) return false;
+  std::uint8_t b;
+  const auto n = ::recv(socket_->native_handle(), &b, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+void server_connection::close() noexcept {
+  if (socket_ && socket_->is_open()) {
+    boost::system::error_code ec;
+    // Terminate lets the server end its session at once instead of noticing the EOF later.
+    static constexpr std::uint8_t terminate_msg[5] = {'X', 0, 0, 0, 4};
+    if (state_ == server_state::idle || state_ == server_state::active) {
+      socket_->non_blocking(true, ec);
+      ::send(socket_->native_handle(), terminate_msg, sizeof terminate_msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+    }
+    socket_->shutdown(tcp::socket::shutdown_both, ec);
+    socket_->close(ec);
+  }
+  set_state(server_state::closed);
+}
+
+awaitable<std::optional<server_connection::message>> server_connection::read_message(boost::system::error_code& ec) {
+  if (pending_consume_ > 0) {
+    buf_.consume(pending_consume_);
+    pending_consume_ = 0;
+  }
+  for (;;) {
+    const auto r = protocol::next_frame(buf_.data(), protocol::default_max_message_size);
+    if (r.is_frame()) {
+      pending_consume_ = r.f.size;
+      co_return message{r.f.tag, r.f.body, r.f.size};
+    }
+    if (r.is_invalid()) {
+      ec = r.error;
+      co_return std::nullopt;
+    }
+    const std::size_t want = std::max<std::size_t>(r.need > buf_.size() ? r.need - buf_.size() : 1, 4096);
+    auto space = buf_.prepare(want);
+    auto [rec, n] = co_await socket_->async_read_some(asio::buffer(space.data(), space.size()), nothrow_awaitable);
+    if (rec) {
+      ec = rec;
+      co_return std::nullopt;
+    }
+    buf_.commit(n);
+  }
+}
+
+awaitable<bool> server_connection::write_all(const std::vector<std::uint8_t>& bytes, boost::system::error_code& ec) {
+  auto [wec, n] = co_await asio::async_write(*socket_, asio::buffer(bytes), nothrow_awaitable);
+  (void)n;
+  ec = wec;
+  co_return !wec;
+}
+
+awaitable<std::optional<server_error>> server_connection::login(const backend_target& target,
+                                                                server_credentials& creds,
+                                                                std::chrono::milliseconds timeout) {
+  set_state(server_state::connecting);
+  const auto ex = socket_->get_executor();
+  watchdog wd(ex, timeout, [this] {
+    boost::system::error_code ignored;
+    if (socket_) socket_->cancel(ignored);
+  });
+  auto timed_out = [&] {
+    return local_error("08006", "pgsluice: timed out connecting to the server " + target.host + ":" +
+                                    std::to_string(target.port) + " (server_connect_timeout)");
+  };
+
+  // Resolve (host names only; literal addresses need no lookup).
+  boost::system::error_code ec;
+  std::vector<tcp::endpoint> endpoints;
+  const auto addr = asio::ip::make_address(target.host, ec);
+  if (!ec) {
+    endpoints.emplace_back(addr, target.port);
+  } else {
+    tcp::resolver resolver(ex);
+    auto [rec, results] = co_await resolver.async_resolve(target.host, std::to_string(target.port), nothrow_awaitable);
+    if (rec) {
+      if (wd.fired()) co_return timed_out();
+      co_return local_error("08006", "pgsluice: could not resolve server host \"" + target.host + "\": " + rec.message());
+    }
+    for (const auto& r : results) endpoints.push_back(r.endpoint());
+  }
+
+  boost::system::error_code cec = asio::error::host_not_found;
+  for (const auto& ep : endpoints) {
+    if (socket_->is_open()) socket_->close(ec);
+    auto [e] = co_await socket_->async_connect(ep, nothrow_awaitable);
+    cec = e;
+    if (!cec) {
+      remote = ep;
+      break;
+    }
+    if (wd.fired()) break;
+  }
+  if (cec) {
+    if (wd.fired()) co_return timed_out();
+    co_return local_error("08006", "pgsluice: could not connect to the server " + target.host + ":" +
+                                       std::to_string(target.port) + ": " + cec.message());
+  }
+  socket_->set_option(tcp::no_delay(true), ec);
+
+  // StartupMessage: only user and database; client-specific settings are applied per client.
+  // https://www.postgresql.org/docs/15/protocol-message-formats.html (StartupMessage)
+  std::vector<std::uint8_t> out;
+  protocol::startup_message sm;
+  sm.params = {{"user", target.user}, {"database", target.dbname}};
+  protocol::encode(sm, out);
+  if (!co_await write_all(out, ec)) co_return wd.fired() ? timed_out() : local_error("08006", "pgsluice: server write failed: " + ec.message());
+
+  bool authenticated = false;
+  for (;;) {
+    auto m = co_await read_message(ec);
+    if (!m) {
+      if (wd.fired()) co_return timed_out();
+      co_return local_error("08006", "pgsluice: server closed the connection during login: " + ec.message());
+    }
+    if (m->tag == 'E') co_return to_server_error(m->body);
+    if (!authenticated) {
+      if (m->tag != 'R') co_return local_error("08P01", "pgsluice: unexpected message from the server during login");
+      auto err = co_await authenticate(target, creds, *m, ec);
+      if (err) co_return wd.fired() ? timed_out() : *err;
+      authenticated = true;
+      continue;
+    }
+    switch (m->tag) {
+      case 'S':
+        if (auto p = wire::read_parameter_status(m->body)) reported.set(p->name, p->value);
+        break;
+      case 'K':
+        if (m->body.size() == 8) {
+          backend_pid = static_cast<std::int32_t>(wire::read_u32(m->body.data()));
+          backend_secret = static_cast<std::int32_t>(wire::read_u32(m->body.data() + 4));
+        }
+        break;
+      case 'Z':
+        if (!m->body.empty()) transaction_status = static_cast<char>(m->body[0]);
+        if (pending_consume_ > 0) {
+          buf_.consume(pending_consume_);
+          pending_consume_ = 0;
+        }
+        rt_.stats().servers_opened.fetch_add(1, std::memory_order_relaxed);
+        co_return std::nullopt;
+      default:
+        break;  // NoticeResponse, NegotiateProtocolVersion: nothing to do
+    }
+  }
+}
+
+awaitable<std::optional<server_error>> server_connection::authenticate(const backend_target& target,
+                                                                       server_credentials& creds, const message& first,
+                                                                       boost::system::error_code& ec) {
+  auto decode = [](const message& m) {
+    protocol::frame f;
+    f.kind = protocol::frame_kind::regular;
+    f.tag = m.tag;
+    f.size = m.size;
+    f.body = m.body;
+    return protocol::decode_backend(f);
+  };
+  const std::string& user = target.user;
+  auto no_secret = [&] {
+    return local_error("28000", "pgsluice: no password configured to log in to the server as user \"" + user + "\"");
+  };
+  auto send = [&](auto&& msg) -> awaitable<bool> {
+    std::vector<std::uint8_t> out;
+    protocol::encode(msg, out);
+    co_return co_await write_all(out, ec);
+  };
+  auto write_failed = [&] { return local_error("08006", "pgsluice: server write failed: " + ec.message()); };
+
+  auto decoded = decode(first);
+  if (!decoded) co_return local_error("08P01", "pgsluice: malformed authentication request from the server");
+  const auto& msg = *decoded;
+
+  if (std::holds_alternative<protocol::authentication_ok>(msg)) co_return std::nullopt;
+
+  if (std::holds_alternative<protocol::authentication_cleartext_password>(msg)) {
+    if (creds.kind != conf::secret_kind::plaintext) co_return no_secret();
+    if (!co_await send(protocol::password_message{creds.secret})) co_return write_failed();
+  } else if (const auto* md5 = std::get_if<protocol::authentication_md5_password>(&msg)) {
+    boost::system::result<std::string> resp = boost::system::error_code(errc::auth_failed);
+    if (creds.kind == conf::secret_kind::plaintext) {
+      resp = protocol::md5_client_response(user, creds.secret, md5->salt);
+    } else if (creds.kind == conf::secret_kind::md5) {
+      resp = protocol::md5_salted_response(creds.secret, md5->salt);
+    } else {
+      co_return no_secret();
+    }
+    if (!resp) co_return local_error("28000", "pgsluice: cannot compute the MD5 response: " + resp.error().message());
+    if (!co_await send(protocol::password_message{*resp})) co_return write_failed();
+  } else if (const auto* sasl = std::get_if<protocol::authentication_sasl>(&msg)) {
+    bool offered = false;
+    for (auto m : sasl->mechanisms) offered = offered || m == protocol::scram_sha_256_name;
+    if (!offered) co_return local_error("28000", "pgsluice: the server offers no SASL mechanism pgsluice supports");
+    boost::system::result<protocol::scram_client> client = boost::system::error_code(errc::auth_failed);
+    if (creds.scram_keys) {
+      client = protocol::scram_client::from_keys(*creds.scram_keys);
+    } else if (creds.kind == conf::secret_kind::plaintext) {
+      client = protocol::scram_client::from_password(creds.secret);
+    } else if (creds.kind == conf::secret_kind::scram_sha_256) {
+      co_return local_error("28000", "pgsluice: cannot log in to the server as user \"" + user +
+                                         "\" before a client has logged in with SCRAM (only a verifier is configured)");
+    } else {
+      co_return no_secret();
+    }
+    if (!client) co_return local_error("28000", "pgsluice: SCRAM setup failed: " + client.error().message());
+    const std::string first_msg = client->client_first();
+    if (!co_await send(protocol::sasl_initial_response{protocol::scram_sha_256_name, as_bytes(first_msg)}))
+      co_return write_failed();
+
+    auto m = co_await read_message(ec);
+    if (!m) co_return local_error("08006", "pgsluice: server closed the connection during SCRAM");
+    if (m->tag == 'E') co_return to_server_error(m->body);
+    auto cont = decode(*m);
+    if (!cont || !std::holds_alternative<protocol::authentication_sasl_continue>(*cont))
+      co_return local_error("08P01", "pgsluice: unexpected message from the server during SCRAM");
+    auto final_msg = client->on_server_first(as_text(std::get<protocol::authentication_sasl_continue>(*cont).data));
+    if (!final_msg) {
+      if (final_msg.error() == errc::scram_secret_mismatch) creds.scram_keys.reset();
+      co_return local_error("28000", "pgsluice: SCRAM with the server failed: " + final_msg.error().message());
+    }
+    if (!co_await send(protocol::sasl_response{as_bytes(*final_msg)})) co_return write_failed();
+
+    m = co_await read_message(ec);
+    if (!m) co_return local_error("08006", "pgsluice: server closed the connection during SCRAM");
+    if (m->tag == 'E') co_return to_server_error(m->body);
+    auto fin = decode(*m);
+    if (!fin || !std::holds_alternative<protocol::authentication_sasl_final>(*fin))
+      co_return local_error("08P01", "pgsluice: unexpected message from the server during SCRAM");
+    auto verified = client->on_server_final(as_text(std::get<protocol::authentication_sasl_final>(*fin).data));
+    if (!verified) co_return local_error("28000", "pgsluice: the server's SCRAM signature is invalid");
+    if (auto k = client->keys()) creds.scram_keys = std::move(*k);
+  } else {
+    co_return local_error("28000", "pgsluice: the server asks for an authentication method pgsluice does not support");
+  }
+
+  // AuthenticationOk (or an error) follows.
+  auto m = co_await read_message(ec);
+  if (!m) co_return local_error("08006", "pgsluice: server closed the connection during login");
+  if (m->tag == 'E') co_return to_server_error(m->body);
+  auto ok = decode(*m);
+  if (!ok || !std::holds_alternative<protocol::authentication_ok>(*ok))
+    co_return local_error("08P01", "pgsluice: unexpected message from the server after authentication");
+  co_return std::nullopt;
+}
+
+awaitable<std::optional<server_error>> server_connection::run_internal(std::string_view sql,
+                                                                       std::chrono::milliseconds timeout) {
+  watchdog wd(socket_->get_executor(), timeout, [this] {
+    boost::system::error_code ignored;
+    if (socket_) socket_->cancel(ignored);
+  });
+  boost::system::error_code ec;
+  std::vector<std::uint8_t> out;
+  wire::append_query(out, sql);
+  if (!co_await write_all(out, ec)) co_return local_error("08006", "pgsluice: server write failed: " + ec.message());
+  std::optional<server_error> first_error;
+  for (;;) {
+    auto m = co_await read_message(ec);
+    if (!m) co_return local_error("08006", wd.fired() ? "pgsluice: server did not answer in time" : "pgsluice: server closed the connection");
+    if (m->tag == 'E' && !first_error) first_error = to_server_error(m->body);
+    if (m->tag == 'S') {
+      if (auto p = wire::read_parameter_status(m->body)) reported.set(p->name, p->value);
+    }
+    if (m->tag == 'Z') {
+      if (!m->body.empty()) transaction_status = static_cast<char>(m->body[0]);
+      buf_.consume(pending_consume_);
+      pending_consume_ = 0;
+      co_return first_error;
+    }
+  }
+}
+
+awaitable<server_connection::rows_result> server_connection::query_rows(std::string_view sql,
+                                                                        const std::vector<std::string>& params,
+                                                                        std::chrono::milliseconds timeout) {
+  watchdog wd(socket_->get_executor(), timeout, [this] {
+    boost::system::error_code ignored;
+    if (socket_) socket_->cancel(ignored);
+  });
+  rows_result out;
+  boost::system::error_code ec;
+  std::vector<std::uint8_t> bytes;
+  wire::append_parse(bytes, "", sql, {});
+  protocol::bind b;
+  for (const auto& p : params) b.params.emplace_back(as_bytes(p));
+  protocol::encode(b, bytes);
+  protocol::encode(protocol::execute{}, bytes);
+  protocol::encode(protocol::sync{}, bytes);
+  if (!co_await write_all(bytes, ec)) {
+    out.error = local_error("08006", "pgsluice: server write failed: " + ec.message());
+    co_return out;
+  }
+  for (;;) {
+    auto m = co_await read_message(ec);
+    if (!m) {
+      out.error = local_error("08006", "pgsluice: server closed the connection during auth_query");
+      co_return out;
+    }
+    if (m->tag == 'E' && !out.error) out.error = to_server_error(m->body);
+    if (m->tag == 'D') {
+      // DataRow: Int16 column count, then per column Int32 length (-1 = NULL) and the bytes.
+      std::vector<std::optional<std::string>> row;
+      const auto body = m->body;
+      if (body.size() >= 2) {
+        std::size_t pos = 2;
+        const std::size_t cols = wire::read_u16(body.data());
+        for (std::size_t c = 0; c < cols && pos + 4 <= body.size(); ++c) {
+          const auto len = static_cast<std::int32_t>(wire::read_u32(body.data() + pos));
+          pos += 4;
+          if (len < 0) {
+            row.emplace_back(std::nullopt);
+          } else if (pos + static_cast<std::size_t>(len) <= body.size()) {
+            row.emplace_back(std::string(reinterpret_cast<const char*>(body.data() + pos), static_cast<std::size_t>(len)));
+            pos += static_cast<std::size_t>(len);
+          }
+        }
+      }
+      out.rows.push_back(std::move(row));
+    }
+    if (m->tag == 'Z') {
+      if (!m->body.empty()) transaction_status = static_cast<char>(m->body[0]);
+      buf_.consume(pending_consume_);
+      pending_consume_ = 0;
+      co_return out;
+    }
+  }
+}
+
+}  // namespace pgsluice::proxy
