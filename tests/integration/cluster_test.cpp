@@ -189,6 +189,18 @@ TEST(processes, a_child_is_stopped_with_its_signal_and_never_adopted_twice) {
     EXPECT_FALSE(b::child_process::adopt(id, SIGTERM));
 }
 
+TEST(processes, a_cluster_without_its_binaries_fails_naming_them) {
+    pgsluice::bench::cluster_spec spec;
+    spec.pg_bin_dir = "/nonexistent/postgresql/bin";
+    try {
+        pgsluice::bench::pg_cluster::up(spec);
+        FAIL() << "expected missing_dependency";
+    } catch (const pgsluice::bench::missing_dependency& e) {
+        EXPECT_NE(std::string(e.what()).find("/nonexistent/postgresql/bin/initdb"), std::string::npos) << e.what();
+        EXPECT_NE(std::string(e.what()).find("postgresql-15"), std::string::npos) << e.what();
+    }
+}
+
 TEST(processes, a_missing_program_is_named) {
     try {
         pgsluice::bench::find_program("pgsluice-no-such-program", "some-package");
