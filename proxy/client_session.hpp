@@ -105,7 +105,10 @@ class client_session : public std::enable_shared_from_this<client_session>, priv
   // taking a server for it could block a client that prepares synchronously while others
   // it waits for hold every server. Returns false (nothing done) for any other batch.
   bool try_answer_locally(std::span<const std::uint8_t> data, std::size_t end);
+  // Prepares `stmt` on the attached server if it lacks it (injected Parse, reply swallowed).
   void ensure_prepared(const statement_ptr& stmt);
+  // Sends the statement's Parse (after Closes of statements it evicts) and records `parse_entry`.
+  void send_parse(const statement_ptr& stmt, expectation parse_entry);
   std::size_t process_server(std::span<const std::uint8_t> data);
   bool releasable() const noexcept;
   void release_server();
@@ -152,6 +155,7 @@ class client_session : public std::enable_shared_from_this<client_session>, priv
   std::size_t max_message_size_ = 0;
   parameter_set view_;               // ParameterStatus values the client has been told
   client_statements statements_;
+  std::vector<std::pair<std::string, statement_ptr>> deferred_parses_;  // session mode, before a server is attached
   std::shared_ptr<server_connection> server_;
   response_tracker tracker_;
   bool pinned_ = false;

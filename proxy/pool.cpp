@@ -144,42 +144,12 @@ awaitable<acquire_result> pool::acquire(worker& w, std::uint64_t client_id, cloc
     }
 
     // A connect grant: this client opens the new connection on its own worker.
-    auto fresh = std::make_shared<server_connection>(rt_, rt_.next_server_id(), w.io(), w.index());
-    fresh->owner = weak_from_this();
-    fresh->statements = server_statements(cfg_.max_prepared_statements);
-    server_credentials creds;
-    {
-      std::lock_guard lk(mu_);
-      creds = cfg_.credentials;
-      if (scram_keys_) creds.scram_keys = scram_keys_;
-    }
-    auto err = co_await fresh->login(cfg_.target, creds, cfg_.connect_timeout);
-    std::vector<grant> grants;
-    std::vector<std::shared_ptr<waiter_slot>> wake_list;
-    {
-      std::lock_guard lk(mu_);
-      if (!err) {
-        if (creds.scram_keys) scram_keys_ = creds.scram_keys;
-        if (!initial_params_) initial_params_ = fresh->reported;
-      } else {
-        last_login_failure_ = clock::now();
-        if (!creds.scram_keys) scram_keys_.reset();
-      }
-      ledger_.connect_finished(!err, true, fresh->id(), w.index(), clock::now(), fresh->created, grants);
-      wake_list = deliver_locked(grants);
-    }
-    wake(wake_list);
+    auto [fresh, err] = co_await open_server(w, true);
     if (err) {
-      rt_.stats().server_login_failures.fetch_add(1, std::memory_order_relaxed);
-      spdlog::warn("{} login_failed pool={} server={}:{} sqlstate={} error=\"{}\"", fresh->name(), name_,
-                   cfg_.target.host, cfg_.target.port, err->sqlstate, err->message);
-      fresh->close();
       acquire_result r;
       r.error = std::move(err);
       co_return r;
     }
-    spdlog::info("{} opened pool={} server={}:{} backend_pid={} for=c{}", fresh->name(), name_, cfg_.target.host,
-                 cfg_.target.port, fresh->backend_pid, client_id);
     fresh->set_state(server_state::active);
     co_return acquire_result{std::move(fresh), std::nullopt, false};
   }
@@ -209,7 +179,8 @@ void pool::release(std::shared_ptr<server_connection> s, bool reusable) {
   wake(wake_list);
 }
 
-awaitable<void> pool::open_idle(worker& w) {
+awaitable<std::pair<std::shared_ptr<server_connection>, std::optional<server_error>>> pool::open_server(worker& w,
+                                                                                                        bool for_client) {
   auto fresh = std::make_shared<server_connection>(rt_, rt_.next_server_id(), w.io(), w.index());
   fresh->owner = weak_from_this();
   fresh->statements = server_statements(cfg_.max_prepared_statements);
@@ -227,23 +198,32 @@ awaitable<void> pool::open_idle(worker& w) {
     if (!err) {
       if (creds.scram_keys) scram_keys_ = creds.scram_keys;
       if (!initial_params_) initial_params_ = fresh->reported;
-      fresh->set_state(server_state::idle);
-      idle_.push_back(fresh);
+      if (!for_client) {
+        fresh->set_state(server_state::idle);
+        idle_.push_back(fresh);
+      }
     } else {
       last_login_failure_ = clock::now();
+      // Keys that no longer match the server's verifier were dropped by login(): forget them.
+      if (!creds.scram_keys) scram_keys_.reset();
     }
-    ledger_.connect_finished(!err, false, fresh->id(), w.index(), clock::now(), fresh->created, grants);
+    ledger_.connect_finished(!err, for_client, fresh->id(), w.index(), clock::now(), fresh->created, grants);
     wake_list = deliver_locked(grants);
   }
   wake(wake_list);
   if (err) {
-    spdlog::warn("{} login_failed pool={} purpose=min_pool_size sqlstate={} error=\"{}\"", fresh->name(), name_,
-                 err->sqlstate, err->message);
+    rt_.stats().server_login_failures.fetch_add(1, std::memory_order_relaxed);
+    spdlog::warn("{} login_failed pool={} server={}:{} purpose={} sqlstate={} error=\"{}\"", fresh->name(), name_,
+                 cfg_.target.host, cfg_.target.port, for_client ? "client" : "min_pool_size", err->sqlstate, err->message);
     fresh->close();
   } else {
-    spdlog::info("{} opened pool={} purpose=min_pool_size backend_pid={}", fresh->name(), name_, fresh->backend_pid);
+    spdlog::info("{} opened pool={} server={}:{} purpose={} backend_pid={}", fresh->name(), name_, cfg_.target.host,
+                 cfg_.target.port, for_client ? "client" : "min_pool_size", fresh->backend_pid);
   }
+  co_return std::make_pair(std::move(fresh), std::move(err));
 }
+
+awaitable<void> pool::open_idle(worker& w) { co_await open_server(w, false); }
 
 void pool::maintain(clock::time_point now) {
   std::vector<std::shared_ptr<server_connection>> expired;

@@ -110,6 +110,10 @@ class pool : public std::enable_shared_from_this<pool> {
   // Under the lock: hands out grants; returns the slots to wake once the lock is released.
   std::vector<std::shared_ptr<waiter_slot>> deliver_locked(std::vector<grant>& grants);
   static void wake(std::vector<std::shared_ptr<waiter_slot>>& slots);
+  // Opens and logs in a new connection (a `connect` grant or min_pool_size); accounts for it in
+  // the ledger and, when not for a client, puts it in the idle list.
+  awaitable<std::pair<std::shared_ptr<server_connection>, std::optional<server_error>>> open_server(worker& w,
+                                                                                                 bool for_client);
   awaitable<void> open_idle(worker& w);
 
   runtime& rt_;

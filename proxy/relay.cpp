@@ -5,6 +5,8 @@
 // named statements are renamed and prepared where missing, ReadyForQuery decides when a
 // transaction-mode server goes back to the pool, ParameterStatus keeps the client's view of
 // the session consistent. Each read becomes at most one gather write to the other side.
+#include <algorithm>
+
 #include <spdlog/spdlog.h>
 
 #include "protocol/codec.hpp"
@@ -103,6 +105,15 @@ awaitable<bool> client_session::attach_server(bool for_login) {
       internal_failed_ = false;
       internal_error_.reset();
     }
+    // Session mode: statements the client prepared before it had a server are prepared now,
+    // under the client's own names, replies swallowed.
+    for (auto& [name, stmt] : deferred_parses_) {
+      auto& out = to_server_.begin_owned();
+      wire::append_parse(out, name, stmt->query, stmt->param_types);
+      to_server_.end_owned();
+      tracker_.push(expectation{expect::parse_injected, std::move(stmt), {}, {}});
+    }
+    deferred_parses_.clear();
     signal();
   }
   co_return true;
@@ -171,8 +182,7 @@ void client_session::completed(const expectation& e) {
 
 // --- client -> server ------------------------------------------------------------------------
 
-void client_session::ensure_prepared(const statement_ptr& stmt) {
-  if (server_->statements.touch(stmt->digest)) return;
+void client_session::send_parse(const statement_ptr& stmt, expectation parse_entry) {
   std::vector<statement_ptr> evicted;
   server_->statements.insert(stmt, evicted);
   auto& out = to_server_.begin_owned();
@@ -183,12 +193,23 @@ void client_session::ensure_prepared(const statement_ptr& stmt) {
   out.insert(out.end(), stmt->parse_message.begin(), stmt->parse_message.end());
   to_server_.end_owned();
   for (const auto& old : evicted) tracker_.push(expectation{expect::close_injected, old, {}, {}});
-  tracker_.push(expectation{expect::parse_injected, stmt, {}, {}});
+  tracker_.push(std::move(parse_entry));
+}
+
+void client_session::ensure_prepared(const statement_ptr& stmt) {
+  if (server_->statements.touch(stmt->digest)) return;
+  send_parse(stmt, expectation{expect::parse_injected, stmt, {}, {}});
   rt_.stats().statements_prepared.fetch_add(1, std::memory_order_relaxed);
 }
 
 bool client_session::try_answer_locally(std::span<const std::uint8_t> data, std::size_t end) {
-  if (!rewrite_statements_) return false;
+  // Transaction mode renames statements (client registry); session mode defers the client's
+  // own Parse to the server it will get (deferred_parses_).
+  if (transaction_mode_ && !rewrite_statements_) return false;
+  auto is_known_name = [&](std::string_view name) {
+    if (rewrite_statements_) return statements_.find(name) != nullptr;
+    return std::any_of(deferred_parses_.begin(), deferred_parses_.end(), [&](const auto& d) { return d.first == name; });
+  };
   // First pass: is every message one we can answer? Parse statements are made once here.
   std::vector<statement_ptr> made;
   bool skipping = skip_until_sync_;
@@ -205,7 +226,7 @@ bool client_session::try_answer_locally(std::span<const std::uint8_t> data, std:
       case 'P': {
         const auto p = wire::read_parse(r.f.body);
         if (!p || p->name.empty()) return false;
-        if (statements_.find(p->name) != nullptr) {
+        if (is_known_name(p->name)) {
           skipping = true;  // answered with 42P05 below
           break;
         }
@@ -242,19 +263,27 @@ bool client_session::try_answer_locally(std::span<const std::uint8_t> data, std:
     switch (r.f.tag) {
       case 'P': {
         const auto p = wire::read_parse(r.f.body);
-        if (statements_.find(p->name) != nullptr) {
+        if (is_known_name(p->name)) {
           protocol::encode_error_response("ERROR", "42P05",
                                           "prepared statement \"" + std::string(p->name) + "\" already exists", out);
           skip_until_sync_ = true;
           break;
         }
-        statements_.add(p->name, made[next_made++]);
+        if (rewrite_statements_) {
+          statements_.add(p->name, made[next_made++]);
+        } else {
+          deferred_parses_.emplace_back(std::string(p->name), made[next_made++]);
+        }
         out.insert(out.end(), std::begin(wire::parse_complete_msg), std::end(wire::parse_complete_msg));
         break;
       }
       case 'C': {
         const auto t = wire::read_target(r.f.body);
-        statements_.remove(t->name);
+        if (rewrite_statements_) {
+          statements_.remove(t->name);
+        } else {
+          std::erase_if(deferred_parses_, [&](const auto& d) { return d.first == t->name; });
+        }
         out.insert(out.end(), std::begin(wire::close_complete_msg), std::end(wire::close_complete_msg));
         break;
       }
@@ -309,7 +338,9 @@ bool client_session::process_client(std::span<const std::uint8_t> data, std::siz
         if (fx.resets_settings) server_->applied.clear();
         if (!rewrite_statements_ || p->name.empty()) {
           to_server_.add_input(raw, size);
-          tracker_.push(expect::parse);
+          // A named statement the server accepts becomes known to the pool (see try_answer_locally).
+          tracker_.push(expectation{expect::parse, p->name.empty() ? nullptr : make_statement(p->query, p->param_types),
+                                    {}, {}});
           break;
         }
         if (statements_.find(p->name) != nullptr) {
@@ -329,14 +360,7 @@ bool client_session::process_client(std::span<const std::uint8_t> data, std::siz
           tracker_.push(expectation{expect::parse_synthetic, stmt, std::string(p->name), {}});
           break;
         }
-        std::vector<statement_ptr> evicted;
-        server_->statements.insert(stmt, evicted);
-        auto& out = to_server_.begin_owned();
-        for (const auto& old : evicted) wire::append_target(out, 'C', 'S', old->server_name);
-        out.insert(out.end(), stmt->parse_message.begin(), stmt->parse_message.end());
-        to_server_.end_owned();
-        for (const auto& old : evicted) tracker_.push(expectation{expect::close_injected, old, {}, {}});
-        tracker_.push(expectation{expect::parse, stmt, std::string(p->name), {}});
+        send_parse(stmt, expectation{expect::parse, stmt, std::string(p->name), {}});
         break;
       }
       case 'B': {
