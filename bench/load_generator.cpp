@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <cerrno>
 #include <cstring>
 #include <mutex>
@@ -165,9 +166,21 @@ struct run_context {
   std::vector<const char*> keywords;
   std::vector<const char*> values;
   time_point start;
-  time_point warmup_end;
-  time_point end;
+  // The measured window, in ns since start. The warm-up may end late (when every
+  // client is connected), so both move once, from the main thread.
+  std::atomic<std::int64_t> warmup_end_ns{0};
+  std::atomic<std::int64_t> end_ns{0};
   const std::atomic<bool>* stop = nullptr;
+
+  time_point warmup_end() const noexcept {
+    return start + std::chrono::nanoseconds(warmup_end_ns.load(std::memory_order_relaxed));
+  }
+  time_point end() const noexcept { return start + std::chrono::nanoseconds(end_ns.load(std::memory_order_relaxed)); }
+  void set_window(time_point warmup_until, millis duration) noexcept {
+    const auto w = std::chrono::duration_cast<std::chrono::nanoseconds>(warmup_until - start).count();
+    warmup_end_ns.store(w, std::memory_order_relaxed);
+    end_ns.store(w + std::chrono::duration_cast<std::chrono::nanoseconds>(duration).count(), std::memory_order_relaxed);
+  }
 };
 
 enum class phase : std::uint8_t { pending, connecting, preparing, executing, rolling_back, backoff, finished };
@@ -197,7 +210,8 @@ struct client {
 
 class worker {
  public:
-  worker(const run_context& ctx, std::vector<std::uint32_t> ids) : ctx_(ctx), opts_(*ctx.options) {
+  worker(const run_context& ctx, std::vector<std::uint32_t> ids, std::uint32_t connect_slots)
+      : ctx_(ctx), opts_(*ctx.options), connect_slots_(std::max(1u, connect_slots)) {
     clients_.resize(ids.size());
     for (std::size_t i = 0; i < ids.size(); ++i) {
       client& c = clients_[i];
@@ -227,6 +241,7 @@ class worker {
     for (;;) {
       const time_point now = steady::now();
       roll_seconds(now);
+      connected_now.store(connected_, std::memory_order_relaxed);
       if (now >= end_time() || (ctx_.stop && ctx_.stop->load(std::memory_order_relaxed))) {
         finish_all(now);
         return;
@@ -256,10 +271,11 @@ class worker {
   std::mutex seconds_mutex;
   std::vector<second_slot> seconds;
   std::atomic<std::int64_t> published{-1};
+  std::atomic<std::uint32_t> connected_now{0};
 
  private:
-  time_point end_time() const noexcept { return ctx_.end; }
-  bool measuring(time_point t) const noexcept { return t >= ctx_.warmup_end && t < ctx_.end; }
+  time_point end_time() const noexcept { return ctx_.end(); }
+  bool measuring(time_point t) const noexcept { return t >= ctx_.warmup_end() && t < ctx_.end(); }
 
   // ---- per-second timeline -------------------------------------------------
   std::int64_t second_of(time_point t) const noexcept {
@@ -322,6 +338,10 @@ class worker {
   }
 
   void close_connection(client& c) {
+    if (c.state == phase::connecting) {
+      --connecting_;
+      c.state = phase::pending;
+    }
     if (c.conn) {
       if (c.fd >= 0 && c.events != 0) epoll_ctl(epfd_, EPOLL_CTL_DEL, c.fd, nullptr);
       PQfinish(c.conn);
@@ -340,6 +360,11 @@ class worker {
   // ---- state machine --------------------------------------------------------
   void start_connect(client& c, time_point now) {
     close_connection(c);
+    if (connecting_ >= connect_slots_) {
+      c.state = phase::pending;   // picked up by scan_timers when a slot frees
+      c.wake = now;
+      return;
+    }
     c.connect_started = now;
     if (opts_.connect_per_transaction && !c.tx_timing) {
       c.tx_start = now;   // the connection is part of what the transaction costs
@@ -352,6 +377,7 @@ class worker {
       return connect_failed(c, classify_connect_error(message), message, now);
     }
     c.state = phase::connecting;
+    ++connecting_;
     c.deadline = now + opts_.connect_timeout;
     watch(c, EPOLLOUT);  // "behave as if PQconnectPoll last returned PGRES_POLLING_WRITING"
   }
@@ -376,6 +402,8 @@ class worker {
       default: return;
     }
     const time_point now = steady::now();
+    --connecting_;
+    c.state = phase::pending;  // set properly by begin_transaction
     PQsetnonblocking(c.conn, 1);
     ++connections_opened;
     c.counted_connected = true;
@@ -572,14 +600,14 @@ class worker {
   // stalled (a hung target must not look like an idle one), then all closes.
   void finish_all(time_point now) {
     const time_point cutoff = now - std::chrono::seconds(1);
-    const bool stopped_early = now < ctx_.end;
+    const bool stopped_early = now < ctx_.end();
     for (client& c : clients_) {
       const bool waiting = c.state == phase::preparing || c.state == phase::executing ||
                            c.state == phase::rolling_back;
       const bool waiting_connect = c.state == phase::connecting;
       if ((waiting && c.sent_at < cutoff) || (waiting_connect && c.connect_started < cutoff)) {
         ++current_.errors;
-        if (now >= ctx_.warmup_end) ++errors[std::string(error_kind::stalled)];
+        if (now >= ctx_.warmup_end()) ++errors[std::string(error_kind::stalled)];
         if (!samples.count(std::string(error_kind::stalled)))
           samples.emplace(std::string(error_kind::stalled), "still waiting for the server when the run ended");
       }
@@ -595,6 +623,8 @@ class worker {
   std::vector<client> clients_;
   int epfd_ = -1;
   std::uint32_t connected_ = 0;
+  std::uint32_t connecting_ = 0;
+  std::uint32_t connect_slots_ = 1;
   std::int64_t current_second_ = 0;
   second_slot current_;
   std::string query_buffer_;
@@ -633,11 +663,17 @@ load_result load_generator::run(const std::function<void(const live_sample&)>& o
   for (std::uint32_t i = 0; i < opts.clients; ++i) slices[i % threads].push_back(i);
 
   ctx.start = steady::now();
-  ctx.warmup_end = ctx.start + opts.warmup;
-  ctx.end = ctx.warmup_end + opts.duration;
+  // Persistent connections: the warm-up lasts until every client is connected (at
+  // most connect_phase_limit longer), so the measured window never includes the
+  // login storm of thousands of clients. Connect-per-transaction runs reconnect all
+  // the time: their warm-up is the fixed one.
+  const bool wait_for_connections = !opts.connect_per_transaction;
+  bool window_fixed = !wait_for_connections;
+  ctx.set_window(ctx.start + opts.warmup + (wait_for_connections ? opts.connect_phase_limit : millis(0)), opts.duration);
 
   std::vector<std::unique_ptr<worker>> workers;
-  for (auto& slice : slices) workers.push_back(std::make_unique<worker>(ctx, std::move(slice)));
+  const std::uint32_t slots = std::max(1u, opts.max_connecting / threads);
+  for (auto& slice : slices) workers.push_back(std::make_unique<worker>(ctx, std::move(slice), slots));
   std::vector<std::thread> running;
   for (auto& w : workers) running.emplace_back([&w] { w->run(); });
 
@@ -660,28 +696,52 @@ load_result load_generator::run(const std::function<void(const live_sample&)>& o
     p.p99_ms = static_cast<double>(h.percentile(99)) / 1e6;
     return p;
   };
-
-  // Live report: second s is shown once every worker has moved past it.
-  std::int64_t reported = 0;
-  const std::int64_t total_seconds =
-      std::chrono::duration_cast<std::chrono::seconds>(opts.warmup + opts.duration + std::chrono::milliseconds(999)).count();
+  auto total_seconds = [&] {
+    return static_cast<std::int64_t>(std::ceil(std::chrono::duration<double>(ctx.end() - ctx.start).count() - 1e-9));
+  };
   auto all_published = [&](std::int64_t s) {
     return std::all_of(workers.begin(), workers.end(),
                        [&](const auto& w) { return w->published.load(std::memory_order_acquire) >= s; });
   };
-  while (reported < total_seconds) {
-    std::this_thread::sleep_until(ctx.start + std::chrono::seconds(reported + 1) + std::chrono::milliseconds(30));
-    const time_point give_up = steady::now() + std::chrono::milliseconds(500);
-    while (!all_published(reported) && steady::now() < give_up && !(stop && stop->load()))
-      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+
+  // Main thread: fixes the measured window, and reports second s once every worker has moved past it.
+  std::int64_t reported = 0;
+  std::uint64_t most_connected = 0;
+  time_point last_progress = ctx.start;
+  for (;;) {
+    const time_point now = steady::now();
     if (stop && stop->load()) break;
-    if (on_second) {
-      live_sample sample;
-      sample.point = merge_second(reported);
-      sample.warmup = ctx.start + std::chrono::seconds(reported + 1) <= ctx.warmup_end;
-      on_second(sample);
+    if (!window_fixed) {
+      std::uint64_t connected = 0;
+      for (const auto& w : workers) connected += w->connected_now.load(std::memory_order_relaxed);
+      if (connected > most_connected) {
+        most_connected = connected;
+        last_progress = now;
+      }
+      // A target that refuses or stalls logins must not stretch the warm-up: measure
+      // once no new client got in for 5 s.
+      const bool stuck = now - last_progress >= std::chrono::seconds(5);
+      if (now >= ctx.start + opts.warmup &&
+          (connected >= opts.clients || stuck || now >= ctx.start + opts.warmup + opts.connect_phase_limit)) {
+        ctx.set_window(now, opts.duration);
+        window_fixed = true;
+      }
     }
-    ++reported;
+    if (reported < total_seconds() && now >= ctx.start + std::chrono::seconds(reported + 1) + std::chrono::milliseconds(30)) {
+      const time_point give_up = now + std::chrono::milliseconds(500);
+      while (!all_published(reported) && steady::now() < give_up && !(stop && stop->load()))
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      if (on_second) {
+        live_sample sample;
+        sample.point = merge_second(reported);
+        sample.warmup = ctx.start + std::chrono::seconds(reported + 1) <= ctx.warmup_end();
+        on_second(sample);
+      }
+      ++reported;
+      continue;
+    }
+    if (window_fixed && reported >= total_seconds()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   for (auto& t : running) t.join();
 
@@ -701,12 +761,13 @@ load_result load_generator::run(const std::function<void(const live_sample&)>& o
   }
   for (const auto& [k, v] : result.errors) result.failures += v;
   // The seconds of the run proper; the sliver after the end (closing connections) is left out.
-  seconds = std::min(seconds, static_cast<std::size_t>(total_seconds));
+  seconds = std::min(seconds, static_cast<std::size_t>(total_seconds()));
   for (std::size_t s = 0; s < seconds; ++s) result.timeline.push_back(merge_second(static_cast<std::int64_t>(s)));
-  result.warmup_seconds = std::chrono::duration<double>(opts.warmup).count();
-  const time_point measured_end = std::min(finished, ctx.end);
-  result.measured_seconds =
-      measured_end > ctx.warmup_end ? std::chrono::duration<double>(measured_end - ctx.warmup_end).count() : 0.0;
+  result.warmup_seconds = std::chrono::duration<double>(ctx.warmup_end() - ctx.start).count();
+  const time_point measured_end = std::min(finished, ctx.end());
+  result.measured_seconds = measured_end > ctx.warmup_end()
+                                ? std::chrono::duration<double>(measured_end - ctx.warmup_end()).count()
+                                : 0.0;
   return result;
 }
 

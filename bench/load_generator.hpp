@@ -41,12 +41,19 @@ struct load_options {
   std::uint32_t threads = 0;       // 0 = one per core
   double ramp = 0;                 // clients started per second; 0 = all at once
   millis warmup{2000};             // from the start of the run; excluded from the totals
+  // With persistent connections the warm-up goes on until every client is connected,
+  // by at most this much more (then the measurement starts anyway).
+  millis connect_phase_limit{180000};
   millis duration{10000};          // measured window, after the warm-up
   protocol_mode protocol = protocol_mode::simple;
   bool connect_per_transaction = false;
   millis connect_timeout{5000};
   millis request_timeout{10000};
   millis retry_delay{100};         // pause after a failed connect before the next attempt
+  // Connection attempts in flight at once (over all threads). A login costs both
+  // sides real CPU (SCRAM: 4096 PBKDF2 rounds each); 10,000 simultaneous attempts
+  // would mostly time out and retry, so clients queue here for a slot instead.
+  std::uint32_t max_connecting = 64;
   std::uint64_t seed = 1;
   std::string application_name = "pgsluice-bench";
 };
