@@ -1,0 +1,67 @@
+// Internal to conf/: what one load carries (every problem found, where each key was written) and the steps sharing it.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "conf/config.hpp"
+
+namespace pgsluice::conf::detail {
+
+struct position {
+  std::uint32_t line = 0;
+  std::uint32_t column = 0;
+};
+
+struct context {
+  std::string file;
+  std::filesystem::path base_dir;  // relative file paths in the config are resolved against it
+  std::vector<config_problem> problems;
+  std::vector<config_problem> warnings;
+  std::map<std::string, position, std::less<>> positions;  // dotted key -> where it was written
+  std::size_t declared_databases = 0;     // entries under [databases], loadable or not
+  std::set<std::string> users_with_password;  // a password was written (even an invalid one)
+
+  void error(position p, std::string key, std::string message) {
+    problems.push_back({file, p.line, p.column, std::move(key), std::move(message)});
+  }
+  // Position of `key`, or of the nearest enclosing key that was written.
+  position where(std::string_view key) const {
+    for (;;) {
+      if (auto it = positions.find(key); it != positions.end()) return it->second;
+      const auto cut = key.find_last_of(".[");
+      if (cut == std::string_view::npos) return {};
+      key = key.substr(0, cut);
+    }
+  }
+  void error_at(std::string key, std::string message) {
+    const position p = where(key);
+    error(p, std::move(key), std::move(message));
+  }
+  void warning_at(std::string key, std::string message) {
+    const position p = where(key);
+    warnings.push_back({file, p.line, p.column, std::move(key), std::move(message)});
+  }
+};
+
+// conf/reader.cpp: parses `text` as TOML and reads it into `c` through the schema tables, with
+// the checks that concern one key or one table. False on a TOML syntax error (reported), after
+// which nothing else can be read.
+bool read_document(context& ctx, std::string_view text, config& c);
+
+// conf/validate.cpp: checks that span several keys.
+// A database's backend list: duplicates, and how many primaries it may have.
+void check_backends(context& ctx, const database_config& db, const std::string& prefix, bool explicit_list);
+// Passwords against auth_type, users that must exist, the metrics endpoint against the listeners.
+void check_cross_references(context& ctx, config& c);
+// TLS files must exist; relative names are resolved against ctx.base_dir.
+void check_tls(context& ctx, tls_config& tls);
+
+}  // namespace pgsluice::conf::detail

@@ -1,0 +1,253 @@
+// The TOML schema of pgsluice.toml: every key with its range and description, and the docs rendered from it.
+//
+// Defaults are the member initialisers in config.hpp: the loader starts from a
+// default-constructed struct and only overwrites what the file sets, and the
+// docs (`pgsluice check --defaults`, SHOW CONFIG) render those same members.
+#include <span>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <variant>
+#include <vector>
+
+#include "conf/config.hpp"
+#include "conf/detail.hpp"
+#include "conf/schema.hpp"
+
+namespace pgsluice::conf {
+namespace detail {
+namespace {
+
+// --- the schema -------------------------------------------------------------
+
+const setting<config> root_keys[] = {
+    {"listen", std::monostate{}, any_value, "", ""},
+    {"listen_backlog", &config::listen_backlog, {1, 65535}, "Backlog passed to listen(2) for every listening socket."},
+    {"workers", &config::workers, {0, 1024}, "Event-loop threads; 0 = one per CPU core. Pools and limits are shared by all of them."},
+    {"pool_mode", &config::pool_mode, any_value,
+     "\"session\": a client keeps its server connection until it leaves (works with every client). "
+     "\"transaction\": the server connection returns to the pool after each transaction."},
+    {"default_pool_size", &config::default_pool_size, pool_range, "Server connections per (database, user) pool."},
+    {"min_pool_size", &config::min_pool_size, count_range, "Server connections kept open per pool even when idle."},
+    {"reserve_pool_size", &config::reserve_pool_size, count_range, "Extra connections a pool may open for clients that waited reserve_pool_timeout."},
+    {"reserve_pool_timeout", &config::reserve_pool_timeout, up_to_a_day, "How long a client waits before the reserve pool is used."},
+    {"max_client_conn", &config::max_client_conn, {1, 1'000'000}, "Client connections accepted in total; more are refused with SQLSTATE 53300."},
+    {"max_db_connections", &config::max_db_connections, connections, "Server connections per database over all users; 0 = unlimited."},
+    {"max_user_connections", &config::max_user_connections, connections, "Server connections per user over all databases; 0 = unlimited."},
+    {"server_reset_query", &config::server_reset_query, any_value, "Run on a server connection before another client gets it in session mode; empty = none."},
+    {"server_reset_query_always", &config::server_reset_query_always, any_value, "Also run server_reset_query in transaction mode."},
+    {"max_prepared_statements", &config::max_prepared_statements, count_range,
+     "Named prepared statements cached per server connection in transaction mode (least recently used are closed); 0 = no tracking."},
+    {"server_connect_timeout", &config::server_connect_timeout, up_to_a_day, "Time allowed to connect and log in to a server."},
+    {"server_login_retry", &config::server_login_retry, up_to_a_day, "Wait after a failed server login before trying again."},
+    {"query_wait_timeout", &config::query_wait_timeout, up_to_a_week, "Longest a client waits for a server connection; 0 = forever."},
+    {"query_timeout", &config::query_timeout, up_to_a_week, "Cancel queries running longer than this; 0 = never."},
+    {"client_idle_timeout", &config::client_idle_timeout, up_to_a_week, "Close client connections idle this long; 0 = never."},
+    {"idle_transaction_timeout", &config::idle_transaction_timeout, up_to_a_week, "Close clients idle inside a transaction this long; 0 = never."},
+    {"server_idle_timeout", &config::server_idle_timeout, up_to_a_week, "Close pooled server connections unused this long (above min_pool_size); 0 = never."},
+    {"server_lifetime", &config::server_lifetime, up_to_a_week, "Close pooled server connections older than this when they are next released; 0 = never."},
+    {"client_login_timeout", &config::client_login_timeout, up_to_a_day, "Time a client has to complete startup and authentication; 0 = forever."},
+    {"max_message_size", &config::max_message_size, {16 << 10, 1 << 30},
+     "Largest protocol message accepted from a client (bytes or \"64MiB\"); PostgreSQL's own ceiling is 1GiB."},
+    {"auth_type", &config::auth_type, any_value, "How clients authenticate: \"trust\", \"md5\" or \"scram-sha-256\"."},
+    {"auth_user", &config::auth_user, any_value,
+     "User that runs auth_query to fetch the password of users not listed in [users]; empty = no lookups."},
+    {"auth_query", &config::auth_query, any_value, "Query returning (usename, passwd) for $1, run as auth_user."},
+    {"auth_dbname", &config::auth_dbname, any_value, "Database auth_query runs in; empty = the database the client asked for."},
+    {"tls", std::monostate{}, any_value, "", ""},
+    {"log", std::monostate{}, any_value, "", ""},
+    {"admin", std::monostate{}, any_value, "", ""},
+    {"metrics", std::monostate{}, any_value, "", ""},
+    {"databases", std::monostate{}, any_value, "", ""},
+    {"users", std::monostate{}, any_value, "", ""},
+};
+
+const setting<listen_endpoint> listen_keys[] = {
+    {"host", &listen_endpoint::host, non_empty, "Address to listen on; \"0.0.0.0\" or \"::\" for all. Use [[listen]] for several."},
+    {"port", &listen_endpoint::port, port_range, "TCP port."},
+};
+
+const setting<tls_config> tls_keys[] = {
+    {"client_tls_mode", &tls_config::client_tls_mode, any_value, "TLS towards clients (not built yet; validated only)."},
+    {"client_tls_cert_file", &tls_config::client_tls_cert_file, any_value, "Certificate presented to clients."},
+    {"client_tls_key_file", &tls_config::client_tls_key_file, any_value, "Private key of client_tls_cert_file."},
+    {"client_tls_ca_file", &tls_config::client_tls_ca_file, any_value, "CA used to verify client certificates (verify-ca / verify-full)."},
+    {"server_tls_mode", &tls_config::server_tls_mode, any_value, "TLS towards servers, as libpq's sslmode (not built yet; validated only)."},
+    {"server_tls_ca_file", &tls_config::server_tls_ca_file, any_value, "CA used to verify server certificates."},
+    {"server_tls_cert_file", &tls_config::server_tls_cert_file, any_value, "Client certificate presented to servers."},
+    {"server_tls_key_file", &tls_config::server_tls_key_file, any_value, "Private key of server_tls_cert_file."},
+};
+
+const setting<log_config> log_keys[] = {
+    {"level", &log_config::level, any_value, "\"trace\", \"debug\", \"info\", \"warning\", \"error\" or \"off\"."},
+    {"format", &log_config::format, any_value, "\"text\" or \"json\" (one object per line)."},
+    {"log_connections", &log_config::log_connections, any_value, "Log each client login."},
+    {"log_disconnections", &log_config::log_disconnections, any_value, "Log each client logout with its reason."},
+};
+
+const setting<admin_config> admin_keys[] = {
+    {"admin_users", &admin_config::admin_users, any_value, "Users allowed every command on the admin console (database \"pgsluice\" or \"pgbouncer\")."},
+    {"stats_users", &admin_config::stats_users, any_value, "Users allowed the read-only SHOW commands."},
+};
+
+const setting<metrics_config> metrics_keys[] = {
+    {"host", &metrics_config::host, non_empty, "Address of the Prometheus endpoint."},
+    {"port", &metrics_config::port, {0, 65535}, "Port of the Prometheus endpoint; 0 = off."},
+    {"path", &metrics_config::path, non_empty, "HTTP path of the Prometheus endpoint."},
+};
+
+const setting<database_config> database_keys[] = {
+    {"host", std::monostate{}, any_value, "Server host of a single-backend database (shorthand for one primary in backends).", "(required unless backends is given)"},
+    {"port", std::monostate{}, any_value, "Server port for host.", "5432"},
+    {"backends", std::monostate{}, any_value, "Array of tables {host, port, role, weight}: the servers behind this database.", "(none)"},
+    {"dbname", &database_config::dbname, non_empty, "Database name on the server.", "(the client-facing name)"},
+    {"user", &database_config::user, non_empty, "Log in to the server as this user whoever the client is.", "(the client's user)"},
+    {"password", &database_config::password, non_empty, "Password for user (otherwise taken from [users.<user>]).", "(unset)"},
+    {"auth_user", &database_config::auth_user, non_empty, "auth_user for this database.", "(auth_user)"},
+    {"pool_mode", &database_config::pool_mode, any_value, "pool_mode for this database.", "(pool_mode)"},
+    {"pool_size", &database_config::pool_size, pool_range, "Pool size for this database.", "(default_pool_size)"},
+    {"min_pool_size", &database_config::min_pool_size, count_range, "min_pool_size for this database.", "(min_pool_size)"},
+    {"reserve_pool_size", &database_config::reserve_pool_size, count_range, "reserve_pool_size for this database.", "(reserve_pool_size)"},
+    {"max_db_connections", &database_config::max_db_connections, connections, "max_db_connections for this database.", "(max_db_connections)"},
+};
+
+const setting<backend_config> backend_keys[] = {
+    {"host", &backend_config::host, non_empty, "Server host.", "(required)"},
+    {"port", &backend_config::port, port_range, "Server port."},
+    {"role", &backend_config::role, any_value, "\"primary\", \"replica\" or \"auto\" (ask the server and follow promotions)."},
+    {"weight", &backend_config::weight, {0, 1000}, "Share of reads among replicas; 0 = never chosen for reads."},
+};
+
+const setting<user_config> user_keys[] = {
+    {"password", &user_config::password, non_empty,
+     "Plaintext, \"md5\" + md5(password + user), or a SCRAM-SHA-256 verifier as in pg_authid. "
+     "A bare string (users.<name> = \"...\") is a password too.", "(none)"},
+    {"pool_mode", &user_config::pool_mode, any_value, "pool_mode for this user (wins over the database's).", "(pool_mode)"},
+    {"pool_size", &user_config::pool_size, pool_range, "Pool size for this user (wins over the database's).", "(default_pool_size)"},
+    {"max_user_connections", &user_config::max_user_connections, connections, "max_user_connections for this user.", "(max_user_connections)"},
+};
+
+}  // namespace
+
+constinit const std::span<const setting<config>> root_schema{root_keys};
+constinit const std::span<const setting<listen_endpoint>> listen_schema{listen_keys};
+constinit const std::span<const setting<tls_config>> tls_schema{tls_keys};
+constinit const std::span<const setting<log_config>> log_schema{log_keys};
+constinit const std::span<const setting<admin_config>> admin_schema{admin_keys};
+constinit const std::span<const setting<metrics_config>> metrics_schema{metrics_keys};
+constinit const std::span<const setting<database_config>> database_schema{database_keys};
+constinit const std::span<const setting<backend_config>> backend_schema{backend_keys};
+constinit const std::span<const setting<user_config>> user_schema{user_keys};
+
+std::string join_key(std::string_view prefix, std::string_view key) {
+  if (prefix.empty()) return std::string(key);
+  std::string out(prefix);
+  out += '.';
+  out += key;
+  return out;
+}
+
+std::string quote(std::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  out += '"';
+  return out;
+}
+
+}  // namespace detail
+
+namespace {
+
+using namespace detail;
+
+// --- rendering values for docs and SHOW CONFIG -------------------------------------
+
+template <class T>
+std::string render(const T& v) {
+  if constexpr (is_optional<T>::value) {
+    return v ? render(*v) : std::string("(unset)");
+  } else if constexpr (std::is_same_v<T, duration>) {
+    return v.count() == 0 ? std::string("0") : quote(format_duration(v));
+  } else if constexpr (std::is_same_v<T, std::uint64_t>) {
+    return quote(format_size(v));
+  } else if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+    return std::to_string(v);
+  } else if constexpr (std::is_same_v<T, bool>) {
+    return v ? "true" : "false";
+  } else if constexpr (std::is_enum_v<T>) {
+    return quote(detail::name_of(v));
+  } else if constexpr (std::is_same_v<T, std::filesystem::path>) {
+    return quote(v.string());
+  } else if constexpr (std::is_same_v<T, std::string>) {
+    return quote(v);
+  } else {
+    std::string out = "[";
+    for (const auto& s : v) out += (out.size() > 1 ? ", " : "") + quote(s);
+    return out + "]";
+  }
+}
+
+template <class Owner>
+std::string render_member(const setting<Owner>& s, const Owner& owner) {
+  return std::visit(
+      [&](auto member) -> std::string {
+        if constexpr (std::is_same_v<decltype(member), std::monostate>) return std::string(s.default_text);
+        else return render(owner.*member);
+      },
+      s.member);
+}
+
+template <class Owner>
+void describe(std::vector<setting_doc>& out, std::span<const setting<Owner>> schema, std::string_view prefix) {
+  const Owner defaults{};
+  for (const auto& s : schema) {
+    if (s.description.empty()) continue;  // sections, documented by their own keys
+    out.push_back({join_key(prefix, s.key),
+                   s.default_text.empty() ? render_member(s, defaults) : std::string(s.default_text),
+                   std::string(s.description)});
+  }
+}
+
+template <class Owner>
+void current(std::vector<setting_value>& out, std::span<const setting<Owner>> schema, std::string_view prefix,
+             const Owner& now) {
+  const Owner defaults{};
+  for (const auto& s : schema) {
+    if (std::holds_alternative<std::monostate>(s.member)) continue;
+    out.push_back({join_key(prefix, s.key), render_member(s, now), render_member(s, defaults)});
+  }
+}
+
+}  // namespace
+
+std::vector<setting_doc> describe_settings() {
+  std::vector<setting_doc> out;
+  describe<config>(out, root_schema, "");
+  describe<listen_endpoint>(out, listen_schema, "listen");
+  describe<log_config>(out, log_schema, "log");
+  describe<admin_config>(out, admin_schema, "admin");
+  describe<metrics_config>(out, metrics_schema, "metrics");
+  describe<tls_config>(out, tls_schema, "tls");
+  describe<database_config>(out, database_schema, "databases.<name>");
+  describe<backend_config>(out, backend_schema, "databases.<name>.backends[]");
+  describe<user_config>(out, user_schema, "users.<name>");
+  return out;
+}
+
+std::vector<setting_value> current_settings(const config& c) {
+  std::vector<setting_value> out;
+  std::string listen;
+  for (const auto& e : c.listen) listen += (listen.empty() ? "" : ", ") + e.host + ":" + std::to_string(e.port);
+  out.push_back({"listen", listen, "127.0.0.1:6432"});
+  current<config>(out, root_schema, "", c);
+  current<log_config>(out, log_schema, "log", c.log);
+  current<admin_config>(out, admin_schema, "admin", c.admin);
+  current<metrics_config>(out, metrics_schema, "metrics", c.metrics);
+  current<tls_config>(out, tls_schema, "tls", c.tls);
+  return out;
+}
+
+}  // namespace pgsluice::conf
