@@ -1,6 +1,5 @@
 // Scalar config values: enum spellings, durations, sizes and the kind of a stored password.
 #include <array>
-#include <cctype>
 #include <charconv>
 #include <cstdint>
 #include <limits>
@@ -10,6 +9,8 @@
 
 #include "conf/config.hpp"
 #include "conf/detail.hpp"
+#include "protocol/md5.hpp"
+#include "protocol/scram.hpp"
 
 namespace pgsluice::conf {
 
@@ -26,52 +27,6 @@ std::optional<pool_mode> parse_pool_mode(std::string_view text) noexcept {
 }
 
 namespace {
-
-bool is_base64(std::string_view s, std::size_t decoded_size_or_zero) noexcept {
-  if (s.empty() || s.size() % 4 != 0) return false;
-  std::size_t pad = 0;
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    const unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c == '=') {
-      ++pad;
-      continue;
-    }
-    if (pad != 0) return false;  // '=' only at the end
-    if (!(std::isalnum(c) || c == '+' || c == '/')) return false;
-  }
-  if (pad > 2) return false;
-  const std::size_t decoded = s.size() / 4 * 3 - pad;
-  return decoded_size_or_zero == 0 || decoded == decoded_size_or_zero;
-}
-
-// PostgreSQL's parse_scram_secret(): SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>,
-// salt and keys in base64, keys 32 bytes (SHA-256).
-// https://www.postgresql.org/docs/15/catalog-pg-authid.html
-bool is_scram_verifier(std::string_view s) noexcept {
-  if (!s.starts_with(detail::scram_prefix)) return false;
-  s.remove_prefix(detail::scram_prefix.size());
-  const auto colon1 = s.find(':');
-  const auto dollar = s.find('$');
-  if (colon1 == std::string_view::npos || dollar == std::string_view::npos || dollar < colon1) return false;
-  const std::string_view iterations = s.substr(0, colon1);
-  const std::string_view salt = s.substr(colon1 + 1, dollar - colon1 - 1);
-  const std::string_view keys = s.substr(dollar + 1);
-  const auto colon2 = keys.find(':');
-  if (colon2 == std::string_view::npos) return false;
-  int iter = 0;
-  const auto [end, ec] = std::from_chars(iterations.data(), iterations.data() + iterations.size(), iter);
-  if (ec != std::errc{} || end != iterations.data() + iterations.size() || iter <= 0) return false;
-  return is_base64(salt, 0) && is_base64(keys.substr(0, colon2), 32) && is_base64(keys.substr(colon2 + 1), 32);
-}
-
-// PostgreSQL's isMD5(): "md5" followed by 32 lowercase hex digits.
-bool is_md5_hash(std::string_view s) noexcept {
-  if (s.size() != 35 || !s.starts_with("md5")) return false;
-  for (char c : s.substr(3)) {
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
-  }
-  return true;
-}
 
 struct unit {
   std::string_view name;
@@ -107,8 +62,9 @@ std::optional<std::uint64_t> parse_with_units(std::string_view text, const std::
 
 secret_kind detect_secret_kind(std::string_view secret) noexcept {
   if (secret.empty()) return secret_kind::none;
-  if (is_md5_hash(secret)) return secret_kind::md5;
-  if (is_scram_verifier(secret)) return secret_kind::scram_sha_256;
+  // The same tests PostgreSQL's get_password_type() applies to pg_authid.rolpassword.
+  if (protocol::is_md5_hash(secret)) return secret_kind::md5;
+  if (protocol::parse_scram_verifier(secret)) return secret_kind::scram_sha_256;
   return secret_kind::plaintext;
 }
 
