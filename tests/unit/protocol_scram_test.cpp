@@ -1,12 +1,11 @@
-// Unit tests of SCRAM-SHA-256, SASLprep and MD5 authentication (protocol/scram.hpp, sasl_prep.hpp, md5.hpp).
+// Unit tests of SCRAM-SHA-256 (protocol/scram.hpp): RFC 7677 vectors, round trips, malformed messages, channel binding.
 //
-// Vectors come from RFC 7677 section 3, from an independent implementation (Python's hashlib)
-// for the PostgreSQL-style "n=" variant, and from a real PostgreSQL 15.18 server: verifiers read
-// from pg_authid after CREATE ROLE ... PASSWORD, and SCRAM / MD5 exchanges it accepted (or
-// refused) on the wire, recorded once with a fixed client nonce. The tests stay offline.
+// Vectors come from RFC 7677 section 3 and, for the PostgreSQL-style "n=" variant, from an
+// independent implementation (Python's hashlib); exchanges PostgreSQL itself recorded are in
+// protocol_auth_pg_vectors_test.cpp. The tests stay offline.
 #include <array>
 #include <cstdint>
-#include <ostream>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -14,38 +13,13 @@
 #include <gtest/gtest.h>
 
 #include "protocol/crypto.hpp"
-#include "protocol/md5.hpp"
-#include "protocol/sasl_prep.hpp"
 #include "protocol/scram.hpp"
+#include "tests/unit/protocol_auth_fixtures.hpp"
 
 namespace pgsluice::test {
 namespace {
 
 using namespace pgsluice::protocol;
-
-template <class R>
-::testing::AssertionResult fails_with(const R& r, errc expected) {
-  const auto code = make_error_code(expected);
-  if (r.has_value()) return ::testing::AssertionFailure() << "succeeded, expected: " << code.message();
-  if (r.error() != code) {
-    return ::testing::AssertionFailure() << "failed with: " << r.error().message() << ", expected: " << code.message();
-  }
-  return ::testing::AssertionSuccess();
-}
-
-std::vector<std::uint8_t> b64(std::string_view text) {
-  auto bytes = crypto::base64_decode(text);
-  EXPECT_TRUE(bytes.has_value()) << text;
-  return bytes.value_or(std::vector<std::uint8_t>{});
-}
-
-scram_key key_from_b64(std::string_view text) {
-  scram_key k{};
-  const auto bytes = b64(text);
-  EXPECT_EQ(bytes.size(), k.size());
-  std::copy_n(bytes.begin(), std::min(bytes.size(), k.size()), k.begin());
-  return k;
-}
 
 // RFC 7677 section 3.
 constexpr std::string_view rfc_client_nonce = "rOprNGfwEbeRWgbNEkqO";
@@ -57,81 +31,13 @@ constexpr std::string_view rfc_server_first =
 constexpr std::string_view rfc_client_final =
     "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=";
 constexpr std::string_view rfc_server_final = "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=";
-// Its verifier and keys (computed with Python's hashlib from the same inputs).
-constexpr std::string_view rfc_verifier =
-    "SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=:"
-    "wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU=";
+// Its ClientKey (computed with Python's hashlib from the same inputs).
 constexpr std::string_view rfc_client_key = "pg/JI9Z+hkSpLRa5btpe9GVrDHJcSEN0viVTVXaZbos=";
 // The same exchange with PostgreSQL's empty user name ("n=").
 constexpr std::string_view pg_style_client_first = "n,,n=,r=rOprNGfwEbeRWgbNEkqO";
 constexpr std::string_view pg_style_client_final =
     "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=qvT2SWdEH5Q06albL+hjSYuUhCG7VndFyzIb7CK4n9k=";
 constexpr std::string_view pg_style_server_final = "v=3HO6Qt1M4MKJrmlKaoOqLAI0/0TV0HZe7J9H3MBtSOg=";
-
-// Recorded against PostgreSQL 15.18: role scram_user, password 'secret'.
-constexpr std::string_view pg_verifier =
-    "SCRAM-SHA-256$4096:SZDp8g+rKZxNldJ3u1+CZw==$Falvn2s+QQZJHcUjLQ9dVr4wkAsdmtIl+VplEr0m4cc=:"
-    "q7wEbCcdTtN8ayoBIRF+bloFM+azlrTPFn4aedN7n5g=";
-
-struct transcript {
-  const char* name;
-  std::string_view password;
-  char cbind_flag;
-  std::string_view client_nonce;
-  std::string_view server_nonce;
-  std::string_view client_first;
-  std::string_view server_first;
-  std::string_view client_final;
-  std::string_view server_final;  // empty: the server refused the proof (28P01)
-};
-
-const transcript pg_transcripts[] = {
-    {"accepted_n", "secret", 'n', "pgsluiceClientNonce+/AbCdEf", "ysTU31287RquIu98Q6wtCpwP",
-     "n,,n=,r=pgsluiceClientNonce+/AbCdEf",
-     "r=pgsluiceClientNonce+/AbCdEfysTU31287RquIu98Q6wtCpwP,s=SZDp8g+rKZxNldJ3u1+CZw==,i=4096",
-     "c=biws,r=pgsluiceClientNonce+/AbCdEfysTU31287RquIu98Q6wtCpwP,p=YsTzZD/wRI6HFxa9CPIdxKHuR9o/O/QCGDqwsa1UZf4=",
-     "v=YkFCltqVVD6lnohud4ot4LupnEcBlixHr/mHzPFtmDI="},
-    {"accepted_y", "secret", 'y', "yFlagNonce0123456789", "2pb8HXCtRnJSzLhw3DZoX6bR", "y,,n=,r=yFlagNonce0123456789",
-     "r=yFlagNonce01234567892pb8HXCtRnJSzLhw3DZoX6bR,s=SZDp8g+rKZxNldJ3u1+CZw==,i=4096",
-     "c=eSws,r=yFlagNonce01234567892pb8HXCtRnJSzLhw3DZoX6bR,p=QaDChpEK9egr4G1LJV3WMKK6140cDUU18El1x7con2Q=",
-     "v=UwRjDJbqy+0S6nSD9e0J2AIfNaBczapecxnFRQB84Hc="},
-    {"refused_wrong_password", "wrong", 'n', "pgsluiceClientNonce+/AbCdEf", "RY+ymASTNaAQlIEWPeEVoaLu",
-     "n,,n=,r=pgsluiceClientNonce+/AbCdEf",
-     "r=pgsluiceClientNonce+/AbCdEfRY+ymASTNaAQlIEWPeEVoaLu,s=SZDp8g+rKZxNldJ3u1+CZw==,i=4096",
-     "c=biws,r=pgsluiceClientNonce+/AbCdEfRY+ymASTNaAQlIEWPeEVoaLu,p=p8uWAhnn5T3oZTmp1ggupN/8555kY+OERG+zn/hwc2M=",
-     ""},
-};
-
-scram_client_options client_opts(std::string_view nonce, std::string_view user = "") {
-  scram_client_options o;
-  o.nonce = nonce;
-  o.user = user;
-  return o;
-}
-
-scram_server_options server_opts(std::string_view nonce) {
-  scram_server_options o;
-  o.nonce = nonce;
-  return o;
-}
-
-// Runs a whole exchange in process; returns the first error (or success) and both state machines.
-struct exchange_outcome {
-  boost::system::error_code error;
-  std::string stage;  // where it failed
-};
-
-exchange_outcome run_exchange(scram_client& client, scram_server& server) {
-  auto first = server.on_client_first(client.mechanism(), client.client_first());
-  if (!first) return {first.error(), "server.on_client_first"};
-  auto final_msg = client.on_server_first(*first);
-  if (!final_msg) return {final_msg.error(), "client.on_server_first"};
-  auto server_final = server.on_client_final(*final_msg);
-  if (!server_final) return {server_final.error(), "server.on_client_final"};
-  auto done = client.on_server_final(*server_final);
-  if (!done) return {done.error(), "client.on_server_final"};
-  return {};
-}
 
 // The proxy's side of pass-through: an application logs in with its password against the
 // verifier, and the proxy keeps the ClientKey it recovered.
@@ -140,33 +46,6 @@ std::optional<scram_client_keys> keys_recovered_from_login(std::string_view veri
   auto app = scram_client::from_password(password);
   if (!proxy_side || !app || run_exchange(*app, *proxy_side).error) return std::nullopt;
   return proxy_side->recovered_keys();
-}
-
-// ---------------------------------------------------------------------------------------------
-// Building blocks.
-
-TEST(crypto, base64_round_trip_and_strictness) {
-  for (std::string_view s : {"", "f", "fo", "foo", "foob", "fooba", "foobar"}) {
-    const std::string enc = crypto::base64_encode(crypto::as_bytes(s));
-    const auto dec = crypto::base64_decode(enc);
-    ASSERT_TRUE(dec.has_value()) << enc;
-    EXPECT_EQ(std::string(dec->begin(), dec->end()), s);
-  }
-  EXPECT_EQ(crypto::base64_encode(crypto::as_bytes("foobar")), "Zm9vYmFy");
-  EXPECT_EQ(crypto::base64_encode(crypto::as_bytes("fo")), "Zm8=");
-  EXPECT_EQ(crypto::base64_encode(crypto::as_bytes("n,,")), "biws");
-  for (std::string_view bad : {"Zm8", "Zm8==", "Z===", "====", "Zm9v YmFy", "Zm9v\nYmFy", "Zm=v", "Zm9v!mFy", "=Zm8"}) {
-    EXPECT_FALSE(crypto::base64_decode(bad).has_value()) << bad;
-  }
-}
-
-TEST(crypto, constant_time_equal_and_hex) {
-  const std::array<std::uint8_t, 3> a{1, 2, 3}, b{1, 2, 4};
-  const std::array<std::uint8_t, 2> c{1, 2};
-  EXPECT_TRUE(crypto::constant_time_equal(a, a));
-  EXPECT_FALSE(crypto::constant_time_equal(a, b));
-  EXPECT_FALSE(crypto::constant_time_equal(a, c));
-  EXPECT_EQ(crypto::hex_lower(std::array<std::uint8_t, 3>{0x00, 0xab, 0xff}), "00abff");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -249,151 +128,6 @@ TEST(scram, user_name_is_escaped) {
   ASSERT_TRUE(client);
   EXPECT_EQ(client->client_first(), "n,,n=a=3Db=2Cc,r=abc");
 }
-
-// ---------------------------------------------------------------------------------------------
-// Exchanges recorded against PostgreSQL 15.
-
-void PrintTo(const transcript& t, std::ostream* os) { *os << t.name; }
-
-class scram_pg_transcript : public ::testing::TestWithParam<transcript> {};
-
-TEST_P(scram_pg_transcript, client_reproduces_what_postgresql_saw) {
-  const auto& t = GetParam();
-  scram_client_options o = client_opts(t.client_nonce);
-  o.cbind_flag = t.cbind_flag;
-  auto client = scram_client::from_password(t.password, o);
-  ASSERT_TRUE(client);
-  EXPECT_EQ(client->client_first(), t.client_first);
-  auto final_msg = client->on_server_first(t.server_first);
-  ASSERT_TRUE(final_msg) << final_msg.error().message();
-  EXPECT_EQ(*final_msg, t.client_final);
-  if (!t.server_final.empty()) {
-    EXPECT_TRUE(client->on_server_final(t.server_final));
-  }
-}
-
-TEST_P(scram_pg_transcript, server_answers_as_postgresql_did) {
-  const auto& t = GetParam();
-  auto server = scram_server::from_verifier(pg_verifier, server_opts(t.server_nonce));
-  ASSERT_TRUE(server);
-  auto first = server->on_client_first(t.client_first);
-  ASSERT_TRUE(first) << first.error().message();
-  EXPECT_EQ(*first, t.server_first);
-  auto final_msg = server->on_client_final(t.client_final);
-  if (t.server_final.empty()) {
-    EXPECT_TRUE(fails_with(final_msg, errc::auth_failed));
-    EXPECT_EQ(server->current_state(), scram_server::state::failed);
-    EXPECT_FALSE(server->recovered_keys().has_value());
-  } else {
-    ASSERT_TRUE(final_msg) << final_msg.error().message();
-    EXPECT_EQ(*final_msg, t.server_final);
-  }
-}
-
-INSTANTIATE_TEST_SUITE_P(postgresql15, scram_pg_transcript, ::testing::ValuesIn(pg_transcripts),
-                         [](const auto& info) { return std::string(info.param.name); });
-
-// Verifiers PostgreSQL 15.18 stored for CREATE ROLE ... PASSWORD '<password>' (UTF8 database;
-// the raw-bytes one in a SQL_ASCII database). Several exercise SASLprep: each right password must
-// log in, the wrong one must not, and make_scram_verifier must rebuild the very same verifier.
-struct pg_verifier_case {
-  const char* name;
-  std::string_view verifier;
-  std::vector<std::string_view> right;  // right[0] is what CREATE ROLE got
-  std::string_view wrong;
-};
-
-const pg_verifier_case pg_verifiers[] = {
-    {"ascii", pg_verifier, {"secret"}, "Secret"},
-    {"ascii_punctuation",
-     "SCRAM-SHA-256$4096:mGqB3wtWG0wUZbGCPt8/Ig==$blQqIiX8YdjRw4BVk+vunCYe1U07uNQOcvOvvw0uJAc=:"
-     "816DfJ7cRnPaZFwYL7i1MS47sFKiuZPp9NdI38VY1Hg=",
-     {"p@ss w0rd!~"},
-     "p@ss w0rd!"},
-    {"ascii_long",
-     "SCRAM-SHA-256$4096:wJSoo+FAT9OrCi1nTe1joQ==$gIcrSCvJUn1H5mO2Q2uvV7IFb5cPux2cLl53ZJQb40E=:"
-     "eU/FqVQZ0ik/fXaw+sn7wwe8NBmEwES89O4ZqKIrY3Q=",
-     {"correct horse battery staple, 0123456789 ABCDEFGHIJKLMNOPQRSTUVWXYZ abcdefghijklmnopqrstuvwxyz"},
-     "correct horse battery staple"},
-    {"ascii_control_kept",  // PostgreSQL skips SASLprep for ASCII, control characters included
-     "SCRAM-SHA-256$4096:qkZz5mHy39Q3L+iik4QO1w==$XhXT7vm0P2snsLYL9dqsG+vwU2HDCNkzlVz6yX/VM5g=:"
-     "fFHMvWinLtEKS29l9jGUO24Pa+QA32XLPolwDCvpIm0=",
-     {"tab\there"},
-     "tabhere"},
-    {"latin1_letters",  // "Pässwörd": NFKC-stable, hashed as given
-     "SCRAM-SHA-256$4096:yETsko4YXb/GCH+eGvmhOA==$o5ZsvaGEjJ1cf84hhjy8L1nmwrBHG3pCrfmM7aZYojY=:"
-     "c+icTOhO2vEsck3ARcLlx7LN94Hpetw40fXGR0oNvoc=",
-     {"P\xC3\xA4ssw\xC3\xB6rd"},
-     "Passwort"},
-    {"cyrillic",  // "пароль"
-     "SCRAM-SHA-256$4096:pDW42Ub/KZO+VxmCPDzd3A==$+m5Pey3jLOwlK9IbygcxgicrHHcTmSWtsUqQ3BwlnhY=:"
-     "1WLXpJMvvWZS9X2QN2Ju8RPGOstuZI6jqr2M8X6GXuI=",
-     {"\xD0\xBF\xD0\xB0\xD1\x80\xD0\xBE\xD0\xBB\xD1\x8C"},
-     "parol"},
-    {"no_break_space_mapped_to_space",  // U+00A0 "secret" -> " secret"
-     "SCRAM-SHA-256$4096:x8tdg6f1K3Ym9RbcqF7BZg==$sGNqfQ4q/9Rid4W+ry1nBuFgY3qET1vkj3QMkS9mlvg=:"
-     "P1ggBhemP1FgP5kNHGIkVigh3/o81BbvJgjwyuTJaOY=",
-     {"\xC2\xA0secret", " secret"},
-     "secret"},
-    {"soft_hyphen_mapped_to_nothing",  // "I" U+00AD "X" -> "IX"
-     "SCRAM-SHA-256$4096:hVS1qxCJg18vRRGm4QgswA==$VzZe7TYteIB9aDlB2PWh+qn9+EEEoA5hQ0Hr1w5pOW4=:"
-     "3rEw5SvkcIrOiW1Q0n1l8t4MFwqiZakR1NYBAx17NPs=",
-     {"I\xC2\xADX", "IX"},
-     "I-X"},
-    {"c1_control_prohibited_raw_bytes",  // "a" U+0080 "b": prohibited, PostgreSQL hashes the raw bytes
-     "SCRAM-SHA-256$4096:xW8eQhjTl7+xX3rVJLFVmg==$cnMC7o271FQXGQOjsHJBcowMqLEsXzaZdBgDSUPpv8I=:"
-     "Wxz04QcX2x1oXxJ3nZFUifCtb9pDfKp8F4vgQ+YqhOA=",
-     {"a\xC2\x80"
-      "b"},
-     "ab"},
-    {"empty_after_mapping_raw_bytes",  // U+00AD alone maps to "", which PostgreSQL refuses: raw bytes
-     "SCRAM-SHA-256$4096:rDAgAiy1assIA77LGnR3kg==$P+4d8Xun/UyeVwDHgiZEZg/FBPPjzq/EhPnd8vKrTfo=:"
-     "LYrDI4fx4CH3YYiZOfO8FDHBzcNH+z8XNXzdGTlLn9o=",
-     {"\xC2\xAD"},
-     ""},
-    {"invalid_utf8_raw_bytes",  // bytes FF FE "secret"
-     "SCRAM-SHA-256$4096:aP5dIKSHGE45t5JW9N3zKg==$4+8aBx8Mrze3Y1jT8T8HeZn7pqoI99v9SqUwlDjP0SU=:"
-     "SFGwO5+NV5Vx2u2C+LVvaML+nxMv+eGKZ1qGzN9q648=",
-     {"\xFF\xFE"
-      "secret"},
-     "secret"},
-};
-
-void PrintTo(const pg_verifier_case& c, std::ostream* os) { *os << c.name; }
-
-class scram_pg_verifier : public ::testing::TestWithParam<pg_verifier_case> {};
-
-TEST_P(scram_pg_verifier, right_password_logs_in_and_wrong_one_does_not) {
-  const auto& c = GetParam();
-  const auto parsed = parse_scram_verifier(c.verifier);
-  ASSERT_TRUE(parsed) << parsed.error().message();
-  EXPECT_EQ(to_string(*parsed), c.verifier);
-
-  const auto rebuilt = make_scram_verifier(c.right.front(), parsed->salt, parsed->iterations);
-  ASSERT_TRUE(rebuilt) << rebuilt.error().message();
-  EXPECT_EQ(to_string(*rebuilt), c.verifier);
-
-  for (const std::string_view password : c.right) {
-    auto server = scram_server::from_verifier(c.verifier);
-    auto client = scram_client::from_password(password);
-    ASSERT_TRUE(server);
-    ASSERT_TRUE(client) << client.error().message();
-    const auto out = run_exchange(*client, *server);
-    EXPECT_FALSE(out.error) << out.stage << ": " << out.error.message();
-    EXPECT_EQ(client->current_state(), scram_client::state::done);
-    EXPECT_EQ(server->current_state(), scram_server::state::done);
-  }
-  auto server = scram_server::from_verifier(c.verifier);
-  auto client = scram_client::from_password(c.wrong);
-  ASSERT_TRUE(server);
-  ASSERT_TRUE(client);
-  const auto out = run_exchange(*client, *server);
-  EXPECT_EQ(out.error, make_error_code(errc::auth_failed));
-  EXPECT_EQ(out.stage, "server.on_client_final");
-}
-
-INSTANTIATE_TEST_SUITE_P(postgresql15, scram_pg_verifier, ::testing::ValuesIn(pg_verifiers),
-                         [](const auto& info) { return std::string(info.param.name); });
 
 // ---------------------------------------------------------------------------------------------
 // Round trips, pass-through, tampering.
@@ -857,214 +591,6 @@ TEST(scram, mock_exchange_looks_real_and_always_fails) {
   ASSERT_TRUE(final_msg);
   EXPECT_TRUE(fails_with(a1->on_client_final(*final_msg), errc::auth_failed));
   EXPECT_FALSE(a1->recovered_keys().has_value());
-}
-
-// ---------------------------------------------------------------------------------------------
-// Verifiers.
-
-TEST(scram, verifier_parsing_table) {
-  const std::string good(pg_verifier);
-  struct verifier_case {
-    const char* name;
-    std::string text;
-    bool ok;
-  };
-  auto replace = [&](std::string_view from, std::string_view to) {
-    std::string s = good;
-    s.replace(s.find(from), from.size(), to);
-    return s;
-  };
-  const verifier_case cases[] = {
-      {"good", good, true},
-      {"rfc", std::string(rfc_verifier), true},
-      {"empty", "", false},
-      {"plaintext", "secret", false},
-      {"md5_hash", "md539c4422cad2e8aa743c2904bf0925538", false},
-      {"wrong_prefix", replace("SCRAM-SHA-256$", "SCRAM-SHA-1$"), false},
-      {"lower_case_prefix", replace("SCRAM-SHA-256$", "scram-sha-256$"), false},
-      {"missing_keys", good.substr(0, good.find('$', 14)), false},
-      {"missing_server_key", good.substr(0, good.rfind(':')), false},
-      {"missing_salt", replace("4096:SZDp8g+rKZxNldJ3u1+CZw==", "4096"), false},
-      {"empty_salt", replace("SZDp8g+rKZxNldJ3u1+CZw==", ""), false},
-      {"salt_bad_base64", replace("SZDp8g+rKZxNldJ3u1+CZw==", "SZDp8g+rKZxNldJ3u1+CZw="), false},
-      {"stored_key_bad_base64", replace("Falvn2s+", "Falvn2s*"), false},
-      {"stored_key_short", replace("Falvn2s+QQZJHcUjLQ9dVr4wkAsdmtIl+VplEr0m4cc=", "Falvn2s+"), false},
-      {"server_key_long", good + "AAAA", false},
-      {"iterations_zero", replace("4096:", "0:"), false},
-      {"iterations_negative", replace("4096:", "-1:"), false},
-      {"iterations_not_number", replace("4096:", "4k:"), false},
-      {"iterations_too_large", replace("4096:", "2147483648:"), false},
-      {"iterations_max", replace("4096:", "2147483647:"), true},
-      {"extra_field", good + "$x", false},
-      {"extra_colon", good + ":x", false},
-      {"trailing_space", good + " ", false},
-  };
-  for (const auto& c : cases) {
-    const auto v = parse_scram_verifier(c.text);
-    if (c.ok) {
-      ASSERT_TRUE(v) << c.name;
-      EXPECT_EQ(to_string(*v), c.text) << c.name;
-    } else {
-      EXPECT_TRUE(fails_with(v, errc::invalid_verifier)) << c.name;
-      EXPECT_TRUE(fails_with(scram_server::from_verifier(c.text), errc::invalid_verifier)) << c.name;
-    }
-  }
-  const auto v = parse_scram_verifier(pg_verifier);
-  ASSERT_TRUE(v);
-  EXPECT_EQ(v->iterations, 4096u);
-  EXPECT_EQ(v->salt, b64("SZDp8g+rKZxNldJ3u1+CZw=="));
-  EXPECT_EQ(v->stored_key, key_from_b64("Falvn2s+QQZJHcUjLQ9dVr4wkAsdmtIl+VplEr0m4cc="));
-  EXPECT_EQ(v->server_key, key_from_b64("q7wEbCcdTtN8ayoBIRF+bloFM+azlrTPFn4aedN7n5g="));
-}
-
-TEST(scram, build_verifier_uses_a_fresh_salt) {
-  const auto a = build_scram_verifier("secret");
-  const auto b = build_scram_verifier("secret");
-  ASSERT_TRUE(a && b);
-  EXPECT_NE(*a, *b);
-  const auto parsed = parse_scram_verifier(*a);
-  ASSERT_TRUE(parsed);
-  EXPECT_EQ(parsed->salt.size(), scram_default_salt_length);
-  EXPECT_EQ(parsed->iterations, scram_default_iterations);
-  auto server = scram_server::from_verifier(*a);
-  auto client = scram_client::from_password("secret");
-  ASSERT_TRUE(server && client);
-  EXPECT_FALSE(run_exchange(*client, *server).error);
-
-  const auto custom = build_scram_verifier("secret", 10);
-  ASSERT_TRUE(custom);
-  EXPECT_TRUE(custom->starts_with("SCRAM-SHA-256$10:"));
-  EXPECT_TRUE(fails_with(make_scram_verifier("secret", {}, 4096), errc::invalid_verifier));
-}
-
-// ---------------------------------------------------------------------------------------------
-// SASLprep.
-
-TEST(sasl_prep, table) {
-  using namespace std::string_view_literals;
-  struct prep_case {
-    const char* name;
-    std::string_view input;
-    std::string_view output;  // when expected is not set
-    std::optional<errc> expected;
-  };
-  const std::string max_length(max_sasl_prep_password_length, 'a');
-  const std::string too_long(max_sasl_prep_password_length + 1, 'a');
-  const prep_case cases[] = {
-      {"ascii", "pencil", "pencil", {}},
-      {"ascii_empty", "", "", {}},
-      {"ascii_controls_kept", "a\tb\x7f", "a\tb\x7f", {}},
-      {"ascii_max_length", max_length, max_length, {}},
-      {"too_long", too_long, "", errc::invalid_password},
-      {"nul", "a\0b"sv, "", errc::invalid_password},
-      {"invalid_utf8_raw", "\xFF\xFE", "\xFF\xFE", {}},
-      {"truncated_utf8_raw", "ab\xC3", "ab\xC3", {}},
-      {"overlong_utf8_raw", "\xC0\xAF", "\xC0\xAF", {}},
-      {"surrogate_utf8_raw", "\xED\xA0\x80", "\xED\xA0\x80", {}},
-      {"above_unicode_raw", "\xF4\x90\x80\x80", "\xF4\x90\x80\x80", {}},
-      {"latin1_unchanged", "P\xC3\xA4ssw\xC3\xB6rd", "P\xC3\xA4ssw\xC3\xB6rd", {}},
-      {"greek_unchanged", "\xCE\xB1\xCE\xB2\xCE\xB3", "\xCE\xB1\xCE\xB2\xCE\xB3", {}},
-      {"nbsp_to_space", "a\xC2\xA0" "b", "a b", {}},
-      {"ideographic_space_to_space", "a\xE3\x80\x80" "b", "a b", {}},
-      {"zero_width_space_to_space", "a\xE2\x80\x8B" "b", "a b", {}},  // C.1.2 wins over B.1
-      {"soft_hyphen_removed", "I\xC2\xAD" "X", "IX", {}},
-      {"zero_width_joiner_removed", "\xC3\xA9\xE2\x80\x8D", "\xC3\xA9", {}},
-      {"empty_after_mapping_raw", "\xC2\xAD\xC2\xAD", "\xC2\xAD\xC2\xAD", {}},
-      {"c1_control_raw", "a\xC2\x80" "b", "a\xC2\x80" "b", {}},
-      {"private_use_raw", "\xC3\xA9\xEE\x80\x80", "\xC3\xA9\xEE\x80\x80", {}},
-      {"ascii_control_in_unicode_raw", "\xC3\xA9\t", "\xC3\xA9\t", {}},
-      {"prohibited_beats_unsupported_raw", "\xE5\xAF\x86\xC2\x80", "\xE5\xAF\x86\xC2\x80", {}},
-      {"combining_accent_unsupported", "e\xCC\x81", "", errc::sasl_prep_unsupported},
-      {"ligature_unsupported", "\xEF\xAC\x81", "", errc::sasl_prep_unsupported},  // U+FB01 -> "fi" under NFKC
-      {"superscript_two_unsupported", "x\xC2\xB2", "", errc::sasl_prep_unsupported},
-      {"cjk_unsupported", "\xE5\xAF\x86\xE7\xA0\x81", "", errc::sasl_prep_unsupported},
-      {"hebrew_unsupported", "\xD7\x90", "", errc::sasl_prep_unsupported},
-  };
-  for (const auto& c : cases) {
-    const auto r = sasl_prep_password(c.input);
-    if (c.expected) {
-      EXPECT_TRUE(fails_with(r, *c.expected)) << c.name;
-    } else {
-      ASSERT_TRUE(r) << c.name << ": " << r.error().message();
-      EXPECT_EQ(*r, c.output) << c.name;
-    }
-  }
-  // The errors reach the SCRAM entry points.
-  EXPECT_TRUE(fails_with(scram_client::from_password("e\xCC\x81"), errc::sasl_prep_unsupported));
-  EXPECT_TRUE(fails_with(scram_server::from_password("e\xCC\x81"), errc::sasl_prep_unsupported));
-  EXPECT_TRUE(fails_with(build_scram_verifier(too_long), errc::invalid_password));
-}
-
-// ---------------------------------------------------------------------------------------------
-// MD5. Recorded against PostgreSQL 15.18: role md5_user, password 'secret'.
-
-constexpr std::string_view pg_md5_hash = "md539c4422cad2e8aa743c2904bf0925538";
-constexpr md5_salt pg_md5_salt_ok{0x80, 0xed, 0xfd, 0x0d};
-constexpr std::string_view pg_md5_response_ok = "md5e5bb3f421a2bddf5d155923fbb5f506d";  // accepted
-constexpr md5_salt pg_md5_salt_refused{0x08, 0x75, 0x06, 0x8c};
-constexpr std::string_view pg_md5_response_refused = "md516017d55b31cd66dc186bc054a2241f9";  // 'wrong', refused
-
-TEST(md5, password_hash_matches_pg_authid) {
-  const auto h = md5_password_hash("md5_user", "secret");
-  ASSERT_TRUE(h) << h.error().message();
-  EXPECT_EQ(*h, pg_md5_hash);
-  EXPECT_TRUE(is_md5_hash(*h));
-  // The user name is the salt: another user, another hash.
-  EXPECT_NE(*md5_password_hash("other", "secret"), pg_md5_hash);
-}
-
-TEST(md5, client_response_matches_what_postgresql_accepted) {
-  const auto r = md5_client_response("md5_user", "secret", pg_md5_salt_ok);
-  ASSERT_TRUE(r);
-  EXPECT_EQ(*r, pg_md5_response_ok);
-  const auto wrong = md5_client_response("md5_user", "wrong", pg_md5_salt_refused);
-  ASSERT_TRUE(wrong);
-  EXPECT_EQ(*wrong, pg_md5_response_refused);
-  // From the stored hash (pass-through), with or without the prefix.
-  EXPECT_EQ(*md5_salted_response(pg_md5_hash, pg_md5_salt_ok), pg_md5_response_ok);
-  EXPECT_EQ(*md5_salted_response(pg_md5_hash.substr(3), pg_md5_salt_ok), pg_md5_response_ok);
-}
-
-TEST(md5, server_verification) {
-  EXPECT_TRUE(md5_verify_response(pg_md5_hash, pg_md5_salt_ok, pg_md5_response_ok));
-  EXPECT_TRUE(fails_with(md5_verify_response(pg_md5_hash, pg_md5_salt_refused, pg_md5_response_refused),
-                         errc::auth_failed));
-  // Right answer for another salt (a replay) is refused.
-  EXPECT_TRUE(fails_with(md5_verify_response(pg_md5_hash, pg_md5_salt_refused, pg_md5_response_ok), errc::auth_failed));
-  EXPECT_TRUE(fails_with(md5_verify_response(pg_md5_hash, pg_md5_salt_ok, ""), errc::auth_failed));
-  EXPECT_TRUE(fails_with(md5_verify_response(pg_md5_hash, pg_md5_salt_ok, pg_md5_response_ok.substr(0, 34)),
-                         errc::auth_failed));
-  EXPECT_TRUE(fails_with(md5_verify_response(pg_md5_hash, pg_md5_salt_ok, "MD5E5BB3F421A2BDDF5D155923FBB5F506D"),
-                         errc::auth_failed));
-  EXPECT_TRUE(
-      fails_with(md5_verify_response(pg_md5_hash.substr(3), pg_md5_salt_ok, pg_md5_response_ok), errc::invalid_verifier));
-}
-
-TEST(md5, hash_recognition_table) {
-  struct hash_case {
-    std::string_view text;
-    bool is_hash;
-  };
-  const hash_case cases[] = {
-      {"md539c4422cad2e8aa743c2904bf0925538", true},
-      {"md539C4422CAD2E8AA743C2904BF0925538", false},  // PostgreSQL accepts lower case only
-      {"MD539c4422cad2e8aa743c2904bf0925538", false},
-      {"md539c4422cad2e8aa743c2904bf092553", false},
-      {"md539c4422cad2e8aa743c2904bf09255380", false},
-      {"md539c4422cad2e8aa743c2904bf092553g", false},
-      {"39c4422cad2e8aa743c2904bf0925538", false},
-      {"", false},
-      {pg_verifier, false},
-  };
-  for (const auto& c : cases) {
-    EXPECT_EQ(is_md5_hash(c.text), c.is_hash) << c.text;
-    const auto r = md5_salted_response(c.text, pg_md5_salt_ok);
-    if (c.is_hash) {
-      EXPECT_TRUE(r) << c.text;
-    } else if (c.text.size() != 32) {
-      EXPECT_TRUE(fails_with(r, errc::invalid_verifier)) << c.text;
-    }
-  }
 }
 
 }  // namespace
