@@ -19,12 +19,15 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <memory>
 #include <string>
+#include <thread>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -237,8 +240,48 @@ run_result run_driver(const std::string& name, std::uint16_t port, const std::st
     s.clients = clients;
     s.transactions = transactions;
     const auto failure = t::drivers::run_libpq_scenario(s);
-    return {failure.empty() ? 0 : 1, failure.empty() ? "OK libpq" : failure};
+    return {failure.empty() ? 0 : 1,
+            failure.empty() ? "OK libpq: " + std::to_string(clients) + " concurrent clients x " +
+                                  std::to_string(transactions) + " transactions with named statements, then as many "
+                                  "pipelined; 22012 and 23505 recovered, pipeline aborted until Sync"
+                            : failure};
 }
+
+// Watches how many server connections the scenario's user holds on the primary while a
+// case runs (over the unix socket as the local superuser, so the watcher is not counted):
+// through a pooler the case may add at most pool_size to what was open before it.
+class server_connection_watch {
+public:
+    server_connection_watch() : conn_(t::connect(t::cluster().local_conninfo(t::cluster().primary_index()))) {
+        before_ = count_();
+        max_ = before_;
+        thread_ = std::jthread([this](std::stop_token stop) {
+            while (!stop.stop_requested()) {
+                const int n = count_();
+                max_ = std::max(max_.load(), n);
+                std::this_thread::sleep_for(10ms);
+            }
+        });
+    }
+    // Stops sampling; returns {connections before the case, most seen during it}.
+    std::pair<int, int> finish() {
+        thread_.request_stop();
+        thread_.join();
+        return {before_, max_.load()};
+    }
+
+private:
+    int count_() {
+        const auto rows = conn_.query("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' "
+                                      "AND usename = '" + std::string(user) + "'");
+        return std::stoi(rows.at(0).at(0).value_or("0"));
+    }
+
+    t::pq_connection conn_;
+    int before_ = 0;
+    std::atomic<int> max_{0};
+    std::jthread thread_;
+};
 
 class driver_test : public testing::TestWithParam<std::tuple<target, driver>> {};
 
@@ -246,19 +289,26 @@ TEST_P(driver_test, runs_the_scenario) {
     const auto [where, drv] = GetParam();
     const endpoint at = endpoint_for(where);
     const std::string table = "drv_" + drv.name + "_" + to_string(where);
+    server_connection_watch watch;
     const auto start = std::chrono::steady_clock::now();
     const run_result r = run_driver(drv.name, at.port, table);
     const auto seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const auto [before, most] = watch.finish();
     RecordProperty("seconds", std::to_string(seconds));
     const std::string shown = "--- " + drv.name + " via " + to_string(where) + " (exit " + std::to_string(r.exit_code) +
-                              ", " + std::to_string(seconds) + " s) ---\n" + r.output;
+                              ", " + std::to_string(seconds) + " s, server connections " + std::to_string(before) +
+                              " before, at most " + std::to_string(most) + " during) ---\n" + r.output;
+    if (where != target::direct) {
+        EXPECT_LE(most, before + pool_size) << "the pooler opened more server connections than its pool size\n" << shown;
+    }
 
     // The script's verdict line (OK ... / FAIL ...) in the test log, whatever the outcome.
     for (std::size_t pos = 0; pos < r.output.size();) {
         const auto end = std::min(r.output.find('\n', pos), r.output.size());
         const auto line = r.output.substr(pos, end - pos);
         if (line.starts_with("OK ") || line.starts_with("FAIL "))
-            std::cout << "    " << to_string(where) << ": " << line << "\n";
+            std::cout << "    " << to_string(where) << ": " << line << " [server connections: " << before
+                      << " before, at most " << most << " during]\n";
         pos = end + 1;
     }
 
