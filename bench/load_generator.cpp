@@ -596,16 +596,23 @@ class worker {
     }
   }
 
-  // End of the run: requests unanswered for over a second are reported as
-  // stalled (a hung target must not look like an idle one), then all closes.
+  // End of the run: a request (or login) still unanswered after far longer than
+  // this thread's own p99 (and at least 1 s) counts as stalled, so that a target
+  // hanging in the last seconds does not look like an idle one, while requests
+  // merely queued behind thousands of others (p99 of seconds) do not.
   void finish_all(time_point now) {
-    const time_point cutoff = now - std::chrono::seconds(1);
+    const auto threshold = [](const latency_histogram& h) {
+      return std::max<std::chrono::nanoseconds>(std::chrono::seconds(1),
+                                                std::chrono::nanoseconds(2 * h.percentile(99)));
+    };
+    const time_point request_cutoff = now - threshold(latency);
+    const time_point connect_cutoff = now - threshold(connect_latency);
     const bool stopped_early = now < ctx_.end();
     for (client& c : clients_) {
       const bool waiting = c.state == phase::preparing || c.state == phase::executing ||
                            c.state == phase::rolling_back;
       const bool waiting_connect = c.state == phase::connecting;
-      if ((waiting && c.sent_at < cutoff) || (waiting_connect && c.connect_started < cutoff)) {
+      if ((waiting && c.sent_at < request_cutoff) || (waiting_connect && c.connect_started < connect_cutoff)) {
         ++current_.errors;
         if (now >= ctx_.warmup_end()) ++errors[std::string(error_kind::stalled)];
         if (!samples.count(std::string(error_kind::stalled)))

@@ -67,7 +67,7 @@ inline constexpr std::string_view connect_timeout = "connect_timeout";
 inline constexpr std::string_view request_timeout = "request_timeout";
 inline constexpr std::string_view connection_lost = "connection_lost";  // closed or reset while a request was in flight
 inline constexpr std::string_view query_error_prefix = "query_error:";  // followed by the SQLSTATE
-inline constexpr std::string_view stalled = "stalled";                 // connect or request unanswered for 1 s when the run ended
+inline constexpr std::string_view stalled = "stalled";                 // unanswered at the end for over max(1 s, 2 x p99)
 }  // namespace error_kind
 
 // Classifies a libpq connection-failure message (libpq exposes no SQLSTATE for

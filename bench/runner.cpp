@@ -53,7 +53,11 @@ class memory_sampler {
     std::unique_lock lock(mutex_);
     do {
       lock.unlock();
-      sample();
+      try {
+        sample();
+      } catch (const std::exception&) {
+        // A sample lost (processes coming and going) must not end the run.
+      }
       lock.lock();
     } while (!wake_.wait_for(lock, std::chrono::seconds(2), [this] { return stopping_; }));
   }

@@ -3,11 +3,11 @@
 
 #include <libpq-fe.h>
 #include <sys/utsname.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <dirent.h>
-#include <fstream>
 #include <sstream>
 #include <thread>
 #include <unordered_map>
@@ -26,9 +26,21 @@ std::string trim(std::string s) {
   return s.substr(i);
 }
 
+// A whole /proc file with read(2): the process may exit mid-read (ESRCH), which
+// std::ifstream reports by throwing from inside getline.
+std::string read_proc(const std::string& file) {
+  std::string text;
+  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return text;
+  char buf[4096];
+  for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) text.append(buf, static_cast<std::size_t>(n));
+  ::close(fd);
+  return text;
+}
+
 // Value of "Key:   value" in a /proc file, without the key.
 std::optional<std::string> proc_field(const std::string& file, const std::string& key) {
-  std::ifstream in(file);
+  std::istringstream in(read_proc(file));
   std::string line;
   while (std::getline(in, line))
     if (line.rfind(key, 0) == 0 && line.size() > key.size() && line[key.size()] == ':')
@@ -42,8 +54,7 @@ std::uint64_t kb_value(const std::optional<std::string>& v) {
 
 // Parent pid from /proc/<pid>/stat: the field after the parenthesised command name.
 std::optional<pid_t> parent_of(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string text = read_proc("/proc/" + std::to_string(pid) + "/stat");
   const auto close = text.rfind(')');
   if (close == std::string::npos) return std::nullopt;
   std::istringstream rest(text.substr(close + 1));
@@ -83,7 +94,7 @@ machine_info collect_machine_info() {
   if (auto pretty = proc_field("/etc/os-release", "PRETTY_NAME")) {
     m.os = *pretty;
   } else {
-    std::ifstream in("/etc/os-release");
+    std::istringstream in(read_proc("/etc/os-release"));
     std::string line;
     while (std::getline(in, line))
       if (line.rfind("PRETTY_NAME=", 0) == 0) m.os = line.substr(12);

@@ -1,0 +1,212 @@
+// `pgsluice bench` against real servers: data set loading, every workload and protocol mode, failures reported as failures.
+#include "tests/harness/harness.hpp"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "bench/cli.hpp"
+#include "bench/dataset.hpp"
+#include "bench/load_generator.hpp"
+#include "bench/report.hpp"
+#include "bench/workloads.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+namespace b = pgsluice::bench;
+namespace t = pgsluice::test;
+namespace fs = std::filesystem;
+
+std::string direct_url() {
+    auto& c = t::cluster();
+    return c.url(c.primary_index(), c.admin().name);
+}
+
+// Loads a small data set once per test executable.
+const b::dataset_info& loaded() {
+    static const b::dataset_info info = [] {
+        b::init_options o;
+        o.conninfo = direct_url();
+        o.scale = 0.02;
+        o.jobs = 2;
+        o.progress_tty = 0;
+        const auto report = b::init_datasets(o);
+        for (const auto& note : report.notes)
+            ADD_FAILURE() << "init note (PostGIS is part of scripts/install.sh): " << note;
+        return b::probe_dataset(direct_url());
+    }();
+    return info;
+}
+
+b::load_result run_load(const std::string& url, const std::string& workload, b::protocol_mode mode,
+                        std::uint32_t clients = 4, b::millis duration = 1500ms) {
+    b::workload_options w;
+    w.name = workload;
+    b::load_options o;
+    o.conninfo = url;
+    o.clients = clients;
+    o.protocol = mode;
+    o.warmup = 300ms;
+    o.duration = duration;
+    o.connect_timeout = 3s;
+    o.request_timeout = 5s;
+    b::load_generator g(o, b::make_workload(w, loaded()));
+    return g.run();
+}
+
+std::string errors_of(const b::load_result& r) {
+    std::string s;
+    for (const auto& [k, v] : r.errors)
+        s += k + "=" + std::to_string(v) + " (" + r.error_samples.at(k) + ") ";
+    return s;
+}
+
+TEST(bench, init_loads_every_data_set_and_records_its_sizes) {
+    const auto& info = loaded();
+    EXPECT_TRUE(info.has_pgbench);
+    EXPECT_TRUE(info.has_purchases);
+    EXPECT_TRUE(info.has_weather);
+    EXPECT_TRUE(info.has_vehicles);
+    const auto sizes = b::dataset_sizes::for_scale(0.02);
+    EXPECT_EQ(info.sizes.customers, sizes.customers);
+    auto conn = t::connect(direct_url());
+    EXPECT_EQ(conn.scalar("SELECT count(*) FROM pgbench_accounts"), std::to_string(sizes.pgbench_scale * 100000));
+    EXPECT_EQ(conn.scalar("SELECT count(*) FROM purchases"), std::to_string(sizes.purchases));
+    EXPECT_EQ(conn.scalar("SELECT count(*) FROM weather"), std::to_string(sizes.weather_rows));
+    EXPECT_EQ(conn.scalar("SELECT count(*) FROM vehicle_locations"), std::to_string(sizes.vehicle_rows));
+    // purchases is partitioned by month and every row found its partition.
+    EXPECT_GE(std::stoi(*conn.scalar("SELECT count(*) FROM pg_inherits WHERE inhparent = 'purchases'::regclass")), 13);
+    EXPECT_EQ(conn.scalar("SELECT count(*) FROM purchases_default"), "0");
+    // Every row's region is its customer's (the latest-purchases filter relies on it).
+    EXPECT_EQ(conn.scalar("SELECT count(*) FROM purchases p JOIN customers c USING (customer_id) WHERE p.region <> c.region"),
+              "0");
+}
+
+TEST(bench, select_only_runs_in_all_three_protocol_modes_without_failures) {
+    for (auto mode : {b::protocol_mode::simple, b::protocol_mode::extended, b::protocol_mode::prepared}) {
+        const auto r = run_load(direct_url(), "select-only", mode);
+        EXPECT_GT(r.requests, 0u) << b::to_string(mode);
+        EXPECT_EQ(r.failures, 0u) << b::to_string(mode) << ": " << errors_of(r);
+        EXPECT_EQ(r.latency.count(), r.requests);
+        EXPECT_GT(r.latency.percentile(50), 0u);
+        EXPECT_LE(r.latency.percentile(50), r.latency.percentile(99));
+        EXPECT_GE(r.timeline.size(), 1u);
+        EXPECT_EQ(r.connections_opened, 4u);
+    }
+}
+
+TEST(bench, every_builtin_workload_runs_against_postgresql) {
+    for (const auto& w : b::builtin_workloads()) {
+        const auto r = run_load(direct_url(), std::string(w.name), b::protocol_mode::extended, 2, 1000ms);
+        EXPECT_GT(r.requests, 0u) << w.name;
+        EXPECT_EQ(r.failures, 0u) << w.name << ": " << errors_of(r);
+    }
+}
+
+TEST(bench, inserts_and_tpcb_really_write) {
+    auto conn = t::connect(direct_url());
+    const auto before = std::stoll(*conn.scalar("SELECT count(*) FROM pgbench_history"));
+    const auto r = run_load(direct_url(), "tpcb", b::protocol_mode::prepared, 2, 1000ms);
+    ASSERT_EQ(r.failures, 0u) << errors_of(r);
+    const auto after = std::stoll(*conn.scalar("SELECT count(*) FROM pgbench_history"));
+    // Transactions finishing during the warm-up or after the end are not counted.
+    EXPECT_GE(static_cast<std::uint64_t>(after - before), r.requests);
+}
+
+TEST(bench, connect_per_transaction_opens_a_connection_per_request) {
+    b::workload_options w;
+    b::load_options o;
+    o.conninfo = direct_url();
+    o.clients = 2;
+    o.warmup = 0ms;
+    o.duration = 1000ms;
+    o.connect_per_transaction = true;
+    b::load_generator g(o, b::make_workload(w, loaded()));
+    const auto r = g.run();
+    EXPECT_EQ(r.failures, 0u) << errors_of(r);
+    EXPECT_GT(r.requests, 0u);
+    EXPECT_GE(r.connections_opened, r.requests);
+}
+
+TEST(bench, a_target_that_is_down_shows_connect_failures_not_a_hang) {
+    const auto started = std::chrono::steady_clock::now();
+    const auto r = run_load("postgresql://sluice_admin@127.0.0.1:" + std::to_string(b::pick_free_port()) +
+                                "/sluice?sslmode=disable",
+                            "select-only", b::protocol_mode::simple, 4, 1000ms);
+    EXPECT_EQ(r.requests, 0u);
+    EXPECT_GT(r.errors.count("connect_failed"), 0u) << errors_of(r);
+    // warm-up + the 5 s "no client got in" allowance + duration, with slack for a loaded machine.
+    EXPECT_LT(std::chrono::steady_clock::now() - started, 30s);
+}
+
+TEST(bench, a_wrong_password_is_an_auth_failure) {
+    auto& c = t::cluster();
+    const auto r = run_load("postgresql://" + c.admin().name + ":wrong@127.0.0.1:" +
+                                std::to_string(c.port(c.primary_index())) + "/sluice?sslmode=disable",
+                            "select-only", b::protocol_mode::simple, 2, 500ms);
+    EXPECT_EQ(r.requests, 0u);
+    EXPECT_GT(r.errors.count("auth_failed"), 0u) << errors_of(r);
+}
+
+TEST(bench, a_pooler_killed_mid_run_shows_lost_connections_and_the_run_ends) {
+    auto& c = t::cluster();
+    const fs::path dir = c.work_dir() / ("bench-kill-" + std::to_string(::getpid()));
+    auto spec = b::pgbouncer_for(c, dir);
+    spec.persistent = false;
+    auto bouncer = b::start_pgbouncer(spec);
+    const std::string url = "postgresql://" + c.admin().name + ":" + c.admin().password + "@127.0.0.1:" +
+                            std::to_string(bouncer->port()) + "/sluice?sslmode=disable";
+    b::load_result r;
+    std::thread load([&] { r = run_load(url, "select-only", b::protocol_mode::simple, 4, 3000ms); });
+    // Kill it once requests flow (a readiness check, not a blind sleep).
+    ASSERT_TRUE(b::poll_until(20s, 10ms, [&] {
+        try {
+            return t::connect(url).scalar("SELECT 1") == "1";
+        } catch (const std::exception&) {
+            return false;
+        }
+    }));
+    std::this_thread::sleep_for(1200ms);  // inside the measured window: warm-up is 300 ms
+    bouncer->kill_now();
+    load.join();
+    EXPECT_GT(r.requests, 0u);
+    EXPECT_GT(r.errors.count("connection_lost") + r.errors.count("connect_failed"), 0u) << errors_of(r);
+}
+
+TEST(bench, run_command_writes_results_json_and_html) {
+    const fs::path results = fs::temp_directory_path() / ("bench-results-" + std::to_string(::getpid()));
+    loaded();
+    std::vector<std::string> args{"bench", "run", "--targets", "direct=" + direct_url() + ",pgbouncer=" +
+                                  t::pgbouncer().conninfo(t::cluster().admin().name, t::cluster().admin().password,
+                                                          "sluice"),
+                                  "--workload", "select-only", "--clients", "2", "--duration", "1s", "--warmup", "0",
+                                  "--repeat", "2", "--pause", "0", "--quiet", "--results-dir", results.string()};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    testing::internal::CaptureStdout();
+    const int status = b::run_bench_command(static_cast<int>(argv.size()), argv.data());
+    const std::string out = testing::internal::GetCapturedStdout();
+    ASSERT_EQ(status, 0) << out;
+    EXPECT_NE(out.find("vs pgbouncer"), std::string::npos) << out;
+    ASSERT_TRUE(fs::exists(results));
+    const fs::path run_dir = fs::directory_iterator(results)->path();
+    const auto run = b::load_run(run_dir);
+    ASSERT_EQ(run.results.size(), 4u);  // 2 targets x 2 repeats, interleaved
+    EXPECT_EQ(run.results[0].target, "direct");
+    EXPECT_EQ(run.results[1].target, "pgbouncer");
+    EXPECT_EQ(run.results[2].target, "direct");
+    for (const auto& r : run.results) EXPECT_GT(r.requests, 0u) << r.target;
+    EXPECT_EQ(run.config.targets.at(0).url.find(t::cluster().admin().password), std::string::npos) << "password saved";
+    std::ifstream html(run_dir / "report.html");
+    const std::string page((std::istreambuf_iterator<char>(html)), std::istreambuf_iterator<char>());
+    EXPECT_NE(page.find("<svg"), std::string::npos);
+    fs::remove_all(results);
+}
+
+} // namespace
