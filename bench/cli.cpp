@@ -96,7 +96,7 @@ struct run_args {
   std::string duration = "20s";
   std::string warmup = "2s";
   std::string pause = "1s";
-  std::string connect_timeout = "5s";
+  std::string connect_timeout = "15s";
   std::string request_timeout = "10s";
   double ramp = 0;
   std::uint32_t repeat = 1;
@@ -219,6 +219,15 @@ bool needs_stack(const std::vector<target_spec>& targets) {
 std::string scrub(std::string message, const std::string& url) {
   const std::string redacted = redact_conninfo(url);
   for (std::size_t at; (at = message.find(url)) != std::string::npos;) message.replace(at, url.size(), redacted);
+  // Also where the URL is quoted cut short: mask the password itself.
+  std::string password;
+  if (const auto scheme = url.find("://"); scheme != std::string::npos) {
+    const auto at = url.find('@', scheme + 3);
+    const auto colon = url.find(':', scheme + 3);
+    if (at != std::string::npos && colon < at) password = url.substr(colon + 1, at - colon - 1);
+  }
+  if (password.size() >= 3)
+    for (std::size_t at; (at = message.find(password)) != std::string::npos;) message.replace(at, password.size(), "***");
   return message;
 }
 
@@ -368,12 +377,16 @@ int cmd_init(const common_args& c, const init_args& a) {
     url = stack->admin_url();
   }
   probe_only.conninfo = url;
-  print_init_report(init_datasets(probe_only));
+  try {
+    print_init_report(init_datasets(probe_only));
+  } catch (const stack_error& e) {
+    throw std::runtime_error(scrub(e.what(), url));
+  }
   return 0;
 }
 
 int cmd_quick(const common_args& c, const stack_args& s, const init_args& a, run_args r, const workload_args& w,
-              bool clients_given, bool workloads_given) {
+              bool clients_given, bool workloads_given, bool scale_given) {
   // Validate first: a bad argument must not cost a cluster start.
   if (!(a.scale > 0)) throw usage_error("--scale must be greater than 0");
   run_setup setup = validate_run(r, w);
@@ -381,7 +394,7 @@ int cmd_quick(const common_args& c, const stack_args& s, const init_args& a, run
   auto stack = local_stack::up(make_stack_options(c, s), std::cout);
   dataset_info data = probe_dataset(stack->admin_url());
   const bool complete = data.has_pgbench && data.has_purchases && data.has_weather;
-  if (a.reinit || !complete || (a.scale != data.sizes.scale)) {
+  if (a.reinit || !complete || (scale_given && a.scale != data.sizes.scale)) {
     std::cout << "== loading data sets (scale " << a.scale << ")\n";
     print_init_report(init_datasets(make_init_options(a, stack->admin_url())));
     data = probe_dataset(stack->admin_url());
@@ -469,8 +482,14 @@ int cmd_explain(const common_args& c, const workload_args& w, const std::string&
     stack = attach_or_explain(c);
     url = stack->admin_url();
   }
-  const dataset_info data = probe_dataset(url);
-  pq_connection conn = connect(url);
+  dataset_info data;
+  pq_connection conn;
+  try {
+    data = probe_dataset(url);
+    conn = connect(url);
+  } catch (const stack_error& e) {
+    throw std::runtime_error(scrub(e.what(), url));
+  }
   for (const auto& wo : workloads) {
     std::shared_ptr<const transaction_source> source;
     try {
@@ -622,7 +641,7 @@ int run_bench_command(int argc, char** argv) {
     if (run->parsed()) return cmd_run(common, ra, wa);
     if (quick->parsed())
       return cmd_quick(common, sa, ia, ra, wa, quick->count("--clients") + quick->count("--protocol") > 0,
-                       quick->count("--workload") > 0);
+                       quick->count("--workload") > 0, quick->count("--scale") > 0);
     if (report->parsed()) return cmd_report(report_runs, report_output);
     if (explain->parsed()) return cmd_explain(common, wa, explain_url, explain_all || explain->count("--workload") == 0);
   } catch (const usage_error& e) {

@@ -47,7 +47,7 @@ struct load_options {
   millis duration{10000};          // measured window, after the warm-up
   protocol_mode protocol = protocol_mode::simple;
   bool connect_per_transaction = false;
-  millis connect_timeout{5000};
+  millis connect_timeout{15000};
   millis request_timeout{10000};
   millis retry_delay{100};         // pause after a failed connect before the next attempt
   // Connection attempts in flight at once (over all threads). A login costs both
