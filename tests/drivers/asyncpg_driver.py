@@ -57,17 +57,15 @@ async def client(c):
             s.expect_sqlstate(f"client {c}: duplicate id", e.sqlstate, "23505")
         s.check_row(c, 0, as_tuple(await select.fetchrow(s.row_id(c, 0))))
     finally:
-        await conn.close()
+        await conn.close(timeout=10)
 
 
 async def scenario():
     conn = await connect()
     await conn.execute(s.create_table_sql(TABLE))
     await conn.close()
-    results = await asyncio.gather(*(client(c) for c in range(s.CLIENTS)), return_exceptions=True)
-    errors = [r for r in results if isinstance(r, BaseException)]
-    if errors:
-        raise errors[0]
+    # The first failure ends the run (asyncio.run cancels the other clients).
+    await asyncio.gather(*(client(c) for c in range(s.CLIENTS)))
     conn = await connect()
     s.check_totals(as_tuple(await conn.fetchrow(s.totals_sql(TABLE))))
     await conn.close()
