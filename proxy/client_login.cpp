@@ -339,6 +339,7 @@ awaitable<bool> client_session::login() {
   }
   view_ = *params;
   for (const auto& [k, v] : startup_.reported) view_.set(k, v);
+  update_settings_hash();
 
   auto [pid, secret] = rt_.cancels().add(shared_from_this());
   cancel_pid_ = pid;
@@ -590,6 +591,7 @@ awaitable<void> client_session::finish() {
         const auto effects = classify_session_effects(reset);
         if (effects.drops_prepared) s->statements.clear();
         if (effects.resets_settings) s->applied.clear();
+        s->synced_settings = 0;
       }
       reusable = reusable && s->transaction_status == 'I';
     }

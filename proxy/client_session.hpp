@@ -154,6 +154,8 @@ class client_session : public std::enable_shared_from_this<client_session>, priv
   bool rewrite_statements_ = false;  // transaction mode with max_prepared_statements > 0
   std::size_t max_message_size_ = 0;
   parameter_set view_;               // ParameterStatus values the client has been told
+  std::size_t settings_hash_ = 1;    // of view_'s tracked parameters and startup_.settings
+  void update_settings_hash();
   client_statements statements_;
   std::vector<std::pair<std::string, statement_ptr>> deferred_parses_;  // session mode, before a server is attached
   std::shared_ptr<server_connection> server_;

@@ -204,6 +204,57 @@ session_effects classify_statement(const std::array<std::string_view, 4>& w, std
   return {};
 }
 
+bool ascii_lower_equal(char a, char b) noexcept {
+  if (a >= 'A' && a <= 'Z') a = static_cast<char>(a - 'A' + 'a');
+  return a == b;
+}
+
+// Case-insensitive search for a lower-case ASCII needle.
+bool contains_ci(std::string_view hay, std::string_view needle) noexcept {
+  if (needle.size() > hay.size()) return false;
+  for (std::size_t i = 0; i + needle.size() <= hay.size(); ++i) {
+    if (!ascii_lower_equal(hay[i], needle[0])) continue;
+    std::size_t k = 1;
+    while (k < needle.size() && ascii_lower_equal(hay[i + k], needle[k])) ++k;
+    if (k == needle.size()) return true;
+  }
+  return false;
+}
+
+// The common case, decided without tokenizing: one statement (a trailing ';' allowed) whose
+// first keyword cannot change session state, with none of the words that could inside it.
+// Anything else goes through the full lexer.
+bool obviously_harmless(std::string_view sql) noexcept {
+  std::size_t i = 0;
+  while (i < sql.size() && std::isspace(static_cast<unsigned char>(sql[i]))) ++i;
+  std::size_t j = i;
+  while (j < sql.size() && std::isalpha(static_cast<unsigned char>(sql[j]))) ++j;
+  const std::string_view first = sql.substr(i, j - i);
+  static constexpr std::string_view safe[] = {"select", "insert", "update", "delete", "with",   "begin",
+                                              "commit", "end",    "rollback", "start", "values", "savepoint",
+                                              "release", "abort", "table",  "copy",   "explain"};
+  bool known = false;
+  for (auto kw : safe) {
+    if (first.size() == kw.size()) {
+      std::size_t k = 0;
+      while (k < kw.size() && ascii_lower_equal(first[k], kw[k])) ++k;
+      if (k == kw.size()) {
+        known = true;
+        break;
+      }
+    }
+  }
+  if (!known) return false;
+  const auto semi = sql.find(';');
+  if (semi != std::string_view::npos) {
+    for (std::size_t k = semi + 1; k < sql.size(); ++k) {
+      if (!std::isspace(static_cast<unsigned char>(sql[k]))) return false;
+    }
+  }
+  return !contains_ci(sql, "advisory") && !contains_ci(sql, "set_config") && !contains_ci(sql, "temp") &&
+         !contains_ci(sql, "hold");
+}
+
 }  // namespace
 
 bool is_tracked_parameter(std::string_view name) noexcept {
@@ -215,6 +266,7 @@ bool is_tracked_parameter(std::string_view name) noexcept {
 
 session_effects classify_session_effects(std::string_view sql) noexcept {
   session_effects out;
+  if (obviously_harmless(sql)) return out;
   lexer lex(sql);
   std::array<std::string_view, 4> first{};
   std::size_t n = 0;

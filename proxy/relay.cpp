@@ -39,6 +39,22 @@ bool needs_no_server(char tag) noexcept {
 
 void client_session::signal() noexcept { signal_.cancel(); }
 
+void client_session::update_settings_hash() {
+  std::size_t h = 0x9e3779b97f4a7c15ull;
+  auto mix = [&](std::string_view v) { h ^= std::hash<std::string_view>{}(v) + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2); };
+  for (const auto& [k, v] : view_) {
+    if (!is_tracked_parameter(k)) continue;
+    mix(k);
+    mix(v);
+  }
+  mix("\n");
+  for (const auto& [k, v] : startup_.settings) {
+    mix(k);
+    mix(v);
+  }
+  settings_hash_ = h == 0 ? 1 : h;
+}
+
 awaitable<void> client_session::wait_signal() {
   signal_.expires_at(clock::time_point::max());
   co_await signal_.async_wait(nothrow_awaitable);
@@ -95,7 +111,12 @@ awaitable<bool> client_session::attach_server(bool for_login) {
   if (!for_login) {
     // Bring the server's session settings in line with what this client was told and asked
     // for, in the same write as the client's first messages.
-    const std::string sql = plan_settings_sync(view_, startup_.settings, server_->reported, server_->applied);
+    // Servers remember which client settings they were last brought in line with (by hash), so
+    // the comparison is skipped while consecutive clients agree.
+    const std::string sql = server_->synced_settings == settings_hash_
+                                ? std::string()
+                                : plan_settings_sync(view_, startup_.settings, server_->reported, server_->applied);
+    server_->synced_settings = settings_hash_;
     if (!sql.empty()) {
       auto& out = to_server_.begin_owned();
       wire::append_query(out, sql);
@@ -127,6 +148,7 @@ void client_session::finish_internal_query() {
     server_error e = internal_error_.value_or(server_error{});
     internal_error_.reset();
     server_->applied.clear();
+    server_->synced_settings = 0;
     fail_with(end_reason::login_refused, e);
     return;
   }
@@ -142,6 +164,8 @@ void client_session::finish_internal_query() {
       emit_target_->end_owned();
     }
   }
+  update_settings_hash();
+  server_->synced_settings = settings_hash_;
 }
 
 // --- response_tracker hooks ----------------------------------------------------------------
@@ -320,7 +344,10 @@ bool client_session::process_client(std::span<const std::uint8_t> data, std::siz
         const auto fx = classify_session_effects(sql);
         if (fx.pins) pin(fx.reason);
         if (fx.drops_prepared) server_->statements.clear();
-        if (fx.resets_settings) server_->applied.clear();
+        if (fx.resets_settings) {
+          server_->applied.clear();
+          server_->synced_settings = 0;
+        }
         to_server_.add_input(raw, size);
         tracker_.push(expect::query);
         break;
@@ -335,7 +362,10 @@ bool client_session::process_client(std::span<const std::uint8_t> data, std::siz
         const auto fx = classify_session_effects(p->query);
         if (fx.pins) pin(fx.reason);
         if (fx.drops_prepared) server_->statements.clear();
-        if (fx.resets_settings) server_->applied.clear();
+        if (fx.resets_settings) {
+          server_->applied.clear();
+          server_->synced_settings = 0;
+        }
         if (!rewrite_statements_ || p->name.empty()) {
           to_server_.add_input(raw, size);
           // A named statement the server accepts becomes known to the pool (see try_answer_locally).
@@ -582,7 +612,10 @@ std::size_t client_session::process_server(std::span<const std::uint8_t> data) {
         if (!p) continue;
         server_->reported.set(p->name, p->value);
         if (internal) continue;  // reconciled when the proxy's query completes
-        view_.set(p->name, p->value);
+        if (view_.set(p->name, p->value) && is_tracked_parameter(p->name)) {
+          update_settings_hash();
+          server_->synced_settings = settings_hash_;  // the server reported it: both agree
+        }
         if (!is_tracked_parameter(p->name) && p->name != "in_hot_standby") pin("ParameterStatus");
         to_client_.add_input(raw, size);
         continue;

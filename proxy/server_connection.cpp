@@ -358,6 +358,7 @@ awaitable<std::optional<server_error>> server_connection::run_internal(std::stri
     boost::system::error_code ignored;
     if (socket_) socket_->cancel(ignored);
   });
+  synced_settings = 0;  // whatever it runs may change settings
   boost::system::error_code ec;
   std::vector<std::uint8_t> out;
   wire::append_query(out, sql);

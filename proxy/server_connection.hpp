@@ -110,6 +110,8 @@ class server_connection {
   // --- state the relay reads and updates (only by the session holding the connection) ---
   parameter_set reported;      // last ParameterStatus value of each parameter
   parameter_set applied;       // settings pgsluice SET on this connection for its clients
+  // Settings hash of the last client this connection was brought in line with; 0 = unknown.
+  std::size_t synced_settings = 0;
   server_statements statements{0};
   char transaction_status = 'I';
   std::int32_t backend_pid = 0;

@@ -175,21 +175,22 @@ TEST(prepared_statements, named_statements_work_on_whichever_server_runs_the_tra
   ASSERT_EQ(PQresultStatus(r), PGRES_COMMAND_OK) << PQresultErrorMessage(r);
   PQclear(r);
   std::set<std::string> pids;
-  std::string last;
   auto& c = cluster();
   for (int i = 0; i < 6; ++i) {
     // Even rounds: the holder keeps a server inside a transaction while `a` runs. Odd rounds:
-    // the server `a` last ran on is terminated, so `a` gets a new server connection that has
+    // every server connection is terminated, so `a` gets a new server connection that has
     // never seen the statement and pgsluice must prepare it there first.
     const bool hold = i % 2 == 0;
     if (hold) {
       exec_ok(holder.conn, "BEGIN");
       exec_ok(holder.conn, "SELECT 1");
     } else {
-      c.exec_sql(c.primary_index(), "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = " + last);
-      ASSERT_TRUE(b::poll_until(std::chrono::seconds(10), std::chrono::milliseconds(20), [&] {
-        return c.exec_sql(c.primary_index(), "SELECT 1 FROM pg_stat_activity WHERE pid = " + last).empty();
-      }));
+      // Every server connection of this user goes: `a` then runs on a brand-new one.
+      const std::string mine = "FROM pg_stat_activity WHERE usename = '" + c.admin().name + "' AND datname = '" +
+                               c.database() + "' AND backend_type = 'client backend'";
+      c.exec_sql(c.primary_index(), "SELECT pg_terminate_backend(pid) " + mine);
+      ASSERT_TRUE(b::poll_until(std::chrono::seconds(10), std::chrono::milliseconds(20),
+                                [&] { return c.exec_sql(c.primary_index(), "SELECT 1 " + mine).empty(); }));
     }
     const std::string v = std::to_string(i);
     const char* params[] = {v.c_str()};
@@ -197,9 +198,10 @@ TEST(prepared_statements, named_statements_work_on_whichever_server_runs_the_tra
     ASSERT_EQ(PQresultStatus(r), PGRES_TUPLES_OK) << PQresultErrorMessage(r);
     EXPECT_EQ(std::string(PQgetvalue(r, 0, 0)), std::to_string(i + 1));
     const std::string pid = PQgetvalue(r, 0, 1);
-    if (!hold) EXPECT_EQ(pids.count(pid), 0u) << "a terminated server cannot have run it";
+    if (!hold) {
+      EXPECT_EQ(pids.count(pid), 0u) << "a new server connection cannot have run it before";
+    }
     pids.insert(pid);
-    last = pid;
     PQclear(r);
     if (hold) exec_ok(holder.conn, "COMMIT");
   }
