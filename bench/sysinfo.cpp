@@ -112,20 +112,36 @@ machine_info collect_machine_info() {
 
 std::optional<memory_usage> process_tree_memory(pid_t root, bool with_pss) {
   if (::access(("/proc/" + std::to_string(root)).c_str(), F_OK) != 0) return std::nullopt;
-  // Children: one pass over /proc collecting (pid, ppid), then a walk from the root.
-  std::unordered_map<pid_t, std::vector<pid_t>> children;
-  if (DIR* d = ::opendir("/proc")) {
-    while (dirent* e = ::readdir(d)) {
-      char* end = nullptr;
-      const long pid = std::strtol(e->d_name, &end, 10);
-      if (!end || *end != '\0' || pid <= 0) continue;
-      if (auto ppid = parent_of(static_cast<pid_t>(pid))) children[*ppid].push_back(static_cast<pid_t>(pid));
-    }
-    ::closedir(d);
-  }
   std::vector<pid_t> tree{root};
-  for (std::size_t i = 0; i < tree.size(); ++i)
-    if (auto it = children.find(tree[i]); it != children.end()) tree.insert(tree.end(), it->second.begin(), it->second.end());
+  if (::access(("/proc/" + std::to_string(root) + "/task/" + std::to_string(root) + "/children").c_str(), R_OK) == 0) {
+    // /proc/<pid>/task/<tid>/children (CONFIG_PROC_CHILDREN): only the tree itself is read,
+    // which matters while 10,000 client connections sit in /proc next to it.
+    for (std::size_t i = 0; i < tree.size(); ++i) {
+      const std::string task_dir = "/proc/" + std::to_string(tree[i]) + "/task";
+      DIR* d = ::opendir(task_dir.c_str());
+      if (!d) continue;
+      while (dirent* e = ::readdir(d)) {
+        if (e->d_name[0] == '.') continue;
+        std::istringstream kids(read_proc(task_dir + "/" + e->d_name + "/children"));
+        for (long kid; kids >> kid;) tree.push_back(static_cast<pid_t>(kid));
+      }
+      ::closedir(d);
+    }
+  } else {
+    // Otherwise one pass over /proc collecting (pid, ppid), then a walk from the root.
+    std::unordered_map<pid_t, std::vector<pid_t>> children;
+    if (DIR* d = ::opendir("/proc")) {
+      while (dirent* e = ::readdir(d)) {
+        char* end = nullptr;
+        const long pid = std::strtol(e->d_name, &end, 10);
+        if (!end || *end != '\0' || pid <= 0) continue;
+        if (auto ppid = parent_of(static_cast<pid_t>(pid))) children[*ppid].push_back(static_cast<pid_t>(pid));
+      }
+      ::closedir(d);
+    }
+    for (std::size_t i = 0; i < tree.size(); ++i)
+      if (auto it = children.find(tree[i]); it != children.end()) tree.insert(tree.end(), it->second.begin(), it->second.end());
+  }
   memory_usage usage;
   for (pid_t pid : tree) {
     const std::string base = "/proc/" + std::to_string(pid);
