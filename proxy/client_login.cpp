@@ -103,6 +103,7 @@ void client_session::end(end_reason r) noexcept {
   if (ending_) return;
   ending_ = true;
   reason_ = r;
+  wait_.cancel();
   boost::system::error_code ec;
   socket_.cancel(ec);
   if (server_ && server_->is_open()) server_->socket().cancel(ec);

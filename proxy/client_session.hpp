@@ -27,6 +27,7 @@
 #include "proxy/metrics.hpp"
 #include "proxy/params.hpp"
 #include "proxy/pipeline.hpp"
+#include "proxy/pool.hpp"
 #include "proxy/prepared.hpp"
 #include "proxy/server_connection.hpp"
 #include "proxy/session_rules.hpp"
@@ -185,6 +186,9 @@ class client_session : public std::enable_shared_from_this<client_session>, priv
   asio::steady_timer signal_;
   asio::steady_timer done_signal_;
   bool server_pump_running_ = false;
+
+  wait_handle wait_;                 // interrupts a wait for a server when the session ends
+  bool server_fatal_ = false;        // the server sent FATAL: its close needs no second message
 
   // Ending.
   bool ending_ = false;

@@ -99,7 +99,9 @@ void pool::wake(std::vector<std::shared_ptr<waiter_slot>>& slots) {
   }
 }
 
-awaitable<acquire_result> pool::acquire(worker& w, std::uint64_t client_id, clock::time_point deadline) {
+awaitable<acquire_result> pool::acquire(worker& w, std::uint64_t client_id, clock::time_point deadline,
+                                        wait_handle* handle) {
+  bool waited = false;
   for (;;) {
     const waiter_id wid = next_waiter_.fetch_add(1, std::memory_order_relaxed);
     std::optional<grant> g;
@@ -116,8 +118,11 @@ awaitable<acquire_result> pool::acquire(worker& w, std::uint64_t client_id, cloc
     }
     if (!g) {
       spdlog::debug("c{} waiting pool={}", client_id, name_);
+      waited = true;
       slot->timer.expires_at(deadline);
-      co_await slot->timer.async_wait(nothrow_awaitable);
+      if (handle != nullptr) handle->timer = &slot->timer;
+      if (handle == nullptr || !handle->cancelled) co_await slot->timer.async_wait(nothrow_awaitable);
+      if (handle != nullptr) handle->timer = nullptr;
       std::lock_guard lk(mu_);
       if (slot->granted) {
         g = slot->granted;
@@ -126,7 +131,9 @@ awaitable<acquire_result> pool::acquire(worker& w, std::uint64_t client_id, cloc
         ledger_.cancel(wid);
         waiters_.erase(wid);
         acquire_result r;
-        r.timed_out = true;
+        r.timed_out = handle == nullptr || !handle->cancelled;
+        r.cancelled = !r.timed_out;
+        r.waited = true;
         co_return r;
       }
     }
@@ -140,18 +147,23 @@ awaitable<acquire_result> pool::acquire(worker& w, std::uint64_t client_id, cloc
       srv->adopt(w.io(), w.index());
       srv->set_state(server_state::active);
       srv->last_used = clock::now();
-      co_return acquire_result{std::move(srv), std::nullopt, false};
+      acquire_result r;
+      r.server = std::move(srv);
+      r.waited = waited;
+      co_return r;
     }
 
     // A connect grant: this client opens the new connection on its own worker.
     auto [fresh, err] = co_await open_server(w, true);
+    acquire_result r;
+    r.waited = waited;
     if (err) {
-      acquire_result r;
       r.error = std::move(err);
       co_return r;
     }
     fresh->set_state(server_state::active);
-    co_return acquire_result{std::move(fresh), std::nullopt, false};
+    r.server = std::move(fresh);
+    co_return r;
   }
 }
 

@@ -50,6 +50,19 @@ struct acquire_result {
   std::shared_ptr<server_connection> server;
   std::optional<server_error> error;  // login to the server failed
   bool timed_out = false;             // query_wait_timeout passed
+  bool cancelled = false;             // the waiting client went away (wait_handle::cancel)
+  bool waited = false;                // the client was queued before getting its server
+};
+
+// Lets a client session stop its own wait for a server (it is ending). Used on the session's
+// thread only, like the wait itself.
+struct wait_handle {
+  asio::steady_timer* timer = nullptr;  // set while waiting
+  bool cancelled = false;
+  void cancel() {
+    cancelled = true;
+    if (timer != nullptr) timer->cancel();
+  }
 };
 
 class pool : public std::enable_shared_from_this<pool> {
@@ -64,7 +77,8 @@ class pool : public std::enable_shared_from_this<pool> {
 
   // A server for a client on worker `w`, waiting (FIFO) until `deadline` if the pool is full.
   // The server's socket is moved to `w`'s event loop.
-  awaitable<acquire_result> acquire(worker& w, std::uint64_t client_id, std::chrono::steady_clock::time_point deadline);
+  awaitable<acquire_result> acquire(worker& w, std::uint64_t client_id, std::chrono::steady_clock::time_point deadline,
+                                    wait_handle* handle = nullptr);
 
   // Gives a server back: `reusable` if it is clean and may serve anyone, otherwise it is closed.
   void release(std::shared_ptr<server_connection> s, bool reusable);

@@ -5,6 +5,8 @@
 // named statements are renamed and prepared where missing, ReadyForQuery decides when a
 // transaction-mode server goes back to the pool, ParameterStatus keeps the client's view of
 // the session consistent. Each read becomes at most one gather write to the other side.
+#include <sys/socket.h>
+
 #include <algorithm>
 
 #include <spdlog/spdlog.h>
@@ -84,7 +86,14 @@ void client_session::release_server() {
 awaitable<bool> client_session::attach_server(bool for_login) {
   set_state(client_state::waiting);
   const auto wait = cfg_->query_wait_timeout.count() > 0 ? cfg_->query_wait_timeout : std::chrono::hours(24 * 365);
-  auto r = co_await pool_->acquire(worker_, id_, clock::now() + wait);
+  auto r = co_await pool_->acquire(worker_, id_, clock::now() + wait, &wait_);
+  // A client that gave up while queued (closed its connection) must not have its query run.
+  if (r.waited && r.server && !ending_) {
+    // What the client sent since (not consumed): EOF, or a Terminate, means it has left.
+    std::uint8_t next[5];
+    const auto n = ::recv(socket_.native_handle(), next, sizeof next, MSG_PEEK | MSG_DONTWAIT);
+    if (n == 0 || (n == 5 && next[0] == 'X' && wire::read_u32(next + 1) == 4)) end(end_reason::client_closed);
+  }
   if (ending_) {
     if (r.server) {
       const bool clean = r.server->transaction_status == 'I';
@@ -92,6 +101,7 @@ awaitable<bool> client_session::attach_server(bool for_login) {
     }
     co_return false;
   }
+  if (r.cancelled) co_return false;
   if (r.timed_out) {
     rt_.stats().wait_timeouts.fetch_add(1, std::memory_order_relaxed);
     spdlog::info("{} refused reason=query_wait_timeout pool={}", name_, pool_->name());
@@ -627,6 +637,7 @@ std::size_t client_session::process_server(std::span<const std::uint8_t> data) {
         } else {
           const auto f = wire::read_error_fields(body);
           if (f.severity == "FATAL" || f.severity == "PANIC") {
+            server_fatal_ = true;
             spdlog::info("{} server_fatal server={} sqlstate={} error=\"{}\"", name_, server_->name(), f.sqlstate, f.message);
           }
         }
@@ -690,7 +701,11 @@ awaitable<void> client_session::server_pump() {
     if (ending_) co_return;
     if (ec) {
       spdlog::info("{} server_closed server={} error=\"{}\"", name_, server_->name(), ec.message());
-      fail(end_reason::server_closed, "08006", "server closed the connection unexpectedly");
+      if (server_fatal_) {
+        end(end_reason::server_fatal);  // the client already has the server's FATAL
+      } else {
+        fail(end_reason::server_closed, "08006", "server closed the connection unexpectedly");
+      }
       co_return;
     }
     sbuf_.commit(n);
