@@ -50,6 +50,7 @@ struct metrics {
   std::atomic<std::uint64_t> cancels_forwarded{0};
   std::atomic<std::uint64_t> statements_prepared{0};   // Parse injected on a server for a client's statement
   std::atomic<std::uint64_t> pinned_sessions{0};       // transaction-mode clients pinned to their server
+  std::atomic<std::uint64_t> server_moves{0};          // server sockets moved to another worker's event loop
 
   static void move(std::atomic<std::int64_t>& from, std::atomic<std::int64_t>& to) noexcept {
     from.fetch_sub(1, std::memory_order_relaxed);

@@ -82,18 +82,32 @@ bool pool_ledger::cancel(waiter_id w) {
   return true;
 }
 
+std::size_t pool_ledger::pick_waiter(time_point now) const noexcept {
+  const waiter& head = waiters_.front();
+  if (idle_count_ == 0 || !idle_[head.worker % idle_.size()].empty() || now - head.since >= locality_grace) return 0;
+  // The idle servers sit on other workers: a waiter of such a worker near the front takes one
+  // without moving the socket between event loops or waking another thread.
+  const std::size_t limit = std::min(waiters_.size(), locality_window);
+  for (std::size_t i = 1; i < limit; ++i) {
+    if (!idle_[waiters_[i].worker % idle_.size()].empty()) return i;
+  }
+  return 0;
+}
+
 void pool_ledger::dispatch(time_point now, std::vector<grant>& out) {
   while (!waiters_.empty()) {
-    const waiter& head = waiters_.front();
-    if (auto id = take_idle(head.worker)) {
+    const std::size_t i = pick_waiter(now);
+    const waiter w = waiters_[i];
+    if (auto id = take_idle(w.worker)) {
       ++active_;
-      out.push_back(grant{head.id, grant::kind::idle_server, *id});
-    } else if (may_open(now, head.since)) {
-      ++connecting_;
-      out.push_back(grant{head.id, grant::kind::connect, 0});
-    } else {
-      break;
+      out.push_back(grant{w.id, grant::kind::idle_server, *id});
+      waiters_.erase(waiters_.begin() + static_cast<std::ptrdiff_t>(i));
+      continue;
     }
+    const waiter& head = waiters_.front();
+    if (!may_open(now, head.since)) break;
+    ++connecting_;
+    out.push_back(grant{head.id, grant::kind::connect, 0});
     waiters_.pop_front();
   }
 }

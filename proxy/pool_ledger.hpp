@@ -6,7 +6,10 @@
 // attempt ends, time passes) under the pool's mutex and carry out the decisions it returns.
 // Clients are served first come, first served; idle servers are reused last in, first out
 // (warm caches, and the oldest idle ones reach server_idle_timeout) and preferably from the
-// asking client's own worker thread, so a server socket rarely changes event loop.
+// asking client's own worker thread, so a server socket rarely changes event loop. One bounded
+// exception to strict FIFO, for the same reason: a server freed on worker W may go to a waiter
+// of W among the first `locality_window` waiters, unless the oldest waiter has already waited
+// `locality_grace`.
 #pragma once
 
 #include <chrono>
@@ -63,6 +66,9 @@ std::uint32_t effective_limit(const pool_limits& limits, std::chrono::steady_clo
 
 class pool_ledger {
  public:
+  static constexpr std::size_t locality_window = 8;
+  static constexpr std::chrono::milliseconds locality_grace{50};
+
   pool_ledger(pool_limits limits, unsigned workers, open_gate* gate = nullptr);
 
   // A client on `worker` asks for a server. Returns its grant at once, or nullopt when it must
@@ -116,6 +122,8 @@ class pool_ledger {
   };
 
   std::optional<server_id> take_idle(unsigned worker);
+  // Index of the waiter to serve next from the idle servers (0 = the oldest).
+  std::size_t pick_waiter(time_point now) const noexcept;
   bool may_open(time_point now, time_point waiter_since);
   void closed_one();
 

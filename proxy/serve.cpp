@@ -473,8 +473,15 @@ int run_serve(const serve_options& options) {
   rt->clear_pools();
   for (auto& w : rt->workers()) w->stop();
   for (auto& w : rt->workers()) w->join();
+  const auto& st = rt->stats();
+  spdlog::info("stopped clients_accepted={} clients_refused={} logins_failed={} servers_opened={} transactions={} "
+               "queries={} wait_timeouts={} cancels_forwarded={} statements_prepared={} pinned_sessions={} "
+               "server_moves={}",
+               st.clients_accepted.load(), st.clients_refused.load(), st.logins_failed.load(),
+               st.servers_opened.load(), st.transactions.load(), st.queries.load(), st.wait_timeouts.load(),
+               st.cancels_forwarded.load(), st.statements_prepared.load(), st.pinned_sessions.load(),
+               st.server_moves.load());
   rt.reset();
-  spdlog::info("stopped");
   return 0;
 }
 

@@ -89,6 +89,7 @@ void server_connection::adopt(asio::io_context& io, unsigned worker) {
     return;
   }
   const auto protocol = remote.protocol();
+  rt_.stats().server_moves.fetch_add(1, std::memory_order_relaxed);
   boost::system::error_code ec;
   const auto fd = socket_->release(ec);
   if (ec) {

@@ -137,6 +137,28 @@ TEST(pool_ledger, idle_servers_are_lifo_and_prefer_the_same_worker) {
   EXPECT_EQ(g->server, 11u);
 }
 
+TEST(pool_ledger, a_freed_server_prefers_a_waiter_of_its_worker_within_the_grace) {
+  pool_ledger p({2, 0, 0, 5000ms}, 2);
+  std::vector<grant> out;
+  ASSERT_TRUE(p.request(1, 0, t0));
+  ASSERT_TRUE(p.request(2, 1, t0));
+  p.connect_finished(true, true, 100, 0, t0, t0, out);
+  p.connect_finished(true, true, 101, 1, t0, t0, out);
+  EXPECT_FALSE(p.request(3, 0, t0));  // oldest waiter, worker 0
+  EXPECT_FALSE(p.request(4, 1, t0));  // worker 1
+  // Server 101 is freed on worker 1 right away: waiter 4 (same worker) gets it.
+  p.release(101, 1, true, t0 + 1ms, t0, out);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].waiter, 4u);
+  out.clear();
+  // Server 101 freed again on worker 1, and the oldest waiter has now waited past the grace:
+  // strict FIFO again, even though it means moving the server to worker 0.
+  EXPECT_FALSE(p.request(5, 1, t0 + 1ms));
+  p.release(101, 1, true, t0 + pool_ledger::locality_grace + 1ms, t0, out);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].waiter, 3u);
+}
+
 TEST(pool_ledger, reserve_pool_after_waiting) {
   pool_ledger p({1, 0, 1, 5000ms}, 1);
   ASSERT_TRUE(p.request(1, 0, t0));
