@@ -1,0 +1,179 @@
+// Unit tests for the relay's small pure parts: session-ending rules, buffers and gather lists, wire field readers.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "proxy/buffer.hpp"
+#include "proxy/session_rules.hpp"
+#include "proxy/wire.hpp"
+
+namespace pgsluice::proxy {
+namespace {
+
+// --- session_rules ---------------------------------------------------------------------------
+
+TEST(server_disposition, server_side_reasons_always_close) {
+  server_condition clean;
+  for (auto r : {end_reason::server_closed, end_reason::server_fatal, end_reason::server_protocol_error,
+                 end_reason::server_unavailable}) {
+    EXPECT_TRUE(is_server_side(r));
+    EXPECT_EQ(decide_server_disposition(r, clean), server_disposition::close) << to_string(r);
+  }
+}
+
+TEST(server_disposition, clean_server_after_a_client_side_end_is_reused) {
+  server_condition c;
+  EXPECT_FALSE(is_server_side(end_reason::client_terminate));
+  EXPECT_EQ(decide_server_disposition(end_reason::client_terminate, c), server_disposition::reuse);
+  EXPECT_EQ(decide_server_disposition(end_reason::client_closed, c), server_disposition::reuse);
+}
+
+TEST(server_disposition, open_transaction_or_session_state_means_reset) {
+  server_condition in_tx;
+  in_tx.transaction_status = 'T';
+  EXPECT_EQ(decide_server_disposition(end_reason::client_closed, in_tx), server_disposition::reset);
+  server_condition failed_tx;
+  failed_tx.transaction_status = 'E';
+  EXPECT_EQ(decide_server_disposition(end_reason::idle_transaction_timeout, failed_tx), server_disposition::reset);
+  server_condition session;
+  session.needs_reset = true;
+  EXPECT_EQ(decide_server_disposition(end_reason::client_terminate, session), server_disposition::reset);
+}
+
+TEST(server_disposition, replies_in_flight_or_copy_mean_close) {
+  server_condition busy;
+  busy.replies_outstanding = true;
+  EXPECT_EQ(decide_server_disposition(end_reason::client_closed, busy), server_disposition::close);
+  server_condition copying;
+  copying.in_copy = true;
+  EXPECT_EQ(decide_server_disposition(end_reason::client_closed, copying), server_disposition::close);
+}
+
+TEST(release_at_ready, only_idle_unpinned_transaction_mode) {
+  EXPECT_TRUE(may_release_at_ready(true, false, false, 'I'));
+  EXPECT_FALSE(may_release_at_ready(false, false, false, 'I'));  // session mode
+  EXPECT_FALSE(may_release_at_ready(true, true, false, 'I'));    // pinned
+  EXPECT_FALSE(may_release_at_ready(true, false, true, 'I'));    // replies outstanding
+  EXPECT_FALSE(may_release_at_ready(true, false, false, 'T'));
+  EXPECT_FALSE(may_release_at_ready(true, false, false, 'E'));
+}
+
+// --- buffers -----------------------------------------------------------------------------------
+
+TEST(byte_buffer, prepare_commit_consume_and_compaction) {
+  byte_buffer b(8);
+  auto w = b.prepare(4);
+  ASSERT_GE(w.size(), 4u);
+  std::copy_n("abcd", 4, w.begin());
+  b.commit(4);
+  EXPECT_EQ(b.size(), 4u);
+  b.consume(3);
+  EXPECT_EQ(b.size(), 1u);
+  EXPECT_EQ(b.data()[0], 'd');
+  // Needs more room than is left at the end: the remaining byte moves to the front.
+  w = b.prepare(7);
+  ASSERT_GE(w.size(), 7u);
+  std::copy_n("efghijk", 7, w.begin());
+  b.commit(7);
+  EXPECT_EQ(std::string(b.data().begin(), b.data().end()), "defghijk");
+  // Growing beyond the capacity keeps the data.
+  w = b.prepare(100);
+  ASSERT_GE(w.size(), 100u);
+  EXPECT_EQ(std::string(b.data().begin(), b.data().end()), "defghijk");
+  b.consume(b.size());
+  EXPECT_TRUE(b.empty());
+  b.shrink_if_empty(16);
+  EXPECT_GE(b.prepare(1).size(), 1u);
+}
+
+TEST(gather_list, merges_contiguous_input_and_keeps_order_with_owned_bytes) {
+  const std::string input = "0123456789";
+  const auto* p = reinterpret_cast<const std::uint8_t*>(input.data());
+  gather_list g;
+  g.add_input(p, 3);
+  g.add_input(p + 3, 2);  // contiguous: one piece
+  const std::uint8_t own[] = {'x', 'y'};
+  g.add_owned(own);
+  g.add_input(p + 7, 3);
+  auto& o = g.begin_owned();
+  o.push_back('z');
+  g.end_owned();
+  std::string out;
+  int pieces = 0;
+  g.for_each([&](std::span<const std::uint8_t> s) {
+    out.append(s.begin(), s.end());
+    ++pieces;
+  });
+  EXPECT_EQ(out, "01234xy789z");
+  EXPECT_EQ(pieces, 4);
+  EXPECT_EQ(g.bytes(), out.size());
+  g.clear();
+  EXPECT_TRUE(g.empty());
+}
+
+// --- wire readers --------------------------------------------------------------------------------
+
+std::vector<std::uint8_t> bytes_of(const std::string& s) { return {s.begin(), s.end()}; }
+
+TEST(wire, parse_bind_target_and_parameter_status_fields) {
+  auto parse = bytes_of(std::string("s1\0SELECT $1\0", 13));
+  parse.insert(parse.end(), {0, 1, 0, 0, 0, 23});
+  auto p = wire::read_parse(parse);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->name, "s1");
+  EXPECT_EQ(p->query, "SELECT $1");
+  EXPECT_EQ(p->param_types.size(), 6u);
+  parse.push_back(0);  // a stray byte: the OID count no longer matches
+  EXPECT_FALSE(wire::read_parse(parse));
+
+  auto bind = bytes_of(std::string("portal\0s1\0\0\0", 12));
+  auto b = wire::read_bind(bind);
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->portal, "portal");
+  EXPECT_EQ(b->statement, "s1");
+  EXPECT_EQ(b->rest.size(), 2u);
+  EXPECT_FALSE(wire::read_bind(bytes_of("no terminator")));
+
+  // The readers return views: keep the bytes alive while looking at them.
+  const auto target = bytes_of(std::string("Sname\0", 6));
+  auto t = wire::read_target(target);
+  ASSERT_TRUE(t);
+  EXPECT_EQ(t->kind, 'S');
+  EXPECT_EQ(t->name, "name");
+  EXPECT_FALSE(wire::read_target(bytes_of(std::string("Xname\0", 6))));
+
+  const auto status = bytes_of(std::string("TimeZone\0UTC\0", 13));
+  auto ps = wire::read_parameter_status(status);
+  ASSERT_TRUE(ps);
+  EXPECT_EQ(ps->name, "TimeZone");
+  EXPECT_EQ(ps->value, "UTC");
+}
+
+TEST(wire, error_fields_and_rewritten_messages_round_trip) {
+  const auto error = bytes_of(std::string("SFATAL\0VFATAL\0C28P01\0Mpassword authentication failed\0Dmore\0\0", 62));
+  const auto e = wire::read_error_fields(error);
+  EXPECT_EQ(e.severity, "FATAL");
+  EXPECT_EQ(e.sqlstate, "28P01");
+  EXPECT_EQ(e.message, "password authentication failed");
+  EXPECT_EQ(e.detail, "more");
+
+  std::vector<std::uint8_t> out;
+  const std::vector<std::uint8_t> rest = {0, 0, 0, 0, 0, 0};
+  wire::append_bind(out, "", "pgsluice_x", rest);
+  ASSERT_EQ(out[0], 'B');
+  EXPECT_EQ(wire::read_u32(out.data() + 1), out.size() - 1);
+  auto b = wire::read_bind(std::span(out).subspan(5));
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->statement, "pgsluice_x");
+  EXPECT_EQ(std::vector<std::uint8_t>(b->rest.begin(), b->rest.end()), rest);
+
+  out.clear();
+  wire::append_target(out, 'C', 'S', "pgsluice_y");
+  auto t = wire::read_target(std::span(out).subspan(5));
+  ASSERT_TRUE(t);
+  EXPECT_EQ(t->name, "pgsluice_y");
+}
+
+}  // namespace
+}  // namespace pgsluice::proxy
