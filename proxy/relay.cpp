@@ -533,6 +533,7 @@ awaitable<void> client_session::client_pump() {
       if (want_server && !server_) {
         if (!co_await attach_server()) co_return;
         data = cbuf_.data();
+        emit_target_ = &client_emit_;  // the server pump may have run while this one waited
       }
       process_client(data.subspan(stream_now), framed - stream_now);
     }
@@ -549,6 +550,15 @@ awaitable<void> client_session::client_pump() {
     }
     tracker_.emit_ready(*this);
 
+    // Replies the proxy answered itself (a ParseComplete for a statement the server already has,
+    // a CloseComplete) are ready only when nothing sent to the server precedes them, so they go
+    // to the client before this batch reaches the server: afterwards the server pump could
+    // deliver the server's replies first and the client would see them out of order.
+    if (!client_emit_.empty()) {
+      const bool ok = co_await write_client(client_emit_);
+      client_emit_.clear();
+      if (!ok) end(end_reason::client_closed);
+    }
     if (!to_server_.empty() && server_ && !ending_) {
       server_writing_ = true;
       write_bufs_.clear();
@@ -563,11 +573,6 @@ awaitable<void> client_session::client_pump() {
       if (release_pending_) signal();
     }
     to_server_.clear();
-    if (!client_emit_.empty()) {
-      const bool ok = co_await write_client(client_emit_);
-      client_emit_.clear();
-      if (!ok) end(end_reason::client_closed);
-    }
     cbuf_.consume(used);
     cbuf_.shrink_if_empty(64 * 1024);
     if (terminate_seen_) end(end_reason::client_terminate);
