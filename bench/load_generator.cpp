@@ -768,7 +768,9 @@ load_result load_generator::run(const std::function<void(const live_sample&)>& o
   }
   for (const auto& [k, v] : result.errors) result.failures += v;
   // The seconds of the run proper; the sliver after the end (closing connections) is left out.
-  seconds = std::min(seconds, static_cast<std::size_t>(total_seconds()));
+  // Whole seconds only: a last sliver of a second would plot as a sudden drop.
+  const auto whole_seconds = static_cast<std::size_t>(std::max(0.0, std::floor(std::chrono::duration<double>(ctx.end() - ctx.start).count())));
+  seconds = std::min(seconds, std::max<std::size_t>(1, whole_seconds));
   for (std::size_t s = 0; s < seconds; ++s) result.timeline.push_back(merge_second(static_cast<std::int64_t>(s)));
   result.warmup_seconds = std::chrono::duration<double>(ctx.warmup_end() - ctx.start).count();
   const time_point measured_end = std::min(finished, ctx.end());

@@ -172,12 +172,19 @@ std::unique_ptr<local_stack> local_stack::up(const stack_options& options, std::
   spec.shared_buffers = options.shared_buffers;
   spec.fsync = options.durable;
   // Steady benchmark numbers: no JIT compiling OLTP queries, no checkpoint storms mid-run.
-  spec.settings = {{"jit", "off"}, {"max_wal_size", "'8GB'"}, {"checkpoint_timeout", "'30min'"},
+  spec.settings = {{"jit", "off"}, {"max_parallel_workers_per_gather", "0"}, {"max_wal_size", "'8GB'"}, {"checkpoint_timeout", "'30min'"},
                    {"log_min_messages", "warning"}, {"max_worker_processes", "16"}};
   log << "cluster: PostgreSQL primary + " << options.replicas << " streaming replicas in " << spec.work_dir.string()
       << std::endl;
   p->cluster = pg_cluster::up(spec);
   p->durable = options.durable;
+  // Also on a cluster created by an older version (spec.settings only apply at
+  // creation): ALTER SYSTEM on every node, then reload. Parallel query would send
+  // the spatial workload's small lookups through worker start-up (tens of ms).
+  for (std::size_t i = 0; i < p->cluster->node_count(); ++i)
+    for (const char* sql : {"ALTER SYSTEM SET jit = off", "ALTER SYSTEM SET max_parallel_workers_per_gather = 0",
+                            "SELECT pg_reload_conf()"})
+      p->cluster->exec_sql(i, sql);
   for (std::size_t i = 0; i < p->cluster->node_count(); ++i)
     log << "  " << p->cluster->node(i).name << ": port " << p->cluster->port(i) << std::endl;
   p->load();
@@ -361,6 +368,7 @@ std::vector<std::string> local_stack::notes() const {
   std::vector<std::string> n;
   if (!impl_->durable)
     n.push_back("local stack runs PostgreSQL with fsync=off, synchronous_commit=off (disposable data; `stack up --durable` for fsync on)");
+  n.push_back("local stack runs PostgreSQL with jit=off and max_parallel_workers_per_gather=0 (OLTP settings)");
   for (const auto& [name, problem] : impl_->problems) n.push_back(name + ": " + problem);
   return n;
 }

@@ -97,11 +97,9 @@ TEST(bench, select_only_runs_in_all_three_protocol_modes_without_failures) {
         EXPECT_GT(r.latency.percentile(50), 0u);
         EXPECT_LE(r.latency.percentile(50), r.latency.percentile(99));
         EXPECT_GE(r.timeline.size(), 1u);
-        // The per-second timeline covers the warm-up too: it holds at least the measured requests.
-        std::uint64_t in_timeline = 0;
-        for (const auto& p : r.timeline) in_timeline += p.requests;
-        EXPECT_GE(in_timeline, r.requests);
-        EXPECT_LE(r.timeline.size(), 3u);  // 0.3 s warm-up + 1.5 s measured
+        // One point per whole second of the run (0.3 s warm-up + 1.5 s measured), each with requests.
+        EXPECT_LE(r.timeline.size(), 2u);
+        for (const auto& p : r.timeline) EXPECT_GT(p.requests, 0u) << "second " << p.second;
         EXPECT_EQ(r.connections_opened, 4u);
     }
 }
