@@ -42,9 +42,12 @@ std::string read_proc(const std::string& file) {
 std::optional<std::string> proc_field(const std::string& file, const std::string& key) {
   std::istringstream in(read_proc(file));
   std::string line;
-  while (std::getline(in, line))
-    if (line.rfind(key, 0) == 0 && line.size() > key.size() && line[key.size()] == ':')
-      return trim(line.substr(key.size() + 1));
+  while (std::getline(in, line)) {
+    if (line.rfind(key, 0) != 0) continue;
+    std::size_t i = key.size();
+    while (i < line.size() && (line[i] == ' ' || line[i] == '\t')) ++i;  // /proc/cpuinfo: "model name\t: ..."
+    if (i < line.size() && line[i] == ':') return trim(line.substr(i + 1));
+  }
   return std::nullopt;
 }
 
