@@ -236,7 +236,8 @@ void unknown_key(context& ctx, position p, std::string key, std::string_view nam
 template <class Owner>
 void read_table(context& ctx, const toml::table& table, std::span<const setting<Owner>> schema, Owner& owner,
                 std::string_view prefix) {
-  for (auto&& [k, node] : table) {
+  for (auto&& [k, value_node] : table) {
+    const toml::node& node = value_node;  // lambdas cannot capture structured bindings before clang 16
     const std::string key = join_key(prefix, k.str());
     ctx.positions[key] = at(k.source());
     const setting<Owner>* s = find_setting(schema, k.str());
