@@ -151,7 +151,7 @@ TEST(wire, parse_bind_target_and_parameter_status_fields) {
 }
 
 TEST(wire, error_fields_and_rewritten_messages_round_trip) {
-  const auto error = bytes_of(std::string("SFATAL\0VFATAL\0C28P01\0Mpassword authentication failed\0Dmore\0\0", 62));
+  const auto error = bytes_of(std::string("SFATAL\0VFATAL\0C28P01\0Mpassword authentication failed\0Dmore\0\0", 60));
   const auto e = wire::read_error_fields(error);
   EXPECT_EQ(e.severity, "FATAL");
   EXPECT_EQ(e.sqlstate, "28P01");
