@@ -50,18 +50,18 @@ client_session::client_session(worker& w, tcp::socket socket)
       sbuf_(32 * 1024),
       signal_(w.io()),
       done_signal_(w.io()) {
-  rt_.stats().clients[static_cast<std::size_t>(state_)].fetch_add(1, std::memory_order_relaxed);
-  rt_.stats().clients_accepted.fetch_add(1, std::memory_order_relaxed);
+  rt_.stats().client_enters(state_);
+  rt_.stats().add(counter::clients_accepted);
   worker_.add_session(this);
 }
 
 client_session::~client_session() {
-  rt_.stats().clients[static_cast<std::size_t>(state_)].fetch_sub(1, std::memory_order_relaxed);
+  rt_.stats().client_enters(state_, -1);
 }
 
 void client_session::set_state(client_state s) noexcept {
   if (s == state_) return;
-  metrics::move(rt_.stats().clients[static_cast<std::size_t>(state_)], rt_.stats().clients[static_cast<std::size_t>(s)]);
+  rt_.stats().client_moves(state_, s);
   state_ = s;
 }
 
@@ -295,13 +295,13 @@ awaitable<bool> client_session::login() {
   }
   const auto cfg = cfg_;
   if (rt_.shutting_down()) {
-    rt_.stats().clients_refused.fetch_add(1, std::memory_order_relaxed);
+    rt_.stats().add(counter::clients_refused);
     fail(end_reason::shutdown, "57P03", "the database system is shutting down");
     co_return false;
   }
   counted_ = true;
   if (rt_.client_count().fetch_add(1, std::memory_order_relaxed) + 1 > static_cast<std::int64_t>(cfg->max_client_conn)) {
-    rt_.stats().clients_refused.fetch_add(1, std::memory_order_relaxed);
+    rt_.stats().add(counter::clients_refused);
     spdlog::info("{} refused reason=max_client_conn user={} db={}", name_, startup_.user, startup_.database);
     fail(end_reason::login_refused, "53300", "sorry, too many clients already");
     co_return false;
@@ -392,7 +392,7 @@ awaitable<bool> client_session::authenticate(const conf::config& cfg, const conf
   const bool known = user != nullptr || fetched_secret.has_value();
   const std::string failed_msg = "password authentication failed for user \"" + startup_.user + "\"";
   auto auth_failed = [&](std::string_view why) {
-    rt_.stats().logins_failed.fetch_add(1, std::memory_order_relaxed);
+    rt_.stats().add(counter::logins_failed);
     spdlog::info("{} auth_failed user={} db={} method={} why={}", name_, startup_.user, startup_.database,
                  conf::to_string(cfg.auth_type), why);
     fail(end_reason::auth_failed, "28P01", failed_msg);
@@ -561,7 +561,7 @@ awaitable<void> client_session::forward_cancel(std::int32_t pid, std::int32_t se
     std::uint8_t b;
     co_await s.async_read_some(asio::buffer(&b, 1), nothrow_awaitable);
   }
-  rt_.stats().cancels_forwarded.fetch_add(1, std::memory_order_relaxed);
+  rt_.stats().add(counter::cancels_forwarded);
   spdlog::info("{} cancel_request for={} backend_pid={} forwarded", name_, target_session->name(), target->pid);
 }
 

@@ -98,6 +98,9 @@ class client_session : public std::enable_shared_from_this<client_session>, priv
   // Takes a server from the pool (waiting up to query_wait_timeout). `for_login`: only to learn
   // the server's parameters, no settings are applied.
   awaitable<bool> attach_server(bool for_login = false);
+  // The common case without a coroutine: an idle server is there for the taking.
+  bool attach_now();
+  void on_attached(std::shared_ptr<server_connection> s, bool for_login);
   // Processes the complete client messages in `data` (up to `end`); returns false when the
   // session must end (reason already set).
   bool process_client(std::span<const std::uint8_t> data, std::size_t end);

@@ -35,27 +35,65 @@ enum class server_state : std::uint8_t {
 inline constexpr std::size_t server_state_count = 5;
 const char* to_string(server_state s) noexcept;
 
-struct metrics {
-  std::array<std::atomic<std::int64_t>, client_state_count> clients{};
-  std::array<std::atomic<std::int64_t>, server_state_count> servers{};
+// Event counters (monotonic).
+enum class counter : std::uint8_t {
+  clients_accepted,
+  clients_refused,        // too many clients, shutting down
+  logins_failed,          // authentication failures
+  servers_opened,
+  server_login_failures,
+  transactions,           // ReadyForQuery 'I' seen by a client
+  queries,                // Query and Sync messages forwarded
+  wait_timeouts,          // clients refused after query_wait_timeout
+  cancels_forwarded,
+  statements_prepared,    // Parse injected on a server for a client's statement
+  pinned_sessions,        // transaction-mode clients pinned to their server
+  server_moves,           // server sockets moved to another worker's event loop
+};
+inline constexpr std::size_t counter_count = 12;
+const char* to_string(counter c) noexcept;
 
-  std::atomic<std::uint64_t> clients_accepted{0};
-  std::atomic<std::uint64_t> clients_refused{0};       // too many clients, shutting down, bad startup
-  std::atomic<std::uint64_t> logins_failed{0};         // authentication failures
-  std::atomic<std::uint64_t> servers_opened{0};
-  std::atomic<std::uint64_t> server_login_failures{0};
-  std::atomic<std::uint64_t> transactions{0};          // ReadyForQuery 'I' seen by a client
-  std::atomic<std::uint64_t> queries{0};               // Query and Sync messages forwarded
-  std::atomic<std::uint64_t> wait_timeouts{0};         // clients refused after query_wait_timeout
-  std::atomic<std::uint64_t> cancels_forwarded{0};
-  std::atomic<std::uint64_t> statements_prepared{0};   // Parse injected on a server for a client's statement
-  std::atomic<std::uint64_t> pinned_sessions{0};       // transaction-mode clients pinned to their server
-  std::atomic<std::uint64_t> server_moves{0};          // server sockets moved to another worker's event loop
+// Counters and per-state gauges, sharded per thread: each worker updates its own cache line
+// (no line bouncing between cores on the hot path); readers sum the shards. A gauge may be
+// raised on one shard and lowered on another (a server moving between workers): only the sum
+// is meaningful.
+class metrics {
+ public:
+  // Called once by each event-loop thread (worker i uses shard i + 1; other threads shard 0).
+  static void set_thread_shard(unsigned index) noexcept;
 
-  static void move(std::atomic<std::int64_t>& from, std::atomic<std::int64_t>& to) noexcept {
-    from.fetch_sub(1, std::memory_order_relaxed);
-    to.fetch_add(1, std::memory_order_relaxed);
+  void add(counter c, std::int64_t n = 1) noexcept { local().counters[static_cast<std::size_t>(c)].fetch_add(n, std::memory_order_relaxed); }
+  void client_enters(client_state s, std::int64_t n = 1) noexcept {
+    local().clients[static_cast<std::size_t>(s)].fetch_add(n, std::memory_order_relaxed);
   }
+  void client_moves(client_state from, client_state to) noexcept {
+    auto& l = local();
+    l.clients[static_cast<std::size_t>(from)].fetch_sub(1, std::memory_order_relaxed);
+    l.clients[static_cast<std::size_t>(to)].fetch_add(1, std::memory_order_relaxed);
+  }
+  void server_enters(server_state s, std::int64_t n = 1) noexcept {
+    local().servers[static_cast<std::size_t>(s)].fetch_add(n, std::memory_order_relaxed);
+  }
+  void server_moves(server_state from, server_state to) noexcept {
+    auto& l = local();
+    l.servers[static_cast<std::size_t>(from)].fetch_sub(1, std::memory_order_relaxed);
+    l.servers[static_cast<std::size_t>(to)].fetch_add(1, std::memory_order_relaxed);
+  }
+
+  std::int64_t total(counter c) const noexcept;
+  std::int64_t clients_in(client_state s) const noexcept;
+  std::int64_t servers_in(server_state s) const noexcept;
+
+ private:
+  static constexpr std::size_t shard_count = 65;
+  struct alignas(64) shard {
+    std::array<std::atomic<std::int64_t>, counter_count> counters{};
+    std::array<std::atomic<std::int64_t>, client_state_count> clients{};
+    std::array<std::atomic<std::int64_t>, server_state_count> servers{};
+  };
+  shard& local() noexcept;
+
+  std::array<shard, shard_count> shards_{};
 };
 
 }  // namespace pgsluice::proxy

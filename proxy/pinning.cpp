@@ -209,18 +209,6 @@ bool ascii_lower_equal(char a, char b) noexcept {
   return a == b;
 }
 
-// Case-insensitive search for a lower-case ASCII needle.
-bool contains_ci(std::string_view hay, std::string_view needle) noexcept {
-  if (needle.size() > hay.size()) return false;
-  for (std::size_t i = 0; i + needle.size() <= hay.size(); ++i) {
-    if (!ascii_lower_equal(hay[i], needle[0])) continue;
-    std::size_t k = 1;
-    while (k < needle.size() && ascii_lower_equal(hay[i + k], needle[k])) ++k;
-    if (k == needle.size()) return true;
-  }
-  return false;
-}
-
 // The common case, decided without tokenizing: one statement (a trailing ';' allowed) whose
 // first keyword cannot change session state, with none of the words that could inside it.
 // Anything else goes through the full lexer.
@@ -251,8 +239,34 @@ bool obviously_harmless(std::string_view sql) noexcept {
       if (!std::isspace(static_cast<unsigned char>(sql[k]))) return false;
     }
   }
-  return !contains_ci(sql, "advisory") && !contains_ci(sql, "set_config") && !contains_ci(sql, "temp") &&
-         !contains_ci(sql, "hold");
+  // One pass for the words that may matter anywhere in the text (a hit sends the statement
+  // through the full lexer, which decides).
+  auto at = [&](std::size_t i, std::string_view word) {
+    if (i + word.size() > sql.size()) return false;
+    for (std::size_t k = 0; k < word.size(); ++k) {
+      if (!ascii_lower_equal(sql[i + k], word[k])) return false;
+    }
+    return true;
+  };
+  for (std::size_t k = j; k < sql.size(); ++k) {
+    switch (sql[k] | 0x20) {
+      case 'a':
+        if (at(k, "advisory")) return false;
+        break;
+      case 's':
+        if (at(k, "set_config")) return false;
+        break;
+      case 't':
+        if (at(k, "temp")) return false;
+        break;
+      case 'h':
+        if (at(k, "hold")) return false;
+        break;
+      default:
+        break;
+    }
+  }
+  return true;
 }
 
 }  // namespace

@@ -139,14 +139,7 @@ awaitable<acquire_result> pool::acquire(worker& w, std::uint64_t client_id, cloc
     }
 
     if (g->k == grant::kind::idle_server) {
-      if (!srv || !srv->looks_alive()) {
-        if (srv) spdlog::info("{} closing pool={} reason=closed_while_idle", srv->name(), name_);
-        if (srv) release(std::move(srv), false);
-        continue;
-      }
-      srv->adopt(w.io(), w.index());
-      srv->set_state(server_state::active);
-      srv->last_used = clock::now();
+      if (!srv || !activate(srv, w)) continue;
       acquire_result r;
       r.server = std::move(srv);
       r.waited = waited;
@@ -165,6 +158,31 @@ awaitable<acquire_result> pool::acquire(worker& w, std::uint64_t client_id, cloc
     r.server = std::move(fresh);
     co_return r;
   }
+}
+
+bool pool::activate(const std::shared_ptr<server_connection>& srv, worker& w) {
+  // A server used moments ago is not checked: the check is a system call per transaction, and
+  // a server dying within that window is caught like any failure during a query.
+  const auto now = clock::now();
+  if (now - srv->last_used > std::chrono::milliseconds(2) && !srv->looks_alive()) {
+    spdlog::info("{} closing pool={} reason=closed_while_idle", srv->name(), name_);
+    release(srv, false);
+    return false;
+  }
+  srv->adopt(w.io(), w.index());
+  srv->set_state(server_state::active);
+  srv->last_used = now;
+  return true;
+}
+
+std::shared_ptr<server_connection> pool::try_acquire(worker& w) {
+  std::shared_ptr<server_connection> srv;
+  {
+    std::lock_guard lk(mu_);
+    if (auto id = ledger_.try_take_idle(w.index())) srv = take_idle_locked(*id);
+  }
+  if (!srv || !activate(srv, w)) return nullptr;
+  return srv;
 }
 
 void pool::release(std::shared_ptr<server_connection> s, bool reusable) {
@@ -224,7 +242,7 @@ awaitable<std::pair<std::shared_ptr<server_connection>, std::optional<server_err
   }
   wake(wake_list);
   if (err) {
-    rt_.stats().server_login_failures.fetch_add(1, std::memory_order_relaxed);
+    rt_.stats().add(counter::server_login_failures);
     spdlog::warn("{} login_failed pool={} server={}:{} purpose={} sqlstate={} error=\"{}\"", fresh->name(), name_,
                  cfg_.target.host, cfg_.target.port, for_client ? "client" : "min_pool_size", err->sqlstate, err->message);
     fresh->close();

@@ -80,6 +80,10 @@ class pool : public std::enable_shared_from_this<pool> {
   awaitable<acquire_result> acquire(worker& w, std::uint64_t client_id, std::chrono::steady_clock::time_point deadline,
                                     wait_handle* handle = nullptr);
 
+  // An idle server right now, or nullptr (the caller then goes through acquire()): nobody is
+  // queued and one is idle. The socket is moved to `w`'s event loop.
+  std::shared_ptr<server_connection> try_acquire(worker& w);
+
   // Gives a server back: `reusable` if it is clean and may serve anyone, otherwise it is closed.
   void release(std::shared_ptr<server_connection> s, bool reusable);
 
@@ -121,6 +125,9 @@ class pool : public std::enable_shared_from_this<pool> {
   };
 
   std::shared_ptr<server_connection> take_idle_locked(server_id id);
+  // Checks and prepares an idle server just taken for a client on `w`; false (and the server
+  // closed and released) when it died while idle.
+  bool activate(const std::shared_ptr<server_connection>& srv, worker& w);
   // Under the lock: hands out grants; returns the slots to wake once the lock is released.
   std::vector<std::shared_ptr<waiter_slot>> deliver_locked(std::vector<grant>& grants);
   static void wake(std::vector<std::shared_ptr<waiter_slot>>& slots);

@@ -75,6 +75,13 @@ std::optional<grant> pool_ledger::request(waiter_id w, unsigned worker, time_poi
   return std::nullopt;
 }
 
+std::optional<server_id> pool_ledger::try_take_idle(unsigned worker) {
+  if (!waiters_.empty()) return std::nullopt;
+  auto id = take_idle(worker);
+  if (id) ++active_;
+  return id;
+}
+
 bool pool_ledger::cancel(waiter_id w) {
   auto it = std::find_if(waiters_.begin(), waiters_.end(), [&](const waiter& x) { return x.id == w; });
   if (it == waiters_.end()) return false;

@@ -75,6 +75,10 @@ class pool_ledger {
   // wait (it is queued; a later call returns a grant for it).
   std::optional<grant> request(waiter_id w, unsigned worker, time_point now);
 
+  // An idle server for a client on `worker` when nobody is queued (no waiting, no connecting:
+  // nullopt means "ask with request()").
+  std::optional<server_id> try_take_idle(unsigned worker);
+
   // A waiting client gives up (timeout, disconnect). False when it is not queued any more
   // (a grant for it was already returned; the caller must then use or release that grant).
   bool cancel(waiter_id w);

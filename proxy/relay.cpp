@@ -65,7 +65,7 @@ awaitable<void> client_session::wait_signal() {
 void client_session::pin(std::string_view why) {
   if (pinned_ || !transaction_mode_) return;
   pinned_ = true;
-  rt_.stats().pinned_sessions.fetch_add(1, std::memory_order_relaxed);
+  rt_.stats().add(counter::pinned_sessions);
   spdlog::info("{} pinned server={} reason=\"{}\"", name_, server_ ? server_->name() : std::string("-"), why);
 }
 
@@ -103,7 +103,7 @@ awaitable<bool> client_session::attach_server(bool for_login) {
   }
   if (r.cancelled) co_return false;
   if (r.timed_out) {
-    rt_.stats().wait_timeouts.fetch_add(1, std::memory_order_relaxed);
+    rt_.stats().add(counter::wait_timeouts);
     spdlog::info("{} refused reason=query_wait_timeout pool={}", name_, pool_->name());
     fail(end_reason::query_wait_timeout, "08P01",
          "query_wait_timeout: no server connection became free within query_wait_timeout");
@@ -113,7 +113,19 @@ awaitable<bool> client_session::attach_server(bool for_login) {
     fail_with(end_reason::server_unavailable, *r.error);
     co_return false;
   }
-  server_ = std::move(r.server);
+  on_attached(std::move(r.server), for_login);
+  co_return true;
+}
+
+bool client_session::attach_now() {
+  auto s = pool_->try_acquire(worker_);
+  if (!s) return false;
+  on_attached(std::move(s), false);
+  return true;
+}
+
+void client_session::on_attached(std::shared_ptr<server_connection> s, bool for_login) {
+  server_ = std::move(s);
   tracker_.clear();
   set_state(for_login ? client_state::login : client_state::active);
   set_cancel_target(server_.get());
@@ -147,7 +159,6 @@ awaitable<bool> client_session::attach_server(bool for_login) {
     deferred_parses_.clear();
     signal();
   }
-  co_return true;
 }
 
 void client_session::finish_internal_query() {
@@ -233,7 +244,7 @@ void client_session::send_parse(const statement_ptr& stmt, expectation parse_ent
 void client_session::ensure_prepared(const statement_ptr& stmt) {
   if (server_->statements.touch(stmt->digest)) return;
   send_parse(stmt, expectation{expect::parse_injected, stmt, {}, {}});
-  rt_.stats().statements_prepared.fetch_add(1, std::memory_order_relaxed);
+  rt_.stats().add(counter::statements_prepared);
 }
 
 bool client_session::try_answer_locally(std::span<const std::uint8_t> data, std::size_t end) {
@@ -348,7 +359,7 @@ bool client_session::process_client(std::span<const std::uint8_t> data, std::siz
 
     switch (tag) {
       case 'Q': {
-        rt_.stats().queries.fetch_add(1, std::memory_order_relaxed);
+        rt_.stats().add(counter::queries);
         std::size_t pos = 0;
         const auto sql = wire::read_cstring(body, pos).value_or(std::string_view());
         const auto fx = classify_session_effects(sql);
@@ -453,7 +464,7 @@ bool client_session::process_client(std::span<const std::uint8_t> data, std::siz
         tracker_.push(expect::execute);
         break;
       case 'S':
-        rt_.stats().queries.fetch_add(1, std::memory_order_relaxed);
+        rt_.stats().add(counter::queries);
         skip_until_sync_ = false;
         to_server_.add_input(raw, size);
         tracker_.push(expect::sync);
@@ -649,7 +660,7 @@ std::size_t client_session::process_server(std::span<const std::uint8_t> data) {
         break;
       case 'Z':
         if (!body.empty()) server_->transaction_status = static_cast<char>(body[0]);
-        if (!internal && server_->transaction_status == 'I') rt_.stats().transactions.fetch_add(1, std::memory_order_relaxed);
+        if (!internal && server_->transaction_status == 'I') rt_.stats().add(counter::transactions);
         break;
       default:
         break;

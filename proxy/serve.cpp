@@ -33,6 +33,7 @@ void worker::start() {
     }
   });
   thread_ = std::thread([this] {
+    metrics::set_thread_shard(index_);
     try {
       io_.run();
     } catch (const std::exception& e) {
@@ -473,14 +474,12 @@ int run_serve(const serve_options& options) {
   rt->clear_pools();
   for (auto& w : rt->workers()) w->stop();
   for (auto& w : rt->workers()) w->join();
-  const auto& st = rt->stats();
-  spdlog::info("stopped clients_accepted={} clients_refused={} logins_failed={} servers_opened={} transactions={} "
-               "queries={} wait_timeouts={} cancels_forwarded={} statements_prepared={} pinned_sessions={} "
-               "server_moves={}",
-               st.clients_accepted.load(), st.clients_refused.load(), st.logins_failed.load(),
-               st.servers_opened.load(), st.transactions.load(), st.queries.load(), st.wait_timeouts.load(),
-               st.cancels_forwarded.load(), st.statements_prepared.load(), st.pinned_sessions.load(),
-               st.server_moves.load());
+  std::string totals;
+  for (std::size_t i = 0; i < counter_count; ++i) {
+    const auto c = static_cast<counter>(i);
+    totals += fmt::format(" {}={}", to_string(c), rt->stats().total(c));
+  }
+  spdlog::info("stopped{}", totals);
   rt.reset();
   return 0;
 }

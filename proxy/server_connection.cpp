@@ -69,17 +69,17 @@ watchdog::~watchdog() {
 
 server_connection::server_connection(runtime& rt, std::uint64_t id, asio::io_context& io, unsigned worker)
     : rt_(rt), id_(id), name_("s" + std::to_string(id)), socket_(std::in_place, io), worker_(worker) {
-  rt_.stats().servers[static_cast<std::size_t>(state_)].fetch_add(1, std::memory_order_relaxed);
+  rt_.stats().server_enters(state_);
 }
 
 server_connection::~server_connection() {
   close();
-  rt_.stats().servers[static_cast<std::size_t>(state_)].fetch_sub(1, std::memory_order_relaxed);
+  rt_.stats().server_enters(state_, -1);
 }
 
 void server_connection::set_state(server_state s) noexcept {
   if (s == state_) return;
-  metrics::move(rt_.stats().servers[static_cast<std::size_t>(state_)], rt_.stats().servers[static_cast<std::size_t>(s)]);
+  rt_.stats().server_moves(state_, s);
   state_ = s;
 }
 
@@ -89,7 +89,7 @@ void server_connection::adopt(asio::io_context& io, unsigned worker) {
     return;
   }
   const auto protocol = remote.protocol();
-  rt_.stats().server_moves.fetch_add(1, std::memory_order_relaxed);
+  rt_.stats().add(counter::server_moves);
   boost::system::error_code ec;
   const auto fd = socket_->release(ec);
   if (ec) {
@@ -247,7 +247,7 @@ awaitable<std::optional<server_error>> server_connection::login(const backend_ta
           buf_.consume(pending_consume_);
           pending_consume_ = 0;
         }
-        rt_.stats().servers_opened.fetch_add(1, std::memory_order_relaxed);
+        rt_.stats().add(counter::servers_opened);
         co_return std::nullopt;
       default:
         break;  // NoticeResponse, NegotiateProtocolVersion: nothing to do

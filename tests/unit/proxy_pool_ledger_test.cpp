@@ -64,6 +64,24 @@ TEST(pool_ledger, connects_up_to_the_limit_then_queues_fifo) {
   EXPECT_EQ(p.counts().total(), 2u);
 }
 
+TEST(pool_ledger, try_take_idle_only_when_nobody_waits) {
+  pool_ledger p({1, 0, 0, 5000ms}, 1);
+  EXPECT_FALSE(p.try_take_idle(0));  // nothing idle: no connect grant either
+  EXPECT_EQ(p.counts().total(), 0u);
+  ASSERT_TRUE(p.request(1, 0, t0));
+  std::vector<grant> out;
+  p.connect_finished(true, true, 100, 0, t0, t0, out);
+  p.release(100, 0, true, t0, t0, out);
+  auto id = p.try_take_idle(0);
+  ASSERT_TRUE(id);
+  EXPECT_EQ(*id, 100u);
+  EXPECT_EQ(p.counts().active, 1u);
+  EXPECT_FALSE(p.request(2, 0, t0));  // queued
+  p.release(100, 0, true, t0, t0, out);
+  ASSERT_EQ(out.size(), 1u);  // went to the waiter, not left idle
+  EXPECT_FALSE(p.try_take_idle(0));
+}
+
 TEST(pool_ledger, new_requests_do_not_overtake_waiters) {
   pool_ledger p({1, 0, 0, 5000ms}, 1);
   ASSERT_TRUE(p.request(1, 0, t0));
