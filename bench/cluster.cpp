@@ -418,25 +418,6 @@ std::string pg_cluster::conninfo(std::size_t i, const std::string& user_name, st
            " sslmode=disable gssencmode=disable";
 }
 
-namespace {
-
-std::string url_encode(const std::string& s) {
-    static const char* hex = "0123456789ABCDEF";
-    std::string out;
-    for (unsigned char c : s) {
-        if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-            out += static_cast<char>(c);
-        } else {
-            out += '%';
-            out += hex[c >> 4];
-            out += hex[c & 15];
-        }
-    }
-    return out;
-}
-
-} // namespace
-
 std::string pg_cluster::url(std::size_t i, const std::string& user_name, std::optional<std::string> dbname) const {
     return "postgresql://" + url_encode(user_name) + ":" + url_encode(user(user_name).password) + "@127.0.0.1:" +
            std::to_string(port(i)) + "/" + url_encode(dbname.value_or(state_.database)) + "?sslmode=disable";

@@ -4,6 +4,7 @@
 #include <libpq-fe.h>
 #include <poll.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <memory>
@@ -150,6 +151,21 @@ pq_connection connect(const std::string& conninfo, std::chrono::milliseconds tim
         throw sql_error("cannot log in (" + conninfo.substr(0, conninfo.find("password")) + "...): " + r.raw_error,
                         r.sqlstate);
     return std::move(r.conn);
+}
+
+std::string url_encode(const std::string& s) {
+  static const char* hex = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    }
+  }
+  return out;
 }
 
 std::string conninfo_quote(const std::string& value) {

@@ -71,6 +71,9 @@ pq_connection connect(const std::string& conninfo, std::chrono::milliseconds tim
 // conninfo value quoting ('...' with \ and ' escaped).
 std::string conninfo_quote(const std::string& value);
 
+// Percent-encodes a user name, password or database for a postgresql:// URL (RFC 3986 unreserved kept).
+std::string url_encode(const std::string& s);
+
 // `q` + v + `q` with every `q` inside doubled: SQL literals ('...') and identifiers
 // ("..."), configuration values, PgBouncer's userlist entries.
 std::string quote_doubling(const std::string& v, char q);

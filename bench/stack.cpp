@@ -22,21 +22,6 @@ namespace {
 
 constexpr const char* pooler_names[] = {"pgbouncer", "pgpool", "pgbouncer-pgpool", "pgsluice"};
 
-std::string url_escape(const std::string& s) {
-  static const char* hex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    }
-  }
-  return out;
-}
-
 std::string toml_string(const std::string& s) {
   std::string out = "\"";
   for (char c : s) {
@@ -148,8 +133,8 @@ struct local_stack::impl {
 
   std::string url(std::uint16_t port) const {
     const user_spec& admin = cluster->admin();
-    return "postgresql://" + url_escape(admin.name) + ":" + url_escape(admin.password) + "@127.0.0.1:" +
-           std::to_string(port) + "/" + url_escape(cluster->database()) + "?sslmode=disable&gssencmode=disable";
+    return "postgresql://" + url_encode(admin.name) + ":" + url_encode(admin.password) + "@127.0.0.1:" +
+           std::to_string(port) + "/" + url_encode(cluster->database()) + "?sslmode=disable&gssencmode=disable";
   }
 
   login_probe probe() const { return {cluster->admin().name, cluster->admin().password, cluster->database()}; }
@@ -348,7 +333,7 @@ std::vector<stack_target> local_stack::targets() {
     if (auto pr = impl_->problems.find(name); pr != impl_->problems.end()) t.problem = pr->second;
     else if (it == impl_->servers.end()) t.problem = "never started";
     else if (!t.running) t.problem = "not running";
-    if (t.url.empty()) t.url = "postgresql://127.0.0.1:1/" + url_escape(c.database()) + "?sslmode=disable";  // fails fast
+    if (t.url.empty()) t.url = "postgresql://127.0.0.1:1/" + url_encode(c.database()) + "?sslmode=disable";  // fails fast
     out.push_back(std::move(t));
   }
   return out;
