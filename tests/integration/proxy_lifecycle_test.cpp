@@ -110,5 +110,54 @@ TEST(waiting, a_client_that_leaves_while_queued_does_not_have_its_query_run) {
   (void)c;
 }
 
+// Server connections of the admin user to the test database, as PostgreSQL counts them.
+int server_connections() {
+  auto& c = cluster();
+  const auto rows = c.exec_sql(c.primary_index(), "SELECT count(*) FROM pg_stat_activity WHERE usename = '" +
+                                                      c.admin().name + "' AND datname = '" + c.database() +
+                                                      "' AND backend_type = 'client backend'");
+  return std::stoi(rows.at(0).at(0).value_or("0"));
+}
+
+TEST(pool_upkeep, min_pool_size_is_kept_and_idle_servers_expire) {
+  // Nothing else of this executable holds admin connections at this point.
+  ASSERT_TRUE(b::poll_until(std::chrono::seconds(20), std::chrono::milliseconds(50), [] { return server_connections() == 0; }));
+  auto s = admin_setup("transaction", 5);
+  s.globals = "min_pool_size = 2\nserver_idle_timeout = \"1s\"\n";
+  auto p = start_proxy(s);  // its login probe creates the pool
+  EXPECT_TRUE(b::poll_until(std::chrono::seconds(20), std::chrono::milliseconds(50), [] { return server_connections() == 2; }));
+  {
+    // Four clients in a transaction at once: four servers.
+    std::vector<std::unique_ptr<pg_raw>> clients;
+    for (int i = 0; i < 4; ++i) {
+      clients.push_back(std::make_unique<pg_raw>(admin_conninfo(*p)));
+      exec1(clients.back()->conn, "BEGIN");
+      exec1(clients.back()->conn, "SELECT 1");
+    }
+    EXPECT_EQ(server_connections(), 4);
+    for (auto& c : clients) exec1(c->conn, "COMMIT");
+  }
+  // Idle for more than server_idle_timeout: back down to min_pool_size, not below.
+  EXPECT_TRUE(b::poll_until(std::chrono::seconds(20), std::chrono::milliseconds(50), [] { return server_connections() == 2; }));
+}
+
+TEST(pool_upkeep, max_db_connections_bounds_all_pools_of_a_database) {
+  auto s = admin_setup("transaction", 5);
+  s.globals = "max_db_connections = 2\nquery_wait_timeout = \"1s\"\n";
+  auto p = start_proxy(s);
+  pg_raw a(admin_conninfo(*p)), b2(admin_conninfo(*p)), c3(admin_conninfo(*p));
+  exec1(a.conn, "BEGIN");
+  exec1(a.conn, "SELECT 1");
+  exec1(b2.conn, "BEGIN");
+  exec1(b2.conn, "SELECT 1");
+  // The pool could open a third connection, the database budget cannot.
+  PGresult* r = PQexec(c3.conn, "SELECT 1");
+  EXPECT_NE(PQresultStatus(r), PGRES_TUPLES_OK);
+  EXPECT_NE(std::string(PQerrorMessage(c3.conn)).find("query_wait_timeout"), std::string::npos) << PQerrorMessage(c3.conn);
+  PQclear(r);
+  exec1(a.conn, "COMMIT");
+  exec1(b2.conn, "COMMIT");
+}
+
 }  // namespace
 }  // namespace pgsluice::test::proxy
