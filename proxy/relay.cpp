@@ -541,7 +541,7 @@ awaitable<void> client_session::client_pump() {
     if (want_server && !server_ && stream_now == 0 && try_answer_locally(data, framed)) {
       want_server = false;
     } else {
-      if (want_server && !server_) {
+      if (want_server && !server_ && !attach_now()) {
         if (!co_await attach_server()) co_return;
         data = cbuf_.data();
         emit_target_ = &client_emit_;  // the server pump may have run while this one waited
