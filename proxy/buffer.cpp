@@ -1,22 +1,32 @@
 // Read buffer and gather list of the relay (see buffer.hpp).
 #include "proxy/buffer.hpp"
 
+#include <sys/socket.h>
+#include <sys/uio.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 
 namespace pgsluice::proxy {
 
 std::span<std::uint8_t> byte_buffer::prepare(std::size_t min_bytes) {
-  if (data_.size() - end_ < min_bytes) {
+  if (capacity_ - end_ < min_bytes) {
     const std::size_t used = end_ - begin_;
     if (begin_ > 0) {
-      if (used > 0) std::memmove(data_.data(), data_.data() + begin_, used);
+      if (used > 0) std::memmove(data_.get(), data_.get() + begin_, used);
       begin_ = 0;
       end_ = used;
     }
-    if (data_.size() - end_ < min_bytes) data_.resize(std::max(data_.size() * 2, end_ + min_bytes));
+    if (capacity_ - end_ < min_bytes) {
+      const std::size_t grown = std::max({capacity_ * 2, end_ + min_bytes, initial_});
+      auto fresh = std::make_unique_for_overwrite<std::uint8_t[]>(grown);
+      if (used > 0) std::memcpy(fresh.get(), data_.get(), used);
+      data_ = std::move(fresh);
+      capacity_ = grown;
+    }
   }
-  return {data_.data() + end_, data_.size() - end_};
+  return {data_.get() + end_, capacity_ - end_};
 }
 
 void byte_buffer::consume(std::size_t n) noexcept {
@@ -25,11 +35,18 @@ void byte_buffer::consume(std::size_t n) noexcept {
 }
 
 void byte_buffer::shrink_if_empty(std::size_t keep) {
-  if (empty() && data_.size() > keep) {
-    std::vector<std::uint8_t> fresh(keep);
-    data_.swap(fresh);
+  if (empty() && capacity_ > keep) {
+    data_ = std::make_unique_for_overwrite<std::uint8_t[]>(keep);
+    capacity_ = keep;
     begin_ = end_ = 0;
   }
+}
+
+void byte_buffer::release_if_empty() noexcept {
+  if (!empty()) return;
+  data_.reset();
+  capacity_ = 0;
+  begin_ = end_ = 0;
 }
 
 void gather_list::add_input(const std::uint8_t* p, std::size_t len) {
@@ -63,6 +80,50 @@ void gather_list::end_owned() {
     }
   }
   runs_.push_back(run{true, nullptr, owned_mark_, len});
+}
+
+std::size_t gather_list::send_now(int fd, int& err) const {
+  err = 0;
+  constexpr std::size_t max_iov = 64;
+  iovec iov[max_iov];
+  std::size_t sent = 0;
+  std::size_t next = 0;  // first run not yet handed to the kernel
+  while (next < runs_.size()) {
+    std::size_t count = 0;
+    std::size_t batch = 0;
+    for (std::size_t i = next; i < runs_.size() && count < max_iov; ++i, ++count) {
+      const run& r = runs_[i];
+      iov[count].iov_base = const_cast<std::uint8_t*>(r.owned ? owned_.data() + r.offset : r.ptr);
+      iov[count].iov_len = r.len;
+      batch += r.len;
+    }
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = count;
+    ssize_t n;
+    do {
+      n = ::sendmsg(fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+      if (errno != EAGAIN && errno != EWOULDBLOCK) err = errno;
+      return sent;
+    }
+    sent += static_cast<std::size_t>(n);
+    if (static_cast<std::size_t>(n) < batch) return sent;  // the socket buffer is full
+    next += count;
+  }
+  return sent;
+}
+
+void gather_list::copy_tail(std::size_t offset, std::vector<std::uint8_t>& out) const {
+  for_each([&](std::span<const std::uint8_t> s) {
+    if (offset >= s.size()) {
+      offset -= s.size();
+      return;
+    }
+    out.insert(out.end(), s.begin() + static_cast<std::ptrdiff_t>(offset), s.end());
+    offset = 0;
+  });
 }
 
 void gather_list::clear() noexcept {

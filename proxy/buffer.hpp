@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <vector>
 
@@ -15,11 +16,14 @@ namespace pgsluice::proxy {
 
 class byte_buffer {
  public:
-  explicit byte_buffer(std::size_t initial_capacity = 16 * 1024) : data_(initial_capacity) {}
+  // Nothing is allocated until the first prepare(); storage is not zero-filled, so only the
+  // pages a read touches count towards the process's memory (10,000 idle clients cost little).
+  explicit byte_buffer(std::size_t initial_capacity = 4096) : initial_(initial_capacity) {}
 
-  std::span<const std::uint8_t> data() const noexcept { return {data_.data() + begin_, end_ - begin_}; }
+  std::span<const std::uint8_t> data() const noexcept { return {data_.get() + begin_, end_ - begin_}; }
   std::size_t size() const noexcept { return end_ - begin_; }
   bool empty() const noexcept { return begin_ == end_; }
+  std::size_t capacity() const noexcept { return capacity_; }
 
   // A writable area of at least `min_bytes` after the data (moving the data to the front or
   // growing the storage when needed); as much as is free when larger.
@@ -27,10 +31,14 @@ class byte_buffer {
   void commit(std::size_t n) noexcept { end_ += n; }
   void consume(std::size_t n) noexcept;
   // Gives memory back after a large message passed through, once the buffer is empty.
-  void shrink_if_empty(std::size_t keep) ;
+  void shrink_if_empty(std::size_t keep);
+  // Frees the storage when empty (a client going idle); the next prepare() allocates again.
+  void release_if_empty() noexcept;
 
  private:
-  std::vector<std::uint8_t> data_;
+  std::unique_ptr<std::uint8_t[]> data_;
+  std::size_t capacity_ = 0;
+  std::size_t initial_;
   std::size_t begin_ = 0;
   std::size_t end_ = 0;
 };
@@ -57,6 +65,13 @@ class gather_list {
   std::size_t bytes() const noexcept { return total_; }
   void clear() noexcept;
 
+  // Writes as much of the list as the socket `fd` takes now, without waiting (one sendmsg per
+  // 64 pieces, MSG_DONTWAIT | MSG_NOSIGNAL). Returns the bytes written; `err` is set to the
+  // errno of a failure other than a full socket buffer. The relay's common case: the whole
+  // batch goes out here and the coroutine never suspends for the write.
+  std::size_t send_now(int fd, int& err) const;
+  // Appends the bytes from `offset` on (what send_now left over) to `out`.
+  void copy_tail(std::size_t offset, std::vector<std::uint8_t>& out) const;
   // The pieces in order. Valid until the next change (owned bytes may move when they grow).
   template <class F>
   void for_each(F&& f) const {

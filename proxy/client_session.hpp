@@ -117,7 +117,11 @@ class client_session : public std::enable_shared_from_this<client_session>, priv
   bool releasable() const noexcept;
   void release_server();
   void pin(std::string_view why);
-  awaitable<bool> write_client(gather_list& g);
+  // Sends `g` to the client without waiting when the socket takes it all (the common case):
+  // 1 done (or queued behind a write under way), -1 failed, 0 the rest was copied to
+  // client_flushing_ and flush_client() must be awaited.
+  int write_client_now(gather_list& g);
+  awaitable<bool> flush_client();
   awaitable<void> wait_signal();
   void signal() noexcept;
   void finish_internal_query();
@@ -184,8 +188,7 @@ class client_session : public std::enable_shared_from_this<client_session>, priv
   bool client_writing_ = false;
   std::vector<std::uint8_t> client_pending_;
   std::vector<std::uint8_t> client_flushing_;
-  std::vector<asio::const_buffer> write_bufs_;
-  std::vector<asio::const_buffer> client_write_bufs_;
+  std::vector<std::uint8_t> server_tail_;  // what the server's socket did not take at once
   asio::steady_timer signal_;
   asio::steady_timer done_signal_;
   bool server_pump_running_ = false;

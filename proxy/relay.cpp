@@ -29,8 +29,6 @@ namespace {
 constexpr std::size_t stream_threshold = 256 * 1024;
 constexpr std::size_t server_message_limit = protocol::default_max_message_size;
 
-std::span<const std::uint8_t> span_of(const std::vector<std::uint8_t>& v) { return {v.data(), v.size()}; }
-
 bool needs_no_server(char tag) noexcept {
   // CopyData/CopyDone/CopyFail outside COPY are ignored by PostgreSQL; Flush with nothing
   // pending has no effect; Terminate ends the session.
@@ -497,7 +495,7 @@ bool client_session::process_client(std::span<const std::uint8_t> data, std::siz
 awaitable<void> client_session::client_pump() {
   for (;;) {
     if (ending_) co_return;
-    auto space = cbuf_.prepare(16 * 1024);
+    auto space = cbuf_.prepare(2048);
     auto [ec, n] = co_await socket_.async_read_some(asio::buffer(space.data(), space.size()), nothrow_awaitable);
     if (ending_) co_return;
     if (ec) {
@@ -566,22 +564,33 @@ awaitable<void> client_session::client_pump() {
     // to the client before this batch reaches the server: afterwards the server pump could
     // deliver the server's replies first and the client would see them out of order.
     if (!client_emit_.empty()) {
-      const bool ok = co_await write_client(client_emit_);
+      int w = write_client_now(client_emit_);
       client_emit_.clear();
-      if (!ok) end(end_reason::client_closed);
+      if (w == 0) w = co_await flush_client() ? 1 : -1;
+      if (w < 0) end(end_reason::client_closed);
     }
     if (!to_server_.empty() && server_ && !ending_) {
-      server_writing_ = true;
-      write_bufs_.clear();
-      to_server_.for_each([&](std::span<const std::uint8_t> s) { write_bufs_.emplace_back(s.data(), s.size()); });
-      auto [wec, wn] = co_await asio::async_write(server_->socket(), write_bufs_, nothrow_awaitable);
-      (void)wn;
-      server_writing_ = false;
+      // Usually the server's socket takes the batch at once; only a remainder is copied and
+      // written asynchronously.
+      int err = 0;
+      const std::size_t sent = to_server_.send_now(server_->socket().native_handle(), err);
+      boost::system::error_code wec(err, boost::system::system_category());
+      if (!wec && sent < to_server_.bytes()) {
+        server_writing_ = true;
+        server_tail_.clear();
+        to_server_.copy_tail(sent, server_tail_);
+        auto [ec2, wn] = co_await asio::async_write(server_->socket(), asio::buffer(server_tail_), nothrow_awaitable);
+        (void)wn;
+        wec = ec2;
+        server_writing_ = false;
+        server_tail_.clear();
+        server_tail_.shrink_to_fit();
+        if (release_pending_) signal();
+      }
       if (wec && !ending_) {
         spdlog::info("{} server_write_failed server={} error=\"{}\"", name_, server_->name(), wec.message());
         fail(end_reason::server_closed, "08006", "server closed the connection unexpectedly");
       }
-      if (release_pending_) signal();
     }
     to_server_.clear();
     cbuf_.consume(used);
@@ -672,25 +681,34 @@ std::size_t client_session::process_server(std::span<const std::uint8_t> data) {
   return off;
 }
 
-awaitable<bool> client_session::write_client(gather_list& g) {
+int client_session::write_client_now(gather_list& g) {
   if (client_writing_) {
-    // The other pump is writing: queue a copy behind it (it flushes the queue before it stops).
+    // A write is under way: queue a copy behind it (flush_client sends the queue before it stops).
     g.for_each([&](std::span<const std::uint8_t> s) { client_pending_.insert(client_pending_.end(), s.begin(), s.end()); });
-    co_return true;
+    return 1;
   }
+  int err = 0;
+  const std::size_t sent = g.send_now(socket_.native_handle(), err);
+  if (err != 0) return -1;
+  if (sent == g.bytes()) return 1;
   client_writing_ = true;
-  client_write_bufs_.clear();
-  g.for_each([&](std::span<const std::uint8_t> s) { client_write_bufs_.emplace_back(s.data(), s.size()); });
-  auto [ec, n] = co_await asio::async_write(socket_, client_write_bufs_, nothrow_awaitable);
-  (void)n;
-  while (!ec && !client_pending_.empty()) {
-    client_flushing_.swap(client_pending_);
-    auto [ec2, n2] = co_await asio::async_write(socket_, asio::buffer(span_of(client_flushing_).data(), client_flushing_.size()),
+  client_flushing_.clear();
+  g.copy_tail(sent, client_flushing_);
+  return 0;
+}
+
+awaitable<bool> client_session::flush_client() {
+  boost::system::error_code ec;
+  for (;;) {
+    auto [ec2, n2] = co_await asio::async_write(socket_, asio::buffer(client_flushing_.data(), client_flushing_.size()),
                                                 nothrow_awaitable);
     (void)n2;
     ec = ec2;
     client_flushing_.clear();
+    if (ec || client_pending_.empty()) break;
+    client_flushing_.swap(client_pending_);
   }
+  client_pending_.clear();
   client_writing_ = false;
   co_return !ec;
 }
@@ -712,7 +730,7 @@ awaitable<void> client_session::server_pump() {
       release_pending_ = false;
       continue;
     }
-    auto space = sbuf_.prepare(16 * 1024);
+    auto space = sbuf_.prepare(4096);
     auto [ec, n] = co_await server_->socket().async_read_some(asio::buffer(space.data(), space.size()), nothrow_awaitable);
     if (ending_) co_return;
     if (ec) {
@@ -732,15 +750,16 @@ awaitable<void> client_session::server_pump() {
     // Back to the pool before writing the replies out: another client can start at once.
     if (used == data.size() && releasable() && !server_writing_) release_server();
     if (!to_client_.empty()) {
-      const bool ok = co_await write_client(to_client_);
+      int w = write_client_now(to_client_);
       to_client_.clear();
-      if (!ok) {
+      if (w == 0) w = co_await flush_client() ? 1 : -1;
+      if (w < 0) {
         end(end_reason::client_closed);
         co_return;
       }
     }
     sbuf_.consume(used);
-    sbuf_.shrink_if_empty(128 * 1024);
+    sbuf_.shrink_if_empty(64 * 1024);
     if (ending_) co_return;
   }
 }

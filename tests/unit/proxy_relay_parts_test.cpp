@@ -1,4 +1,8 @@
 // Unit tests for the relay's small pure parts: session-ending rules, buffers and gather lists, wire field readers.
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <gtest/gtest.h>
 
 #include <string>
@@ -110,6 +114,61 @@ TEST(gather_list, merges_contiguous_input_and_keeps_order_with_owned_bytes) {
   EXPECT_EQ(g.bytes(), out.size());
   g.clear();
   EXPECT_TRUE(g.empty());
+}
+
+TEST(byte_buffer, allocates_on_first_use_and_gives_memory_back_when_empty) {
+  byte_buffer b(64);
+  EXPECT_EQ(b.capacity(), 0u);
+  auto w = b.prepare(1);
+  EXPECT_EQ(b.capacity(), 64u);
+  w[0] = 'a';
+  b.commit(1);
+  b.release_if_empty();  // not empty: kept
+  EXPECT_EQ(b.capacity(), 64u);
+  EXPECT_EQ(b.data()[0], 'a');
+  b.consume(1);
+  b.release_if_empty();
+  EXPECT_EQ(b.capacity(), 0u);
+  EXPECT_GE(b.prepare(200).size(), 200u);
+}
+
+TEST(gather_list, send_now_writes_everything_a_socket_takes_and_copy_tail_keeps_the_rest) {
+  int fds[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+  const std::string input = "0123456789";
+  const auto* p = reinterpret_cast<const std::uint8_t*>(input.data());
+  gather_list g;
+  g.add_input(p, 4);
+  const std::uint8_t own[] = {'x', 'y'};
+  g.add_owned(own);
+  g.add_input(p + 6, 4);
+  int err = -1;
+  EXPECT_EQ(g.send_now(fds[0], err), g.bytes());
+  EXPECT_EQ(err, 0);
+  char got[32] = {};
+  EXPECT_EQ(::recv(fds[1], got, sizeof got, 0), 10);
+  EXPECT_EQ(std::string(got, 10), "0123xy6789");
+  std::vector<std::uint8_t> tail;
+  g.copy_tail(3, tail);
+  EXPECT_EQ(std::string(tail.begin(), tail.end()), "3xy6789");
+
+  // A full socket buffer: part is taken, no error; the peer closed: an error.
+  int small = 4096;
+  ::setsockopt(fds[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+  std::vector<std::uint8_t> big(4 << 20, 'b');
+  gather_list large;
+  large.add_input(big.data(), big.size());
+  const std::size_t sent = large.send_now(fds[0], err);
+  EXPECT_EQ(err, 0);
+  EXPECT_LT(sent, big.size());
+  ::close(fds[1]);
+  while (err == 0) {
+    gather_list more;
+    more.add_input(big.data(), 1024);
+    more.send_now(fds[0], err);
+  }
+  EXPECT_EQ(err, EPIPE);
+  ::close(fds[0]);
 }
 
 // --- wire readers --------------------------------------------------------------------------------
