@@ -238,6 +238,15 @@ std::unique_ptr<local_stack> local_stack::up(const stack_options& options, std::
     std::error_code ec;
     const fs::path binary = options.pgsluice_binary.empty() ? fs::read_symlink("/proc/self/exe", ec) : options.pgsluice_binary;
     const std::uint16_t primary_port = p->cluster->port(p->cluster->primary_index());
+    // A pgsluice started from another build (the executable was replaced or is another file)
+    // is restarted, so the stack always measures the binary asked for.
+    bool stale = false;
+    if (auto it = p->servers.find("pgsluice"); it != p->servers.end() && it->second->running()) {
+      std::error_code lec;
+      const fs::path running = fs::read_symlink("/proc/" + std::to_string(it->second->pid()) + "/exe", lec);
+      stale = !lec && (running.string().ends_with(" (deleted)") || !fs::equivalent(running, binary, lec));
+      if (stale) log << "pgsluice: running an older build (" << running.string() << "): restarting" << std::endl;
+    }
     try {
       ensure("pgsluice", [&](std::optional<std::uint16_t> port) {
         config_server::options o;
@@ -257,7 +266,7 @@ std::unique_ptr<local_stack> local_stack::up(const stack_options& options, std::
           return std::vector<std::string>{binary.string(), "serve", "-c", (dir / "pgsluice.toml").string()};
         };
         return std::make_unique<config_server>(std::move(o));
-      }, false);
+      }, stale);
     } catch (const std::exception& e) {
       p->problems["pgsluice"] = first_line(e.what()) + " (log: " + (p->work_dir / "pgsluice" / "pgsluice.log").string() + ")";
       log << "pgsluice: NOT running: " << p->problems["pgsluice"] << std::endl

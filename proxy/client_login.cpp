@@ -46,8 +46,8 @@ client_session::client_session(worker& w, tcp::socket socket)
       id_(rt_.next_client_id()),
       name_("c" + std::to_string(id_)),
       socket_(std::move(socket)),
-      cbuf_(4096),
-      sbuf_(8192),
+      cbuf_(2048),
+      sbuf_(4096),
       signal_(w.io()),
       done_signal_(w.io()) {
   rt_.stats().client_enters(state_);

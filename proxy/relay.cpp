@@ -495,7 +495,7 @@ bool client_session::process_client(std::span<const std::uint8_t> data, std::siz
 awaitable<void> client_session::client_pump() {
   for (;;) {
     if (ending_) co_return;
-    auto space = cbuf_.prepare(2048);
+    auto space = cbuf_.prepare(1024);
     auto [ec, n] = co_await socket_.async_read_some(asio::buffer(space.data(), space.size()), nothrow_awaitable);
     if (ending_) co_return;
     if (ec) {
@@ -759,7 +759,11 @@ awaitable<void> client_session::server_pump() {
       }
     }
     sbuf_.consume(used);
-    sbuf_.shrink_if_empty(64 * 1024);
+    if (server_) {
+      sbuf_.shrink_if_empty(64 * 1024);
+    } else {
+      sbuf_.release_if_empty();  // the client waits for its next query: no server reads until then
+    }
     if (ending_) co_return;
   }
 }

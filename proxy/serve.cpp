@@ -1,6 +1,7 @@
 // `pgsluice serve`: workers and listeners, the pool registry, signals (graceful stop, reload) and periodic upkeep.
 #include "proxy/serve.hpp"
 
+#include <malloc.h>
 #include <openssl/rand.h>
 #include <sys/socket.h>
 
@@ -87,11 +88,22 @@ void worker::janitor_tick(clock::time_point now, bool force) {
 
 awaitable<void> worker::janitor() {
   asio::steady_timer timer(io_);
+  std::int64_t peak_clients = 0;
   for (;;) {
     timer.expires_after(std::chrono::milliseconds(200));
     auto [ec] = co_await timer.async_wait(nothrow_awaitable);
     if (ec) co_return;
     janitor_tick(clock::now(), false);
+    if (index_ == 0) {
+      // glibc keeps the heap pages of freed sessions; after many clients left (half of a peak
+      // of at least 1,000), hand them back to the system.
+      const std::int64_t clients = rt_.client_count().load(std::memory_order_relaxed);
+      peak_clients = std::max(peak_clients, clients);
+      if (peak_clients >= 1000 && clients <= peak_clients / 2) {
+        ::malloc_trim(0);
+        peak_clients = clients;
+      }
+    }
   }
 }
 
