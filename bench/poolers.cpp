@@ -95,19 +95,26 @@ namespace {
 // userlist.txt quoting: PgBouncer doubles '"' inside "...".
 std::string userlist_quote(const std::string& s) { return quote_doubling(s, '"'); }
 
+// What every pooler of the stack shares: its name, directory, readiness probe, port and stop signal.
+template <class Spec>
+config_server::options pooler_options(const char* name, const Spec& spec, int stop_signal) {
+    config_server::options o;
+    o.name = name;
+    o.dir = fs::absolute(spec.dir);
+    o.probe = spec.probe;
+    o.persistent = spec.persistent;
+    o.port = spec.port;
+    o.stop_signal = stop_signal;
+    return o;
+}
+
 } // namespace
 
 std::unique_ptr<config_server> start_pgbouncer(const pgbouncer_spec& spec) {
     const fs::path program = find_program("pgbouncer", "pgbouncer");
     const service_user user = resolve_service_user();
-    config_server::options o;
-    o.name = "pgbouncer";
-    o.dir = fs::absolute(spec.dir);
-    o.probe = spec.probe;
-    o.persistent = spec.persistent;
-    o.port = spec.port;
     // PgBouncer 1.18 signals: SIGINT = safe shutdown (waits for clients), SIGTERM = immediate.
-    o.stop_signal = SIGTERM;
+    config_server::options o = pooler_options("pgbouncer", spec, SIGTERM);
     o.write_config = [spec, program, user, dir = o.dir](std::uint16_t port) {
         std::ostringstream users;
         for (const auto& [name, secret] : spec.auth_entries)
@@ -161,14 +168,8 @@ std::unique_ptr<config_server> start_pgpool(const pgpool_spec& spec) {
     const service_user user = resolve_service_user();
     if (spec.backends.empty())
         throw stack_error("pgpool needs at least one backend");
-    config_server::options o;
-    o.name = "pgpool";
-    o.dir = fs::absolute(spec.dir);
-    o.probe = spec.probe;
-    o.persistent = spec.persistent;
-    o.port = spec.port;
     // Pgpool-II signals: SIGTERM = smart (waits for clients), SIGINT = fast, SIGQUIT = immediate.
-    o.stop_signal = SIGINT;
+    config_server::options o = pooler_options("pgpool", spec, SIGINT);
     o.write_config = [spec, program, user, dir = o.dir](std::uint16_t port) {
         // pool_passwd "user:TEXTpassword": with SCRAM backends Pgpool-II needs the
         // plaintext (or AES) password, md5 hashes are not enough (Pgpool-II docs 6.2).

@@ -354,6 +354,11 @@ bool client_session::process_client(std::span<const std::uint8_t> data, std::siz
     off += size;
 
     if (skip_until_sync_ && tag != 'S' && tag != 'X') continue;
+    // Sent on untouched; the server's reply is expected in this order.
+    auto forward = [&](expect e) {
+      to_server_.add_input(raw, size);
+      tracker_.push(e);
+    };
 
     switch (tag) {
       case 'Q': {
@@ -452,24 +457,20 @@ bool client_session::process_client(std::span<const std::uint8_t> data, std::siz
           auto stmt = statements_.remove(t->name);
           tracker_.push(expectation{expect::close_synthetic, std::move(stmt), std::string(t->name), {}});
         } else {
-          to_server_.add_input(raw, size);
-          tracker_.push(expect::close);
+          forward(expect::close);
         }
         break;
       }
       case 'E':
-        to_server_.add_input(raw, size);
-        tracker_.push(expect::execute);
+        forward(expect::execute);
         break;
       case 'S':
         rt_.stats().add(counter::queries);
         skip_until_sync_ = false;
-        to_server_.add_input(raw, size);
-        tracker_.push(expect::sync);
+        forward(expect::sync);
         break;
       case 'F':
-        to_server_.add_input(raw, size);
-        tracker_.push(expect::function_call);
+        forward(expect::function_call);
         break;
       case 'H':
       case 'd':
