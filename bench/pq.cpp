@@ -1,5 +1,6 @@
 // libpq helpers: RAII connections and queries, logins that split the server's error into severity, SQLSTATE and message, and quoting.
 #include "bench/pq.hpp"
+#include "bench/report.hpp"
 
 #include <libpq-fe.h>
 #include <poll.h>
@@ -148,7 +149,7 @@ connect_result try_connect(const std::string& conninfo, std::chrono::millisecond
 pq_connection connect(const std::string& conninfo, std::chrono::milliseconds timeout) {
     auto r = try_connect(conninfo, timeout);
     if (!r.ok())
-        throw sql_error("cannot log in (" + conninfo.substr(0, conninfo.find("password")) + "...): " + r.raw_error,
+        throw sql_error("cannot log in (" + redact_conninfo(conninfo) + "): " + r.raw_error,
                         r.sqlstate);
     return std::move(r.conn);
 }

@@ -84,6 +84,20 @@ void check_login(const std::string& user, const std::string& expected_method) {
         EXPECT_EQ(bad.severity, "FATAL") << bad.raw_error;
         EXPECT_EQ(bad.sqlstate, "28P01") << bad.raw_error;
         EXPECT_EQ(bad.message, "password authentication failed for user \"" + user + "\"") << bad.raw_error;
+
+        // The exception names the target without its password, in either conninfo form.
+        const std::string url = "postgresql://" + user + ":wrong-secret-42@127.0.0.1:" +
+                                std::to_string(c.port(i)) + "/" + c.database() + "?sslmode=disable";
+        for (const auto& info : {url, c.conninfo(i, user, std::string("wrong-secret-42"))}) {
+            try {
+                (void)t::connect(info);
+                ADD_FAILURE() << "a wrong password logged in";
+            } catch (const t::sql_error& e) {
+                const std::string what = e.what();
+                EXPECT_EQ(what.find("wrong-secret-42"), std::string::npos) << what;
+                EXPECT_NE(what.find("28P01"), std::string::npos) << what;
+            }
+        }
     }
 }
 
