@@ -75,7 +75,9 @@ pool_settings config::effective_pool(const database_config& db, const user_confi
 
 std::uint32_t config::effective_workers() const noexcept {
   if (workers != 0) return workers;
-  return std::max(1u, std::thread::hardware_concurrency());
+  // Half the cores: the pooler usually shares its host with PostgreSQL (or the application),
+  // and on a 2-core host one event loop beat two in throughput and p99 (BENCHMARKS.md).
+  return std::max(1u, std::thread::hardware_concurrency() / 2);
 }
 
 bool config::is_admin_user(std::string_view user) const noexcept {

@@ -180,7 +180,7 @@ struct config {
   // --- listening -----------------------------------------------------------
   std::vector<listen_endpoint> listen{listen_endpoint{}};
   std::uint32_t listen_backlog = 4096;
-  std::uint32_t workers = 0;        // event-loop threads; 0 = one per CPU core
+  std::uint32_t workers = 0;        // event-loop threads; 0 = half the CPU cores, at least one
 
   // --- pooling -------------------------------------------------------------
   conf::pool_mode pool_mode = conf::pool_mode::session;

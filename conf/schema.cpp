@@ -23,7 +23,7 @@ namespace {
 const setting<config> root_keys[] = {
     {"listen", std::monostate{}, any_value, "", ""},
     {"listen_backlog", &config::listen_backlog, {1, 65535}, "Backlog passed to listen(2) for every listening socket."},
-    {"workers", &config::workers, {0, 1024}, "Event-loop threads; 0 = one per CPU core. Pools and limits are shared by all of them."},
+    {"workers", &config::workers, {0, 1024}, "Event-loop threads; 0 = half the CPU cores, at least one (set the core count on a host of its own). Pools and limits are shared by all of them."},
     {"pool_mode", &config::pool_mode, any_value,
      "\"session\": a client keeps its server connection until it leaves (works with every client). "
      "\"transaction\": the server connection returns to the pool after each transaction."},

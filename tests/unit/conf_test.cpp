@@ -1,4 +1,5 @@
 // Unit tests of conf/: defaults, example configs, value parsing, override resolution, reload restrictions, check output.
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -6,6 +7,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -52,7 +54,11 @@ TEST(conf_defaults, match_pgbouncer_where_documented) {
   EXPECT_EQ(c->listen[0].host, "127.0.0.1");
   EXPECT_EQ(c->listen[0].port, 6432);
   EXPECT_EQ(c->workers, 0u);
-  EXPECT_GE(c->effective_workers(), 1u);
+  // Automatic: half the cores, at least one; an explicit count is taken as it is.
+  EXPECT_EQ(c->effective_workers(), std::max(1u, std::thread::hardware_concurrency() / 2));
+  auto three = *c;
+  three.workers = 3;
+  EXPECT_EQ(three.effective_workers(), 3u);
   EXPECT_EQ(c->pool_mode, conf::pool_mode::session);
   EXPECT_EQ(c->default_pool_size, 20u);
   EXPECT_EQ(c->min_pool_size, 0u);
