@@ -66,19 +66,11 @@ class metrics {
   void client_enters(client_state s, std::int64_t n = 1) noexcept {
     local().clients[static_cast<std::size_t>(s)].fetch_add(n, std::memory_order_relaxed);
   }
-  void client_moves(client_state from, client_state to) noexcept {
-    auto& l = local();
-    l.clients[static_cast<std::size_t>(from)].fetch_sub(1, std::memory_order_relaxed);
-    l.clients[static_cast<std::size_t>(to)].fetch_add(1, std::memory_order_relaxed);
-  }
+  void client_moves(client_state from, client_state to) noexcept { move_one(local().clients, from, to); }
   void server_enters(server_state s, std::int64_t n = 1) noexcept {
     local().servers[static_cast<std::size_t>(s)].fetch_add(n, std::memory_order_relaxed);
   }
-  void server_moves(server_state from, server_state to) noexcept {
-    auto& l = local();
-    l.servers[static_cast<std::size_t>(from)].fetch_sub(1, std::memory_order_relaxed);
-    l.servers[static_cast<std::size_t>(to)].fetch_add(1, std::memory_order_relaxed);
-  }
+  void server_moves(server_state from, server_state to) noexcept { move_one(local().servers, from, to); }
 
   std::int64_t total(counter c) const noexcept;
   std::int64_t clients_in(client_state s) const noexcept;
@@ -92,6 +84,12 @@ class metrics {
     std::array<std::atomic<std::int64_t>, server_state_count> servers{};
   };
   shard& local() noexcept;
+  // One connection leaves state `from` for state `to` (gauges by state).
+  template <class Array, class State>
+  static void move_one(Array& gauges, State from, State to) noexcept {
+    gauges[static_cast<std::size_t>(from)].fetch_sub(1, std::memory_order_relaxed);
+    gauges[static_cast<std::size_t>(to)].fetch_add(1, std::memory_order_relaxed);
+  }
 
   std::array<shard, shard_count> shards_{};
 };

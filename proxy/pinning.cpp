@@ -248,22 +248,10 @@ bool obviously_harmless(std::string_view sql) noexcept {
     }
     return true;
   };
+  static constexpr std::string_view risky[] = {"advisory", "set_config", "temp", "hold"};
   for (std::size_t k = j; k < sql.size(); ++k) {
-    switch (sql[k] | 0x20) {
-      case 'a':
-        if (at(k, "advisory")) return false;
-        break;
-      case 's':
-        if (at(k, "set_config")) return false;
-        break;
-      case 't':
-        if (at(k, "temp")) return false;
-        break;
-      case 'h':
-        if (at(k, "hold")) return false;
-        break;
-      default:
-        break;
+    for (const auto word : risky) {
+      if ((sql[k] | 0x20) == word[0] && at(k, word)) return false;
     }
   }
   return true;

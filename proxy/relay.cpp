@@ -343,6 +343,15 @@ bool client_session::try_answer_locally(std::span<const std::uint8_t> data, std:
 }
 
 bool client_session::process_client(std::span<const std::uint8_t> data, std::size_t end) {
+  // What a statement does to the session: pin it, or forget what the server is known to hold.
+  auto apply_effects = [&](const session_effects& fx) {
+    if (fx.pins) pin(fx.reason);
+    if (fx.drops_prepared) server_->statements.clear();
+    if (fx.resets_settings) {
+      server_->applied.clear();
+      server_->synced_settings = 0;
+    }
+  };
   std::size_t off = 0;
   while (off < end && !ending_) {
     const auto r = protocol::next_frame(data.subspan(off, end - off), max_message_size_);
@@ -365,15 +374,8 @@ bool client_session::process_client(std::span<const std::uint8_t> data, std::siz
         rt_.stats().add(counter::queries);
         std::size_t pos = 0;
         const auto sql = wire::read_cstring(body, pos).value_or(std::string_view());
-        const auto fx = classify_session_effects(sql);
-        if (fx.pins) pin(fx.reason);
-        if (fx.drops_prepared) server_->statements.clear();
-        if (fx.resets_settings) {
-          server_->applied.clear();
-          server_->synced_settings = 0;
-        }
-        to_server_.add_input(raw, size);
-        tracker_.push(expect::query);
+        apply_effects(classify_session_effects(sql));
+        forward(expect::query);
         break;
       }
       case 'P': {
@@ -383,13 +385,7 @@ bool client_session::process_client(std::span<const std::uint8_t> data, std::siz
           tracker_.push(expect::parse);
           break;
         }
-        const auto fx = classify_session_effects(p->query);
-        if (fx.pins) pin(fx.reason);
-        if (fx.drops_prepared) server_->statements.clear();
-        if (fx.resets_settings) {
-          server_->applied.clear();
-          server_->synced_settings = 0;
-        }
+        apply_effects(classify_session_effects(p->query));
         if (!rewrite_statements_ || p->name.empty()) {
           to_server_.add_input(raw, size);
           // A named statement the server accepts becomes known to the pool (see try_answer_locally).
