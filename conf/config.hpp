@@ -94,7 +94,7 @@ struct backend_config {
 struct database_config {
   std::string name;                 // client-facing name; "*" is the fallback for any other name
   std::string dbname;               // database on the server; empty only for "*" (= the client's name)
-  std::vector<backend_config> backends;  // never empty after loading; exactly one primary unless roles are automatic
+  std::vector<backend_config> backends;  // exactly one after loading, the primary (replicas are not supported yet)
   // Log in to the server as this user (PgBouncer's forced user) instead of as the client's user.
   std::optional<std::string> user;
   std::optional<std::string> password;   // for `user`; otherwise taken from [users.<user>]
@@ -122,19 +122,22 @@ struct user_config {
   std::optional<std::uint32_t> max_user_connections;  // server connections over all pools; 0 = unlimited
 };
 
-// Who may use the admin console (database "pgsluice" or "pgbouncer").
+// Who may use the admin console (database "pgsluice" or "pgbouncer"). Not supported yet:
+// the loader refuses any value but the default until the console exists.
 struct admin_config {
   std::vector<std::string> admin_users;   // every command
   std::vector<std::string> stats_users;   // read-only SHOW commands
 };
 
+// The Prometheus endpoint. Not supported yet: the loader refuses any value but the default.
 struct metrics_config {
   std::string host = "127.0.0.1";
   std::uint16_t port = 0;           // 0 = no /metrics endpoint
   std::string path = "/metrics";
 };
 
-// TLS settings are read and validated now; the TLS issue wires them in.
+// TLS towards clients and servers. Not supported yet: the loader refuses any value but the
+// default (SSLRequest is answered 'N').
 struct tls_config {
   tls_mode client_tls_mode = tls_mode::disable;
   std::filesystem::path client_tls_cert_file;
@@ -148,7 +151,7 @@ struct tls_config {
 
 struct log_config {
   log_level level = log_level::info;
-  log_format format = log_format::text;
+  log_format format = log_format::text;  // "json" is not supported yet
   bool log_connections = true;
   bool log_disconnections = true;
 };
@@ -198,9 +201,9 @@ struct config {
 
   // --- timeouts (0 = disabled unless noted) --------------------------------
   duration server_connect_timeout = std::chrono::seconds{15};
-  duration server_login_retry = std::chrono::seconds{15};       // wait before retrying after a failed server login
+  duration server_login_retry = std::chrono::seconds{15};       // after a failed login, no min_pool_size opens this long
   duration query_wait_timeout = std::chrono::seconds{120};      // time a client may wait for a server connection
-  duration query_timeout = std::chrono::seconds{0};             // cancel queries running longer than this
+  duration query_timeout = std::chrono::seconds{0};             // cancel queries running longer than this (not supported yet)
   duration client_idle_timeout = std::chrono::seconds{0};
   duration idle_transaction_timeout = std::chrono::seconds{0};
   duration server_idle_timeout = std::chrono::seconds{600};
@@ -228,7 +231,7 @@ struct config {
   std::vector<database_config> databases;
   std::vector<user_config> users;
 
-  // Non-fatal findings (e.g. a TLS mode that is not implemented yet).
+  // Non-fatal findings, shown by `pgsluice check` and logged by `serve`.
   std::vector<config_problem> warnings;
 
   // Exact name, else the "*" fallback, else nullptr.
@@ -259,8 +262,8 @@ class config_error : public std::runtime_error {
   std::vector<config_problem> problems_;
 };
 
-// Loads and validates a TOML file. Relative TLS file paths are resolved against
-// the file's directory. Throws config_error listing every problem found.
+// Loads and validates a TOML file. Throws config_error listing every problem found,
+// keys not supported yet included.
 std::shared_ptr<const config> load_config(const std::filesystem::path& file);
 
 // Same, from text; `name` appears in messages where a file name would.

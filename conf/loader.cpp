@@ -34,7 +34,6 @@ std::shared_ptr<const config> load(context& ctx, std::string_view text, std::fil
   c->source = std::move(source);
   if (!detail::read_document(ctx, text, *c)) throw config_error(std::move(ctx.problems));
   detail::check_cross_references(ctx, *c);
-  detail::check_tls(ctx, c->tls);
 
   if (!ctx.problems.empty()) {
     sort_by_line(ctx.problems);
@@ -50,7 +49,6 @@ std::shared_ptr<const config> load(context& ctx, std::string_view text, std::fil
 std::shared_ptr<const config> load_config(const std::filesystem::path& file) {
   context ctx;
   ctx.file = file.string();
-  ctx.base_dir = file.parent_path();
   std::error_code ec;
   if (std::filesystem::is_directory(file, ec)) {
     ctx.error({}, "", "is a directory, not a config file");
@@ -70,7 +68,6 @@ std::shared_ptr<const config> load_config(const std::filesystem::path& file) {
 std::shared_ptr<const config> load_config_from_string(std::string_view text, std::string_view name) {
   context ctx;
   ctx.file = std::string(name);
-  ctx.base_dir = std::filesystem::current_path();
   return load(ctx, text, {});
 }
 

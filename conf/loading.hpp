@@ -3,7 +3,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <filesystem>
 #include <functional>
 #include <map>
 #include <set>
@@ -22,7 +21,6 @@ struct position {
 
 struct context {
   std::string file;
-  std::filesystem::path base_dir;  // relative file paths in the config are resolved against it
   std::vector<config_problem> problems;
   std::vector<config_problem> warnings;
   std::map<std::string, position, std::less<>> positions;  // dotted key -> where it was written
@@ -57,11 +55,9 @@ struct context {
 bool read_document(context& ctx, std::string_view text, config& c);
 
 // conf/validate.cpp: checks that span several keys.
-// A database's backend list: duplicates, and how many primaries it may have.
-void check_backends(context& ctx, const database_config& db, const std::string& prefix, bool explicit_list);
-// Passwords against auth_type, users that must exist, the metrics endpoint against the listeners.
+// A database's backend list: one server for now.
+void check_backends(context& ctx, const database_config& db, const std::string& prefix);
+// Passwords against auth_type, users that must exist, the keys that need auth_user.
 void check_cross_references(context& ctx, config& c);
-// TLS files must exist; relative names are resolved against ctx.base_dir.
-void check_tls(context& ctx, tls_config& tls);
 
 }  // namespace pgsluice::conf::detail

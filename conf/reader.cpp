@@ -231,18 +231,29 @@ void unknown_key(context& ctx, position p, std::string key, std::string_view nam
   ctx.error(p, std::move(key), std::move(message));
 }
 
-// Reads every key of `table` that the schema maps to a member; reports unknown keys.
-// Keys mapped to monostate are left for the caller.
+// A key not supported yet may only repeat its default, which asks for nothing; any other
+// value would be accepted and ignored.
+template <class Owner, class Member>
+void refuse_unless_default(context& ctx, position p, const std::string& key, const setting<Owner>& s,
+                           const Owner& owner, Member member) {
+  if (!s.missing.empty() && owner.*member != defaults_of<Owner>().*member) {
+    ctx.error(p, key, "not supported yet: " + std::string(s.missing));
+  }
+}
+
+// Reads every key of `table` that the schema maps to a member; reports unknown keys and
+// refuses keys not supported yet. Keys mapped to monostate are left for the caller.
 template <class Owner>
 void read_table(context& ctx, const toml::table& table, std::span<const setting<Owner>> schema, Owner& owner,
                 std::string_view prefix) {
   for (auto&& [k, value_node] : table) {
     const toml::node& node = value_node;  // lambdas cannot capture structured bindings before clang 16
     const std::string key = join_key(prefix, k.str());
-    ctx.positions[key] = at(k.source());
+    const position key_at = at(k.source());
+    ctx.positions[key] = key_at;
     const setting<Owner>* s = find_setting(schema, k.str());
     if (s == nullptr) {
-      unknown_key(ctx, at(k.source()), key, k.str(), keys_of(schema), prefix.empty());
+      unknown_key(ctx, key_at, key, k.str(), keys_of(schema), prefix.empty());
       continue;
     }
     std::visit(
@@ -255,6 +266,7 @@ void read_table(context& ctx, const toml::table& table, std::span<const setting<
             } else {
               if (auto v = read_value<value_type>(ctx, node, key, s->range)) owner.*member = std::move(*v);
             }
+            refuse_unless_default(ctx, key_at, key, *s, owner, member);
           }
         },
         s->member);
@@ -346,7 +358,7 @@ void read_database(context& ctx, std::string_view name, const toml::table& t, co
   } else {
     ctx.error_at(prefix + ".host", "missing; give host (and port) or a backends array");
   }
-  check_backends(ctx, db, prefix, backends != nullptr);
+  check_backends(ctx, db, prefix);
 
   if (db.dbname.empty() && name != "*") db.dbname = db.name;
   if (db.password && !db.user) ctx.error_at(prefix + ".password", "needs user: it is the password of that server login");

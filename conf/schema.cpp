@@ -18,6 +18,16 @@ namespace pgsluice::conf {
 namespace detail {
 namespace {
 
+// --- what is missing, for the keys not supported yet -------------------------
+
+constexpr std::string_view no_query_cancel = "pgsluice does not cancel long-running queries in this version";
+constexpr std::string_view no_tls = "pgsluice has no TLS in this version (it answers SSLRequest with 'N')";
+constexpr std::string_view no_json_logs = "pgsluice writes text logs only in this version";
+constexpr std::string_view no_admin_console = "pgsluice has no admin console in this version";
+constexpr std::string_view no_metrics = "pgsluice has no /metrics endpoint in this version";
+constexpr std::string_view no_replicas =
+    "pgsluice sends every statement to one primary in this version (no replicas, no read/write routing)";
+
 // --- the schema -------------------------------------------------------------
 
 const setting<config> root_keys[] = {
@@ -39,9 +49,12 @@ const setting<config> root_keys[] = {
     {"max_prepared_statements", &config::max_prepared_statements, count_range,
      "Named prepared statements cached per server connection in transaction mode (least recently used are closed); 0 = no tracking."},
     {"server_connect_timeout", &config::server_connect_timeout, up_to_a_day, "Time allowed to connect and log in to a server."},
-    {"server_login_retry", &config::server_login_retry, up_to_a_day, "Wait after a failed server login before trying again."},
+    {"server_login_retry", &config::server_login_retry, up_to_a_day,
+     "After a failed server login, wait this long before opening min_pool_size connections again "
+     "(a client that needs a server still tries at once)."},
     {"query_wait_timeout", &config::query_wait_timeout, up_to_a_week, "Longest a client waits for a server connection; 0 = forever."},
-    {"query_timeout", &config::query_timeout, up_to_a_week, "Cancel queries running longer than this; 0 = never."},
+    {"query_timeout", &config::query_timeout, up_to_a_week, "Cancel queries running longer than this; 0 = never.", {},
+     no_query_cancel},
     {"client_idle_timeout", &config::client_idle_timeout, up_to_a_week, "Close client connections idle this long; 0 = never."},
     {"idle_transaction_timeout", &config::idle_transaction_timeout, up_to_a_week, "Close clients idle inside a transaction this long; 0 = never."},
     {"server_idle_timeout", &config::server_idle_timeout, up_to_a_week, "Close pooled server connections unused this long (above min_pool_size); 0 = never."},
@@ -68,38 +81,41 @@ const setting<listen_endpoint> listen_keys[] = {
 };
 
 const setting<tls_config> tls_keys[] = {
-    {"client_tls_mode", &tls_config::client_tls_mode, any_value, "TLS towards clients (not built yet; validated only)."},
-    {"client_tls_cert_file", &tls_config::client_tls_cert_file, any_value, "Certificate presented to clients."},
-    {"client_tls_key_file", &tls_config::client_tls_key_file, any_value, "Private key of client_tls_cert_file."},
-    {"client_tls_ca_file", &tls_config::client_tls_ca_file, any_value, "CA used to verify client certificates (verify-ca / verify-full)."},
-    {"server_tls_mode", &tls_config::server_tls_mode, any_value, "TLS towards servers, as libpq's sslmode (not built yet; validated only)."},
-    {"server_tls_ca_file", &tls_config::server_tls_ca_file, any_value, "CA used to verify server certificates."},
-    {"server_tls_cert_file", &tls_config::server_tls_cert_file, any_value, "Client certificate presented to servers."},
-    {"server_tls_key_file", &tls_config::server_tls_key_file, any_value, "Private key of server_tls_cert_file."},
+    {"client_tls_mode", &tls_config::client_tls_mode, any_value, "TLS towards clients, as libpq's sslmode.", {}, no_tls},
+    {"client_tls_cert_file", &tls_config::client_tls_cert_file, any_value, "Certificate presented to clients.", {}, no_tls},
+    {"client_tls_key_file", &tls_config::client_tls_key_file, any_value, "Private key of client_tls_cert_file.", {}, no_tls},
+    {"client_tls_ca_file", &tls_config::client_tls_ca_file, any_value, "CA used to verify client certificates (verify-ca / verify-full).", {}, no_tls},
+    {"server_tls_mode", &tls_config::server_tls_mode, any_value, "TLS towards servers, as libpq's sslmode.", {}, no_tls},
+    {"server_tls_ca_file", &tls_config::server_tls_ca_file, any_value, "CA used to verify server certificates.", {}, no_tls},
+    {"server_tls_cert_file", &tls_config::server_tls_cert_file, any_value, "Client certificate presented to servers.", {}, no_tls},
+    {"server_tls_key_file", &tls_config::server_tls_key_file, any_value, "Private key of server_tls_cert_file.", {}, no_tls},
 };
 
 const setting<log_config> log_keys[] = {
     {"level", &log_config::level, any_value, "\"trace\", \"debug\", \"info\", \"warning\", \"error\" or \"off\"."},
-    {"format", &log_config::format, any_value, "\"text\" or \"json\" (one object per line)."},
+    {"format", &log_config::format, any_value, "\"text\" or \"json\" (one object per line).", {}, no_json_logs},
     {"log_connections", &log_config::log_connections, any_value, "Log each client login."},
     {"log_disconnections", &log_config::log_disconnections, any_value, "Log each client logout with its reason."},
 };
 
 const setting<admin_config> admin_keys[] = {
-    {"admin_users", &admin_config::admin_users, any_value, "Users allowed every command on the admin console (database \"pgsluice\" or \"pgbouncer\")."},
-    {"stats_users", &admin_config::stats_users, any_value, "Users allowed the read-only SHOW commands."},
+    {"admin_users", &admin_config::admin_users, any_value,
+     "Users allowed every command on the admin console (database \"pgsluice\" or \"pgbouncer\").", {}, no_admin_console},
+    {"stats_users", &admin_config::stats_users, any_value, "Users allowed the read-only SHOW commands.", {}, no_admin_console},
 };
 
 const setting<metrics_config> metrics_keys[] = {
-    {"host", &metrics_config::host, non_empty, "Address of the Prometheus endpoint."},
-    {"port", &metrics_config::port, {0, 65535}, "Port of the Prometheus endpoint; 0 = off."},
-    {"path", &metrics_config::path, non_empty, "HTTP path of the Prometheus endpoint."},
+    {"host", &metrics_config::host, non_empty, "Address of the Prometheus endpoint.", {}, no_metrics},
+    {"port", &metrics_config::port, {0, 65535}, "Port of the Prometheus endpoint; 0 = off.", {}, no_metrics},
+    {"path", &metrics_config::path, non_empty, "HTTP path of the Prometheus endpoint.", {}, no_metrics},
 };
 
 const setting<database_config> database_keys[] = {
     {"host", std::monostate{}, any_value, "Server host of a single-backend database (shorthand for one primary in backends).", "(required unless backends is given)"},
     {"port", std::monostate{}, any_value, "Server port for host.", "5432"},
-    {"backends", std::monostate{}, any_value, "Array of tables {host, port, role, weight}: the servers behind this database.", "(none)"},
+    {"backends", std::monostate{}, any_value,
+     "Array of tables {host, port, role, weight}: the servers behind this database; only one, the primary, "
+     "is supported yet.", "(none)"},
     {"dbname", &database_config::dbname, non_empty, "Database name on the server.", "(the client-facing name)"},
     {"user", &database_config::user, non_empty, "Log in to the server as this user whoever the client is.", "(the client's user)"},
     {"password", &database_config::password, non_empty, "Password for user (otherwise taken from [users.<user>]).", "(unset)"},
@@ -114,8 +130,9 @@ const setting<database_config> database_keys[] = {
 const setting<backend_config> backend_keys[] = {
     {"host", &backend_config::host, non_empty, "Server host.", "(required)"},
     {"port", &backend_config::port, port_range, "Server port."},
-    {"role", &backend_config::role, any_value, "\"primary\", \"replica\" or \"auto\" (ask the server and follow promotions)."},
-    {"weight", &backend_config::weight, {0, 1000}, "Share of reads among replicas; 0 = never chosen for reads."},
+    {"role", &backend_config::role, any_value,
+     "\"primary\", \"replica\" or \"auto\" (ask the server and follow promotions).", {}, no_replicas},
+    {"weight", &backend_config::weight, {0, 1000}, "Share of reads among replicas; 0 = never chosen for reads.", {}, no_replicas},
 };
 
 const setting<user_config> user_keys[] = {
@@ -138,6 +155,21 @@ constinit const std::span<const setting<metrics_config>> metrics_schema{metrics_
 constinit const std::span<const setting<database_config>> database_schema{database_keys};
 constinit const std::span<const setting<backend_config>> backend_schema{backend_keys};
 constinit const std::span<const setting<user_config>> user_schema{user_keys};
+
+template <class Owner>
+const Owner& defaults_of() noexcept {
+  static const Owner defaults{};
+  return defaults;
+}
+template const config& defaults_of<config>() noexcept;
+template const listen_endpoint& defaults_of<listen_endpoint>() noexcept;
+template const tls_config& defaults_of<tls_config>() noexcept;
+template const log_config& defaults_of<log_config>() noexcept;
+template const admin_config& defaults_of<admin_config>() noexcept;
+template const metrics_config& defaults_of<metrics_config>() noexcept;
+template const database_config& defaults_of<database_config>() noexcept;
+template const backend_config& defaults_of<backend_config>() noexcept;
+template const user_config& defaults_of<user_config>() noexcept;
 
 std::string join_key(std::string_view prefix, std::string_view key) {
   if (prefix.empty()) return std::string(key);
@@ -202,19 +234,19 @@ std::string render_member(const setting<Owner>& s, const Owner& owner) {
 
 template <class Owner>
 void describe(std::vector<setting_doc>& out, std::span<const setting<Owner>> schema, std::string_view prefix) {
-  const Owner defaults{};
+  const Owner& defaults = defaults_of<Owner>();
   for (const auto& s : schema) {
     if (s.description.empty()) continue;  // sections, documented by their own keys
     out.push_back({join_key(prefix, s.key),
                    s.default_text.empty() ? render_member(s, defaults) : std::string(s.default_text),
-                   std::string(s.description)});
+                   std::string(s.description) + (s.missing.empty() ? "" : " (not supported yet; only the default is accepted)")});
   }
 }
 
 template <class Owner>
 void current(std::vector<setting_value>& out, std::span<const setting<Owner>> schema, std::string_view prefix,
              const Owner& now) {
-  const Owner defaults{};
+  const Owner& defaults = defaults_of<Owner>();
   for (const auto& s : schema) {
     if (std::holds_alternative<std::monostate>(s.member)) continue;
     out.push_back({join_key(prefix, s.key), render_member(s, now), render_member(s, defaults)});

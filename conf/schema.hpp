@@ -1,9 +1,10 @@
 // Internal to conf/: the shape of the schema tables (one entry per accepted key) and the tables themselves.
 //
 // Every accepted key is an entry in one of the tables declared below (key, the
-// member it fills, its allowed range, a description); conf/schema.cpp defines
-// them. The reader (conf/reader.cpp) loads through them and describe_settings()
-// / current_settings() render them, so a key is added in one place.
+// member it fills, its allowed range, a description, and what is missing when it
+// is not supported yet); conf/schema.cpp defines them. The reader
+// (conf/reader.cpp) loads through them and describe_settings() /
+// current_settings() render them, so a key is added in one place.
 #pragma once
 
 #include <cstdint>
@@ -45,6 +46,9 @@ struct setting {
   std::string_view description;
   // Shown instead of the member's default in the docs (e.g. "inherits default_pool_size").
   std::string_view default_text = {};
+  // Non-empty: the key is not supported yet, and this says what is missing. The loader then
+  // refuses any value but the default (which asks for nothing) and the docs mark the key.
+  std::string_view missing = {};
 };
 
 inline constexpr bounds any_value{};
@@ -67,6 +71,11 @@ extern const std::span<const setting<metrics_config>> metrics_schema;
 extern const std::span<const setting<database_config>> database_schema;
 extern const std::span<const setting<backend_config>> backend_schema;
 extern const std::span<const setting<user_config>> user_schema;
+
+// A default-constructed Owner: its members are the defaults (the initialisers in config.hpp).
+// Defined in conf/schema.cpp for every Owner of a table above.
+template <class Owner>
+const Owner& defaults_of() noexcept;
 
 template <class T>
 struct is_optional : std::false_type {};

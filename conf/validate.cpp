@@ -1,43 +1,24 @@
-// Checks across keys of a loaded config: backends, passwords against auth_type, referenced users, TLS files.
-#include <cstddef>
-#include <cstdint>
-#include <filesystem>
-#include <set>
+// Checks across keys of a loaded config: backends, passwords against auth_type, referenced users, auth lookups.
 #include <string>
 #include <string_view>
-#include <system_error>
-#include <utility>
-#include <vector>
 
 #include "conf/config.hpp"
 #include "conf/loading.hpp"
 
 namespace pgsluice::conf::detail {
 
-void check_backends(context& ctx, const database_config& db, const std::string& prefix, bool explicit_list) {
-  const std::string key = explicit_list ? prefix + ".backends" : prefix;
-  std::size_t primaries = 0;
-  std::size_t automatic = 0;
-  std::set<std::pair<std::string, std::uint16_t>> seen;
-  for (std::size_t i = 0; i < db.backends.size(); ++i) {
-    const auto& b = db.backends[i];
-    if (b.role == backend_role::primary) ++primaries;
-    if (b.role == backend_role::automatic) ++automatic;
-    if (!b.host.empty() && !seen.emplace(b.host, b.port).second) {
-      ctx.error_at(key + "[" + std::to_string(i) + "]",
-                   "duplicate backend " + b.host + ":" + std::to_string(b.port));
-    }
-  }
-  if (automatic != 0 && automatic != db.backends.size()) {
-    ctx.error_at(key, "role \"auto\" cannot be mixed with \"primary\"/\"replica\"; use it for every backend or none");
-  } else if (primaries > 1) {
-    ctx.error_at(key, "has " + std::to_string(primaries) + " backends with role \"primary\"; at most one is allowed");
-  } else if (primaries == 0 && automatic == 0 && !db.backends.empty()) {
-    ctx.warning_at(key, "no backend has role \"primary\": writes to this database will fail");
+void check_backends(context& ctx, const database_config& db, const std::string& prefix) {
+  // Each backend's role and weight are refused on their own lines when not the default.
+  if (db.backends.size() > 1) {
+    ctx.error_at(prefix + ".backends[1]",
+                 "not supported yet: pgsluice uses one backend per database in this version (no replicas, no "
+                 "read/write routing); list only the primary");
   }
 }
 
 namespace {
+
+constexpr std::string_view no_lookups = "has no effect without auth_user, which turns lookups on";
 
 std::string password_key(const user_config& u, const context& ctx) {
   const std::string table_key = "users." + u.name + ".password";
@@ -92,64 +73,25 @@ void check_cross_references(context& ctx, config& c) {
     if (c.auth_query.find("$1") == std::string::npos) {
       ctx.error_at("auth_query", "must take the user name as parameter $1");
     }
+    if (!c.auth_dbname.empty() && c.find_database(c.auth_dbname) == nullptr) {
+      ctx.error_at("auth_dbname", "database '" + c.auth_dbname + "' is not defined in [databases]");
+    }
+  } else {
+    // Lookups are off without auth_user: the keys that shape them would be accepted and ignored.
+    if (!c.auth_dbname.empty()) ctx.error_at("auth_dbname", std::string(no_lookups));
+    if (c.auth_query != config{}.auth_query) ctx.error_at("auth_query", std::string(no_lookups));
   }
   for (const auto& db : c.databases) {
     const std::string prefix = "databases." + db.name;
     if (db.user && !db.password) {
       check_server_login(ctx, c, prefix + ".user", *db.user, "or set " + prefix + ".password");
     }
-    if (db.auth_user) check_server_login(ctx, c, prefix + ".auth_user", *db.auth_user, "auth_user runs auth_query");
-  }
-
-  // Admin console users authenticate against [users] only: there is no server to ask.
-  const auto check_console_users = [&](const std::vector<std::string>& names, std::string_view list) {
-    for (std::size_t i = 0; i < names.size(); ++i) {
-      if (c.find_user(names[i]) == nullptr && c.auth_type != auth_type::trust) {
-        ctx.error_at("admin." + std::string(list) + "[" + std::to_string(i) + "]",
-                     "user '" + names[i] + "' is not defined in [users]");
-      }
+    if (!db.auth_user) continue;
+    if (lookups) {
+      check_server_login(ctx, c, prefix + ".auth_user", *db.auth_user, "auth_user runs auth_query");
+    } else {
+      ctx.error_at(prefix + ".auth_user", std::string(no_lookups) + " (it only overrides the global auth_user)");
     }
-  };
-  check_console_users(c.admin.admin_users, "admin_users");
-  check_console_users(c.admin.stats_users, "stats_users");
-
-  if (c.metrics.port != 0) {
-    for (const auto& e : c.listen) {
-      if (e.port == c.metrics.port && (e.host == c.metrics.host || e.host == "0.0.0.0" || e.host == "::" ||
-                                       c.metrics.host == "0.0.0.0" || c.metrics.host == "::")) {
-        ctx.error_at("metrics.port", "port " + std::to_string(c.metrics.port) + " is also a listen port");
-      }
-    }
-    if (!c.metrics.path.starts_with('/')) ctx.error_at("metrics.path", "must start with '/'");
-  }
-}
-
-// TLS files must exist; relative names are relative to the config file.
-void check_tls(context& ctx, tls_config& tls) {
-  const auto resolve = [&](std::filesystem::path& file, std::string_view name, bool required, std::string_view why) {
-    const std::string key = "tls." + std::string(name);
-    if (file.empty()) {
-      if (required) ctx.error_at(key, "missing; " + std::string(why));
-      return;
-    }
-    if (file.is_relative()) file = ctx.base_dir / file;
-    std::error_code ec;
-    if (!std::filesystem::is_regular_file(file, ec)) ctx.error_at(key, "file not found: " + file.string());
-  };
-  const bool client_on = tls.client_tls_mode != tls_mode::disable;
-  const bool client_verify = tls.client_tls_mode == tls_mode::verify_ca || tls.client_tls_mode == tls_mode::verify_full;
-  resolve(tls.client_tls_cert_file, "client_tls_cert_file", client_on, "client_tls_mode needs a certificate");
-  resolve(tls.client_tls_key_file, "client_tls_key_file", client_on, "client_tls_mode needs a private key");
-  resolve(tls.client_tls_ca_file, "client_tls_ca_file", client_verify, "verifying client certificates needs a CA");
-  const bool server_verify = tls.server_tls_mode == tls_mode::verify_ca || tls.server_tls_mode == tls_mode::verify_full;
-  resolve(tls.server_tls_ca_file, "server_tls_ca_file", server_verify, "verifying server certificates needs a CA");
-  resolve(tls.server_tls_cert_file, "server_tls_cert_file", !tls.server_tls_key_file.empty(),
-          "server_tls_key_file is set");
-  resolve(tls.server_tls_key_file, "server_tls_key_file", !tls.server_tls_cert_file.empty(),
-          "server_tls_cert_file is set");
-  if (client_on) ctx.warning_at("tls.client_tls_mode", "TLS is not built yet: this setting is validated but has no effect");
-  if (tls.server_tls_mode != tls_mode::disable) {
-    ctx.warning_at("tls.server_tls_mode", "TLS is not built yet: this setting is validated but has no effect");
   }
 }
 

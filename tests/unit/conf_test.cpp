@@ -1,7 +1,6 @@
 // Unit tests of conf/: defaults, example configs, value parsing, override resolution, reload restrictions, check output.
 #include <algorithm>
 #include <chrono>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -118,7 +117,7 @@ TEST(conf_examples, every_example_loads_without_warnings) {
       ADD_FAILURE() << entry.path() << ":\n" << e.what();
     }
   }
-  EXPECT_GE(count, 3u);
+  EXPECT_GE(count, 2u);
 }
 
 TEST(conf_examples, reference_example_sets_every_global_to_its_default) {
@@ -138,23 +137,6 @@ TEST(conf_examples, reference_example_mentions_every_key) {
   }
 }
 
-TEST(conf_examples, primary_replicas_has_roles_and_weights) {
-  const auto c = conf::load_config(examples_dir / "primary-replicas.toml");
-  ASSERT_EQ(c->listen.size(), 2u);
-  EXPECT_EQ(c->listen[1].host, "::1");
-  const auto* app = c->find_database("app");
-  ASSERT_NE(app, nullptr);
-  ASSERT_EQ(app->backends.size(), 3u);
-  EXPECT_EQ(app->primary()->host, "10.0.0.10");
-  EXPECT_EQ(app->backends[1].role, conf::backend_role::replica);
-  EXPECT_EQ(app->backends[1].weight, 2u);
-  const auto* automatic = c->find_database("app_auto");
-  ASSERT_NE(automatic, nullptr);
-  EXPECT_EQ(automatic->dbname, "app");
-  EXPECT_EQ(automatic->primary(), nullptr);
-  for (const auto& b : automatic->backends) EXPECT_EQ(b.role, conf::backend_role::automatic);
-}
-
 TEST(conf_examples, transaction_pooling_resolves_overrides) {
   const auto c = conf::load_config(examples_dir / "transaction-pooling.toml");
   const auto* shop = c->find_database("shop");
@@ -164,11 +146,6 @@ TEST(conf_examples, transaction_pooling_resolves_overrides) {
   EXPECT_EQ(c->effective_pool_mode(*shop, c->find_user("shop")), conf::pool_mode::transaction);
   EXPECT_EQ(c->effective_pool_mode(*shop, batch), conf::pool_mode::session);
   EXPECT_EQ(c->effective_pool(*shop, batch).pool_size, 4u);
-  EXPECT_TRUE(c->is_admin_user("ops"));
-  EXPECT_TRUE(c->is_stats_user("ops"));
-  EXPECT_TRUE(c->is_stats_user("monitoring"));
-  EXPECT_FALSE(c->is_admin_user("monitoring"));
-  EXPECT_FALSE(c->is_stats_user("shop"));
 }
 
 // --- durations and sizes --------------------------------------------------------------
@@ -396,21 +373,73 @@ TEST(conf_errors, missing_file_and_directory) {
   EXPECT_THROW(conf::load_config(examples_dir), conf::config_error);
 }
 
-TEST(conf_errors, tls_paths_resolve_against_the_config_file) {
-  std::string pattern = (fs::temp_directory_path() / "pgsluice_conf_XXXXXX").string();
-  ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
-  const fs::path tmp = pattern;
-  {
-    std::ofstream(tmp / "server.crt") << "x";
-    std::ofstream(tmp / "server.key") << "x";
-    std::ofstream(tmp / "tls.toml") << with("", "[tls]\nclient_tls_mode = \"require\"\nclient_tls_cert_file = "
-                                                "\"server.crt\"\nclient_tls_key_file = \"server.key\"\n");
+// --- keys not supported yet ----------------------------------------------------------
+
+// Written at their defaults they ask for nothing, so they load (a generated or copied
+// reference config keeps working).
+TEST(conf_unsupported, defaults_written_out_are_accepted) {
+  const auto c = load_config_from_string(with("query_timeout = 0",
+                                              "[log]\nformat = \"text\"\n"
+                                              "[admin]\nadmin_users = []\nstats_users = []\n"
+                                              "[metrics]\nhost = \"127.0.0.1\"\nport = 0\npath = \"/metrics\"\n"
+                                              "[tls]\nclient_tls_mode = \"disable\"\nserver_tls_mode = \"disable\"\n"
+                                              "client_tls_cert_file = \"\"\n"
+                                              "[databases.one]\nbackends = [{ host = \"h\", role = \"primary\", weight = 1 }]\n"),
+                                         "t.toml");
+  EXPECT_TRUE(c->warnings.empty());
+  const auto* one = c->find_database("one");
+  ASSERT_NE(one, nullptr);
+  ASSERT_EQ(one->backends.size(), 1u);
+  EXPECT_EQ(one->primary(), &one->backends[0]);
+}
+
+// Anything else is refused, every key on its own line, all in one run; nothing is
+// accepted and ignored.
+TEST(conf_unsupported, other_values_are_refused_naming_key_and_line) {
+  const std::string text = R"(query_timeout = "30s"
+[log]
+format = "json"
+[admin]
+admin_users = ["app"]
+[metrics]
+port = 9127
+[tls]
+client_tls_mode = "require"
+[users]
+app = "x"
+[databases.app]
+host = "h"
+[databases.rw]
+backends = [{ host = "p" }, { host = "r", role = "replica", weight = 2 }]
+)";
+  try {
+    load_config_from_string(text, "u.toml");
+    FAIL() << "loaded";
+  } catch (const conf::config_error& e) {
+    const auto& p = e.problems();
+    ASSERT_EQ(p.size(), 8u) << e.what();
+    const std::pair<std::uint32_t, std::string> want[] = {
+        {1, "query_timeout"},          {3, "log.format"},
+        {5, "admin.admin_users"},      {7, "metrics.port"},
+        {9, "tls.client_tls_mode"},    {15, "databases.rw.backends[1].role"},
+        {15, "databases.rw.backends[1].weight"}, {15, "databases.rw.backends[1]"}};
+    for (std::size_t i = 0; i < p.size(); ++i) {
+      EXPECT_EQ(p[i].line, want[i].first) << p[i].to_string();
+      EXPECT_EQ(p[i].key, want[i].second) << p[i].to_string();
+      EXPECT_TRUE(p[i].message.starts_with("not supported yet: ")) << p[i].to_string();
+    }
+    EXPECT_EQ(p[3].to_string(), "u.toml:7: key 'metrics.port': not supported yet: pgsluice has no /metrics endpoint in this version");
   }
-  const auto c = conf::load_config(tmp / "tls.toml");
-  EXPECT_EQ(c->tls.client_tls_cert_file, tmp / "server.crt");
-  ASSERT_EQ(c->warnings.size(), 1u);  // TLS is validated but not built yet
-  EXPECT_EQ(c->warnings[0].key, "tls.client_tls_mode");
-  fs::remove_all(tmp);
+}
+
+TEST(conf_unsupported, docs_mark_them) {
+  for (const auto& d : conf::describe_settings()) {
+    const bool marked = d.description.find("(not supported yet") != std::string::npos;
+    const bool unsupported = d.key == "query_timeout" || d.key == "log.format" || d.key.starts_with("admin.") ||
+                             d.key.starts_with("metrics.") || d.key.starts_with("tls.") ||
+                             d.key == "databases.<name>.backends[].role" || d.key == "databases.<name>.backends[].weight";
+    EXPECT_EQ(marked, unsupported) << d.key << ": " << d.description;
+  }
 }
 
 // --- reload ------------------------------------------------------------------------------
@@ -434,7 +463,7 @@ TEST(conf_reload, restrictions_name_settings_that_need_a_restart) {
 TEST(conf_check, ok_and_failure_output) {
   std::ostringstream out, err;
   EXPECT_EQ(conf::run_check(examples_dir / "transaction-pooling.toml", out, err), 0);
-  EXPECT_EQ(out.str(), "config OK: 3 databases, 5 users\n");
+  EXPECT_EQ(out.str(), "config OK: 3 databases, 3 users\n");
   EXPECT_EQ(err.str(), "");
 
   std::ostringstream out2, err2;
