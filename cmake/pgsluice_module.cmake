@@ -1,10 +1,7 @@
 # Helpers to declare one library per folder from the .cpp files it holds.
 function(pgsluice_module target)
-  cmake_parse_arguments(ARG "" "" "EXCLUDE;LINK" ${ARGN})
+  cmake_parse_arguments(ARG "" "" "LINK" ${ARGN})
   file(GLOB sources CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/*.cpp)
-  foreach(ex IN LISTS ARG_EXCLUDE)
-    list(FILTER sources EXCLUDE REGEX "/${ex}$")
-  endforeach()
   if(sources)
     add_library(${target} STATIC ${sources})
     target_include_directories(${target} PUBLIC ${PROJECT_SOURCE_DIR})

@@ -6,6 +6,13 @@
 
 namespace pgsluice::conf {
 
+// Its line in `pgsluice --help`, and the first line of `pgsluice check --help`.
+inline constexpr const char* check_summary = "Validate a config file; every problem is reported with its key and line";
+
+// Runs `pgsluice check ARGS...` (argv[0] is "check"): -c/--config FILE runs run_check on it,
+// --defaults runs print_defaults. Returns the process exit code (2 for a usage error).
+int check_main(int argc, char** argv);
+
 // Loads `file`; on success prints "config OK: N databases, M users" (plus any
 // warnings) to `out` and returns 0; otherwise prints every problem, one per
 // line as FILE:LINE: key 'KEY': MESSAGE, to `err` and returns 1.

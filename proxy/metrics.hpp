@@ -1,8 +1,8 @@
 // Process-wide counters and gauges, updated by the state setters of sessions, server connections and pools.
 //
-// Plain atomics so any worker thread can update them without a lock; the admin console and the
-// /metrics endpoint (a later issue) only read them. Gauges per state are kept in step by
-// client_session::set_state and server_connection::set_state (DESIGN.md convention 6).
+// Plain atomics so any worker thread can update them without a lock; readers (today the shutdown
+// log's totals) only load them. Gauges per state are kept in step by the state changes of client
+// sessions and server connections (DESIGN.md convention 6).
 #pragma once
 
 #include <array>
@@ -22,7 +22,6 @@ enum class client_state : std::uint8_t {
   closed,
 };
 inline constexpr std::size_t client_state_count = 6;
-const char* to_string(client_state s) noexcept;
 
 // States of a server connection (PgBouncer's sv_* lists).
 enum class server_state : std::uint8_t {
@@ -33,7 +32,6 @@ enum class server_state : std::uint8_t {
   closed,
 };
 inline constexpr std::size_t server_state_count = 5;
-const char* to_string(server_state s) noexcept;
 
 // Event counters (monotonic).
 enum class counter : std::uint8_t {
@@ -73,8 +71,6 @@ class metrics {
   void server_moves(server_state from, server_state to) noexcept { move_one(local().servers, from, to); }
 
   std::int64_t total(counter c) const noexcept;
-  std::int64_t clients_in(client_state s) const noexcept;
-  std::int64_t servers_in(server_state s) const noexcept;
 
  private:
   static constexpr std::size_t shard_count = 65;

@@ -47,7 +47,8 @@ class worker {
   runtime& rt() noexcept { return rt_; }
 
   void start();
-  // Lets the event loop return (after the sessions are gone) and joins the thread.
+  // Stops the event loop (serve calls it once the sessions are gone or the shutdown timed out);
+  // join() then waits for the thread.
   void stop();
   void join();
 
@@ -114,7 +115,6 @@ class runtime {
   const std::filesystem::path& config_file() const noexcept { return config_file_; }
 
   std::vector<std::unique_ptr<worker>>& workers() noexcept { return workers_; }
-  worker& worker_at(unsigned i) noexcept { return *workers_[i]; }
 
   // The pool of (client-facing database, user), created on first use with the current config.
   // `auth_secret` is the secret fetched by auth_query for users not in the config.

@@ -1,76 +1,7 @@
-// Session-ending rules and server-return decisions (see session_rules.hpp); also the state names of metrics.hpp.
+// Session-ending rules: the end reasons, and whether a server connection is reused, reset or closed.
 #include "proxy/session_rules.hpp"
 
-#include "proxy/metrics.hpp"
-
 namespace pgsluice::proxy {
-
-const char* to_string(client_state s) noexcept {
-  switch (s) {
-    case client_state::login: return "login";
-    case client_state::idle: return "idle";
-    case client_state::waiting: return "waiting";
-    case client_state::active: return "active";
-    case client_state::closing: return "closing";
-    case client_state::closed: return "closed";
-  }
-  return "?";
-}
-
-const char* to_string(server_state s) noexcept {
-  switch (s) {
-    case server_state::connecting: return "connecting";
-    case server_state::idle: return "idle";
-    case server_state::active: return "active";
-    case server_state::resetting: return "resetting";
-    case server_state::closed: return "closed";
-  }
-  return "?";
-}
-
-const char* to_string(counter c) noexcept {
-  switch (c) {
-    case counter::clients_accepted: return "clients_accepted";
-    case counter::clients_refused: return "clients_refused";
-    case counter::logins_failed: return "logins_failed";
-    case counter::servers_opened: return "servers_opened";
-    case counter::server_login_failures: return "server_login_failures";
-    case counter::transactions: return "transactions";
-    case counter::queries: return "queries";
-    case counter::wait_timeouts: return "wait_timeouts";
-    case counter::cancels_forwarded: return "cancels_forwarded";
-    case counter::statements_prepared: return "statements_prepared";
-    case counter::pinned_sessions: return "pinned_sessions";
-    case counter::server_moves: return "server_moves";
-  }
-  return "?";
-}
-
-namespace {
-thread_local unsigned metrics_shard = 0;
-}  // namespace
-
-void metrics::set_thread_shard(unsigned index) noexcept { metrics_shard = index + 1; }
-
-metrics::shard& metrics::local() noexcept { return shards_[metrics_shard % shard_count]; }
-
-std::int64_t metrics::total(counter c) const noexcept {
-  std::int64_t n = 0;
-  for (const auto& s : shards_) n += s.counters[static_cast<std::size_t>(c)].load(std::memory_order_relaxed);
-  return n;
-}
-
-std::int64_t metrics::clients_in(client_state st) const noexcept {
-  std::int64_t n = 0;
-  for (const auto& s : shards_) n += s.clients[static_cast<std::size_t>(st)].load(std::memory_order_relaxed);
-  return n;
-}
-
-std::int64_t metrics::servers_in(server_state st) const noexcept {
-  std::int64_t n = 0;
-  for (const auto& s : shards_) n += s.servers[static_cast<std::size_t>(st)].load(std::memory_order_relaxed);
-  return n;
-}
 
 const char* to_string(end_reason r) noexcept {
   switch (r) {
@@ -100,15 +31,6 @@ bool is_server_side(end_reason r) noexcept {
     case end_reason::server_fatal: return true;
     default: return false;
   }
-}
-
-const char* to_string(server_disposition d) noexcept {
-  switch (d) {
-    case server_disposition::reuse: return "reuse";
-    case server_disposition::reset: return "reset";
-    case server_disposition::close: return "close";
-  }
-  return "?";
 }
 
 server_disposition decide_server_disposition(end_reason reason, const server_condition& c) noexcept {

@@ -48,8 +48,6 @@ enum class server_disposition : std::uint8_t {
   close,                  // close it
 };
 
-const char* to_string(server_disposition d) noexcept;
-
 server_disposition decide_server_disposition(end_reason reason, const server_condition& c) noexcept;
 
 // Whether a transaction-mode server may leave its client now: ReadyForQuery 'I', nothing

@@ -9,5 +9,5 @@ cd "$root"
 bash scripts/install.sh
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 ninja -C build -j"$(nproc)" pgsluice
-./build/proxy/pgsluice --help
-exec ./build/proxy/pgsluice bench quick "$@"
+./build/app/pgsluice --help
+exec ./build/app/pgsluice bench quick "$@"
