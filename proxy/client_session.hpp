@@ -1,15 +1,22 @@
 // Internal to proxy/: one client connection — startup, authentication, then the relay to pooled server connections.
 //
 // A session is two coroutines on its worker's thread:
-//  - the client pump reads the client, frames its messages, attaches a server from the pool
-//    when a message needs one, rewrites what transaction pooling requires (named prepared
-//    statements, session settings) and writes each batch to the server in one gather write;
+//  - the client pump reads the client, frames each batch once, takes a server from the
+//    cluster's chosen backend pool when a message needs one, rewrites what transaction pooling
+//    requires (named prepared statements, session settings, the unnamed statement) and writes
+//    the batch to the server in one gather write;
 //  - the server pump reads the attached server, matches replies to requests
 //    (response_tracker), swallows replies to the proxy's own messages, inserts synthesized ones,
-//    writes each batch to the client in one write, and in transaction mode hands the server
-//    back to the pool at ReadyForQuery 'I' when nothing is outstanding.
-// Everything ends in end(reason): the reason (client side or server side) decides whether the
-// server connection returns to the pool (session_rules.hpp).
+//    writes each batch to the client, and in transaction mode hands the server back to the pool
+//    at ReadyForQuery 'I' when nothing is outstanding.
+// What both pumps share about the session's progress is one relay_machine (relay_machine.hpp):
+// its state, the framing sub-states of both directions, pinning. Everything written to the
+// client socket goes through write_client_now() / flush_client(). Everything ends in
+// end(reason): the reason (client side or server side) decides whether the server connection
+// returns to the pool (session_rules.hpp).
+//
+// Files: client_session.cpp (lifecycle, timeouts, ending, the client writer), client_login.cpp
+// (startup, authentication, cancel requests), relay.cpp (the two pumps).
 #pragma once
 
 #include <chrono>
@@ -29,6 +36,7 @@
 #include "proxy/pipeline.hpp"
 #include "proxy/pool.hpp"
 #include "proxy/prepared.hpp"
+#include "proxy/relay_machine.hpp"
 #include "proxy/server_connection.hpp"
 #include "proxy/session_rules.hpp"
 
@@ -37,8 +45,11 @@ namespace pgsluice::proxy {
 class worker;
 class runtime;
 class pool;
+class cluster;
 
-class client_session : public std::enable_shared_from_this<client_session>, private response_tracker::hooks {
+class client_session : public std::enable_shared_from_this<client_session>,
+                       private response_tracker::hooks,
+                       private relay_machine::observer {
  public:
   using clock = std::chrono::steady_clock;
 
@@ -51,7 +62,7 @@ class client_session : public std::enable_shared_from_this<client_session>, priv
   void start();
 
   const std::string& name() const noexcept { return name_; }  // "c42", in every log line
-  client_state state() const noexcept { return state_; }
+  client_state state() const noexcept { return gauge_of(machine_.state()); }
 
   // Called by the worker's janitor (same thread): login, idle and idle-in-transaction timeouts,
   // and closing idle sessions during shutdown.
@@ -73,8 +84,11 @@ class client_session : public std::enable_shared_from_this<client_session>, priv
   bool listed_ = false;
 
  private:
-  // --- login (client_login.cpp) ---
+  // --- lifecycle (client_session.cpp) ---
   awaitable<void> run();
+  void state_changed(relay_state from, relay_state to) noexcept override;
+
+  // --- login (client_login.cpp) ---
   awaitable<bool> login();
   awaitable<bool> authenticate(const conf::config& cfg, const conf::user_config* user,
                                const std::optional<std::string>& fetched_secret);
@@ -90,53 +104,73 @@ class client_session : public std::enable_shared_from_this<client_session>, priv
   };
   awaitable<std::optional<login_message>> read_login_message(bool startup);
   awaitable<bool> send_bytes(const std::vector<std::uint8_t>& bytes);
-  awaitable<void> send_fatal(std::string_view sqlstate, std::string_view message, std::string_view detail = {});
 
   // --- relay (relay.cpp) ---
+  // One complete client message of the batch being processed: framed once, read by every pass.
+  struct client_frame {
+    char tag;
+    std::uint32_t offset;  // of the tag byte in the batch
+    std::uint32_t size;    // tag + length word + body
+  };
   awaitable<void> client_pump();
   awaitable<void> server_pump();
-  // Takes a server from the pool (waiting up to query_wait_timeout). `for_login`: only to learn
-  // the server's parameters, no settings are applied.
+  // Takes a server from the pool the cluster chooses (waiting up to query_wait_timeout).
+  // `for_login`: only to learn the server's parameters; settings are applied once login is done.
   awaitable<bool> attach_server(bool for_login = false);
   // The common case without a coroutine: an idle server is there for the taking.
   bool attach_now();
+  // The pool of the backend the next transaction (or the session) goes to; false (session
+  // ended with an error) when the cluster has none to offer.
+  bool choose_pool();
   void on_attached(std::shared_ptr<server_connection> s, bool for_login);
-  // Processes the complete client messages in `data` (up to `end`); returns false when the
-  // session must end (reason already set).
-  bool process_client(std::span<const std::uint8_t> data, std::size_t end);
-  // Answers, without a server, a batch made only of Parse of statements this pool already
+  // Brings the attached server's session settings in line with what this client was told and
+  // asked for (`restore`: after the client reset them, back to its startup values), as an
+  // internal query in the batch being built.
+  void sync_settings(bool restore);
+  // Processes the framed client messages; false when the session must end (reason set).
+  bool process_client(std::span<const std::uint8_t> data);
+  // Answers, without a server, a batch made only of Parse of statements this cluster already
   // accepted, Close of statements, Flush and Sync (libpq's PQprepare between transactions):
   // taking a server for it could block a client that prepares synchronously while others
   // it waits for hold every server. Returns false (nothing done) for any other batch.
-  bool try_answer_locally(std::span<const std::uint8_t> data, std::size_t end);
+  bool try_answer_locally(std::span<const std::uint8_t> data);
   // Prepares `stmt` on the attached server if it lacks it (injected Parse, reply swallowed).
   void ensure_prepared(const statement_ptr& stmt);
   // Sends the statement's Parse (after Closes of statements it evicts) and records `parse_entry`.
   void send_parse(const statement_ptr& stmt, expectation parse_entry);
+  // Transaction mode: the unnamed statement a Bind/Describe refers to is this client's own on
+  // whatever server runs it, as on a direct connection where it lives until the next Parse of
+  // the unnamed statement or the next simple Query.
+  void ensure_unnamed();
   std::size_t process_server(std::span<const std::uint8_t> data);
+  // An ErrorResponse for the client: the server's, with the client's statement names where
+  // the server quoted the proxy's internal ones.
+  void forward_error(const std::uint8_t* raw, std::size_t size, std::span<const std::uint8_t> body);
   bool releasable() const noexcept;
   void release_server();
   void pin(std::string_view why);
-  // Sends `g` to the client without waiting when the socket takes it all (the common case):
-  // 1 done (or queued behind a write under way), -1 failed, 0 the rest was copied to
-  // client_flushing_ and flush_client() must be awaited.
+  // The one way to the client socket. Sends `g` without waiting when the socket takes it all
+  // (the common case): 1 done (or queued behind a write under way), -1 failed, 0 the rest was
+  // copied to client_flushing_ and flush_client() must be awaited.
   int write_client_now(gather_list& g);
   awaitable<bool> flush_client();
+  // write_client_now, then flush_client when needed; ends the session on failure.
+  awaitable<bool> write_client(gather_list& g);
   awaitable<void> wait_signal();
   void signal() noexcept;
   void finish_internal_query();
+  void update_settings_hash();
 
   // response_tracker::hooks
   void emit(std::span<const std::uint8_t> message) override;
   void rollback(const expectation& e) override;
   void completed(const expectation& e) override;
 
-  // --- ending ---
+  // --- ending (client_session.cpp) ---
   void end(end_reason r) noexcept;
   void fail(end_reason r, std::string_view sqlstate, std::string_view message, std::string_view severity = "FATAL");
   void fail_with(end_reason r, const server_error& e);
   awaitable<void> finish();
-  void set_state(client_state s) noexcept;
   void set_cancel_target(const server_connection* s);
 
   worker& worker_;
@@ -144,48 +178,48 @@ class client_session : public std::enable_shared_from_this<client_session>, priv
   std::uint64_t id_;
   std::string name_;
   tcp::socket socket_;
-  client_state state_ = client_state::login;
+  relay_machine machine_{this};
 
   // Login results.
   std::shared_ptr<const conf::config> cfg_;
   client_startup startup_;
-  std::shared_ptr<pool> pool_;
-  bool counted_ = false;  // counted in runtime::client_count
+  std::shared_ptr<cluster> cluster_;
+  std::shared_ptr<pool> pool_;  // the chosen backend's pool (the attached server's, when one is)
+  bool counted_ = false;        // counted in runtime::client_count
   std::optional<protocol::scram_client_keys> scram_keys_;
   std::int32_t cancel_pid_ = 0;
   std::int32_t cancel_secret_ = 0;
   clock::time_point login_deadline_{};
   clock::time_point last_activity_ = clock::now();
 
-  // Relay state.
+  // Relay.
   bool transaction_mode_ = false;
   bool rewrite_statements_ = false;  // transaction mode with max_prepared_statements > 0
   std::size_t max_message_size_ = 0;
   parameter_set view_;               // ParameterStatus values the client has been told
   std::size_t settings_hash_ = 1;    // of view_'s tracked parameters and startup_.settings
-  void update_settings_hash();
+  // What the attached server still needs of the client's settings before its next statement.
+  enum class settings_due : std::uint8_t {
+    none,
+    sync,     // a server kept from login: the client's settings go with its first query
+    restore,  // the client reset its session (DISCARD ALL, RESET ALL): its startup values again
+  };
+  settings_due settings_due_ = settings_due::none;
   client_statements statements_;
   std::vector<std::pair<std::string, statement_ptr>> deferred_parses_;  // session mode, before a server is attached
+  std::vector<std::uint8_t> unnamed_parse_;  // transaction mode: the client's last Parse of the unnamed statement
+  bool has_unnamed_ = false;
   std::shared_ptr<server_connection> server_;
   response_tracker tracker_;
-  bool pinned_ = false;
-  bool skip_until_sync_ = false;
-  bool terminate_seen_ = false;     // after a synthesized error, as PostgreSQL skips to Sync
-  bool internal_failed_ = false;
-  std::optional<server_error> internal_error_;
-  std::vector<std::string> internal_set_names_;
+  std::optional<server_error> internal_error_;  // the proxy's own query on the server failed
+  std::vector<client_frame> frames_;
   byte_buffer cbuf_;
   byte_buffer sbuf_;
   gather_list to_server_;
   gather_list to_client_;
   gather_list* emit_target_ = nullptr;  // where emit() appends: the server pump's batch or the client pump's
   gather_list client_emit_;
-  std::size_t client_stream_left_ = 0;  // rest of a large CopyData being streamed to the server
-  std::size_t server_stream_left_ = 0;  // rest of a large server message being streamed
-  bool server_stream_forward_ = true;
-  bool server_writing_ = false;
-  bool release_pending_ = false;
-  bool client_writing_ = false;
+  bool client_writing_ = false;         // a write to the client is under way (flush_client)
   std::vector<std::uint8_t> client_pending_;
   std::vector<std::uint8_t> client_flushing_;
   std::vector<std::uint8_t> server_tail_;  // what the server's socket did not take at once
@@ -193,12 +227,7 @@ class client_session : public std::enable_shared_from_this<client_session>, priv
   asio::steady_timer done_signal_;
   bool server_pump_running_ = false;
 
-  wait_handle wait_;                 // interrupts a wait for a server when the session ends
-  bool server_fatal_ = false;        // the server sent FATAL: its close needs no second message
-
-  // Ending.
-  bool ending_ = false;
-  end_reason reason_ = end_reason::client_closed;
+  wait_handle wait_;  // interrupts a wait for a server when the session ends
   std::vector<std::uint8_t> final_message_;
 
   std::mutex cancel_mu_;

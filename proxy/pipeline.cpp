@@ -1,7 +1,7 @@
 // Matching server replies to client requests, with injected, swallowed and synthesized replies (see pipeline.hpp).
 #include "proxy/pipeline.hpp"
 
-#include "proxy/wire.hpp"
+#include "protocol/fields.hpp"
 
 namespace pgsluice::proxy {
 
@@ -77,8 +77,8 @@ void response_tracker::emit_ready(hooks& h) {
   while (count_ > 0 && is_synthetic(ring_[head_].kind)) {
     auto& e = ring_[head_];
     switch (e.kind) {
-      case expect::parse_synthetic: h.emit(wire::parse_complete_msg); break;
-      case expect::close_synthetic: h.emit(wire::close_complete_msg); break;
+      case expect::parse_synthetic: h.emit(protocol::parse_complete_msg); break;
+      case expect::close_synthetic: h.emit(protocol::close_complete_msg); break;
       default: h.emit(e.payload); break;
     }
     const bool was_error = e.kind == expect::error_synthetic;

@@ -5,7 +5,7 @@
 
 #include <stdexcept>
 
-#include "proxy/wire.hpp"
+#include "protocol/fields.hpp"
 
 namespace pgsluice::proxy {
 
@@ -31,13 +31,20 @@ statement_ptr make_statement(std::string_view query, std::span<const std::uint8_
   }
   stmt->query.assign(query);
   stmt->param_types.assign(param_types.begin(), param_types.end());
-  wire::append_parse(stmt->parse_message, stmt->server_name, stmt->query, stmt->param_types);
+  protocol::append_parse(stmt->parse_message, stmt->server_name, stmt->query, stmt->param_types);
   return stmt;
 }
 
 const statement_ptr* client_statements::find(std::string_view name) const noexcept {
   auto it = by_name_.find(name);
   return it == by_name_.end() ? nullptr : &it->second;
+}
+
+std::string_view client_statements::name_of(std::string_view server_name) const noexcept {
+  for (const auto& [name, stmt] : by_name_) {
+    if (stmt && stmt->server_name == server_name) return name;
+  }
+  return {};
 }
 
 bool client_statements::add(std::string_view name, statement_ptr stmt) {

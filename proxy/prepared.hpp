@@ -54,6 +54,9 @@ class client_statements {
   bool add(std::string_view name, statement_ptr stmt);
   // Removes and returns the statement (null when unknown).
   statement_ptr remove(std::string_view name);
+  // The client's name for a server-side statement name ("pgsluice_<hex>"); empty when none.
+  // Linear: used only to reword the server's error messages.
+  std::string_view name_of(std::string_view server_name) const noexcept;
   std::size_t size() const noexcept { return by_name_.size(); }
   void clear() noexcept { by_name_.clear(); }
 

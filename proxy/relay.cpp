@@ -1,24 +1,29 @@
-// Client sessions, second half: the relay between a client and its pooled server connection.
+// Client sessions, the relay: the client pump and the server pump between a client and its pooled server connection.
 //
-// Messages are framed by their 5-byte header and forwarded untouched unless pooling needs to
-// act on them (DESIGN.md convention 4): Query and Parse text is classified for session pinning,
-// named statements are renamed and prepared where missing, ReadyForQuery decides when a
-// transaction-mode server goes back to the pool, ParameterStatus keeps the client's view of
-// the session consistent. Each read becomes at most one gather write to the other side.
+// Messages are framed by their 5-byte header, once per batch, and forwarded untouched unless
+// pooling needs to act on them (DESIGN.md convention 4): Query and Parse text is classified for
+// session pinning, named statements are renamed and prepared where missing, the unnamed
+// statement follows its client, ReadyForQuery decides when a transaction-mode server goes back
+// to the pool, ParameterStatus keeps the client's view of the session consistent, and server
+// errors name the client's statements. Each read becomes at most one gather write to the other
+// side.
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <cstring>
 
 #include <spdlog/spdlog.h>
 
 #include "protocol/codec.hpp"
+#include "protocol/fields.hpp"
 #include "protocol/framing.hpp"
+#include "protocol/detail/wire.hpp"
 #include "proxy/client_session.hpp"
+#include "proxy/cluster.hpp"
 #include "proxy/pinning.hpp"
 #include "proxy/pool.hpp"
 #include "proxy/runtime.hpp"
 #include "proxy/server_connection.hpp"
-#include "proxy/wire.hpp"
 
 namespace pgsluice::proxy {
 
@@ -35,9 +40,22 @@ bool needs_no_server(char tag) noexcept {
   return tag == 'd' || tag == 'c' || tag == 'f' || tag == 'H' || tag == 'X';
 }
 
+std::span<const std::uint8_t> body_of(std::span<const std::uint8_t> data, std::uint32_t offset, std::uint32_t size) {
+  return data.subspan(offset + 5, size - 5);
+}
+
+// Server-side statement names are "pgsluice_" and 32 hex digits (prepared.hpp).
+constexpr std::string_view internal_prefix = "pgsluice_";
+constexpr std::size_t internal_name_size = internal_prefix.size() + 32;
+
 }  // namespace
 
 void client_session::signal() noexcept { signal_.cancel(); }
+
+awaitable<void> client_session::wait_signal() {
+  signal_.expires_at(clock::time_point::max());
+  co_await signal_.async_wait(nothrow_awaitable);
+}
 
 void client_session::update_settings_hash() {
   std::size_t h = 0x9e3779b97f4a7c15ull;
@@ -55,21 +73,16 @@ void client_session::update_settings_hash() {
   settings_hash_ = h == 0 ? 1 : h;
 }
 
-awaitable<void> client_session::wait_signal() {
-  signal_.expires_at(clock::time_point::max());
-  co_await signal_.async_wait(nothrow_awaitable);
-}
-
 void client_session::pin(std::string_view why) {
-  if (pinned_ || !transaction_mode_) return;
-  pinned_ = true;
+  if (!transaction_mode_ || !machine_.pin()) return;
   rt_.stats().add(counter::pinned_sessions);
   spdlog::info("{} pinned server={} reason=\"{}\"", name_, server_ ? server_->name() : std::string("-"), why);
 }
 
 bool client_session::releasable() const noexcept {
-  return server_ && may_release_at_ready(transaction_mode_, pinned_, !tracker_.idle(), server_->transaction_status) &&
-         server_stream_left_ == 0 && client_stream_left_ == 0;
+  return server_ &&
+         may_release_at_ready(transaction_mode_, machine_.pinned(), !tracker_.idle(), server_->transaction_status) &&
+         machine_.streams_idle();
 }
 
 void client_session::release_server() {
@@ -77,29 +90,47 @@ void client_session::release_server() {
   auto s = std::move(server_);
   set_cancel_target(nullptr);
   tracker_.clear();
-  if (!ending_) set_state(client_state::idle);
+  machine_.detached();
   pool_->release(std::move(s), true);
 }
 
+bool client_session::choose_pool() {
+  // Every transaction asks for a read-write backend until statements are classified for routing.
+  const auto pick = cluster_->choose(router::route_request{router::need::write});
+  if (pick.pool == nullptr) {
+    spdlog::warn("{} no_backend cluster={} status={}", name_, cluster_->name(), router::to_string(pick.status));
+    fail(end_reason::server_unavailable, "08006",
+         "pgsluice: no server available for database \"" + startup_.database + "\" (" +
+             std::string(router::to_string(pick.status)) + ")");
+    return false;
+  }
+  if (pool_.get() != pick.pool->get()) pool_ = *pick.pool;
+  return true;
+}
+
 awaitable<bool> client_session::attach_server(bool for_login) {
-  set_state(client_state::waiting);
+  if (!choose_pool()) co_return false;
+  machine_.needs_server();
   const auto wait = cfg_->query_wait_timeout.count() > 0 ? cfg_->query_wait_timeout : std::chrono::hours(24 * 365);
   auto r = co_await pool_->acquire(worker_, id_, clock::now() + wait, &wait_);
   // A client that gave up while queued (closed its connection) must not have its query run.
-  if (r.waited && r.server && !ending_) {
+  if (r.waited && r.server && !machine_.ending()) {
     // What the client sent since (not consumed): EOF, or a Terminate, means it has left.
     std::uint8_t next[5];
     const auto n = ::recv(socket_.native_handle(), next, sizeof next, MSG_PEEK | MSG_DONTWAIT);
-    if (n == 0 || (n == 5 && next[0] == 'X' && wire::read_u32(next + 1) == 4)) end(end_reason::client_closed);
+    if (n == 0 || (n == 5 && next[0] == 'X' && protocol::detail::load_u32(next + 1) == 4)) end(end_reason::client_closed);
   }
-  if (ending_) {
+  if (machine_.ending()) {
     if (r.server) {
       const bool clean = r.server->transaction_status == 'I';
       pool_->release(std::move(r.server), clean);
     }
     co_return false;
   }
-  if (r.cancelled) co_return false;
+  if (r.cancelled) {
+    machine_.attach_failed();
+    co_return false;
+  }
   if (r.timed_out) {
     rt_.stats().add(counter::wait_timeouts);
     spdlog::info("{} refused reason=query_wait_timeout pool={}", name_, pool_->name());
@@ -116,6 +147,7 @@ awaitable<bool> client_session::attach_server(bool for_login) {
 }
 
 bool client_session::attach_now() {
+  if (!choose_pool()) return false;
   auto s = pool_->try_acquire(worker_);
   if (!s) return false;
   on_attached(std::move(s), false);
@@ -125,46 +157,55 @@ bool client_session::attach_now() {
 void client_session::on_attached(std::shared_ptr<server_connection> s, bool for_login) {
   server_ = std::move(s);
   tracker_.clear();
-  set_state(for_login ? client_state::login : client_state::active);
+  machine_.attached(for_login);
   set_cancel_target(server_.get());
   spdlog::debug("{} attached server={} worker={}", name_, server_->name(), worker_.index());
+  // The server's settings are brought in line with the client's in the same write as the
+  // client's first messages (at login's end for a server kept from login).
   if (!for_login) {
-    // Bring the server's session settings in line with what this client was told and asked
-    // for, in the same write as the client's first messages.
-    // Servers remember which client settings they were last brought in line with (by hash), so
-    // the comparison is skipped while consecutive clients agree.
-    const std::string sql = server_->synced_settings == settings_hash_
-                                ? std::string()
-                                : plan_settings_sync(view_, startup_.settings, server_->reported, server_->applied);
-    server_->synced_settings = settings_hash_;
-    if (!sql.empty()) {
-      auto& out = to_server_.begin_owned();
-      wire::append_query(out, sql);
-      to_server_.end_owned();
-      tracker_.push(expect::internal_query);
-      server_->applied = startup_.settings;
-      internal_failed_ = false;
-      internal_error_.reset();
-    }
-    // Session mode: statements the client prepared before it had a server are prepared now,
-    // under the client's own names, replies swallowed.
-    for (auto& [name, stmt] : deferred_parses_) {
-      auto& out = to_server_.begin_owned();
-      wire::append_parse(out, name, stmt->query, stmt->param_types);
-      to_server_.end_owned();
-      tracker_.push(expectation{expect::parse_injected, std::move(stmt), {}, {}});
-    }
-    deferred_parses_.clear();
+    // A reset pending from the last server is moot: the new one is brought in line anyway.
+    settings_due_ = settings_due::none;
+    sync_settings(false);
     signal();
   }
 }
 
+void client_session::sync_settings(bool restore) {
+  std::string sql;
+  if (restore) {
+    // After DISCARD ALL / RESET ALL the server is back at its own defaults, where a direct
+    // connection would be back at the values of the client's startup packet.
+    sql = plan_settings_sync(startup_.reported, startup_.settings, parameter_set{}, parameter_set{});
+  } else if (server_->synced_settings != settings_hash_) {
+    // Servers remember which client settings they were last brought in line with (by hash),
+    // so the comparison is skipped while consecutive clients agree.
+    sql = plan_settings_sync(view_, startup_.settings, server_->reported, server_->applied);
+  }
+  server_->synced_settings = settings_hash_;
+  if (!sql.empty()) {
+    auto& out = to_server_.begin_owned();
+    protocol::append_query(out, sql);
+    to_server_.end_owned();
+    tracker_.push(expect::internal_query);
+    server_->applied = startup_.settings;
+    server_->unnamed_owner = 0;  // a simple Query drops the unnamed statement
+    internal_error_.reset();
+  }
+  // Session mode: statements the client prepared before it had a server are prepared now,
+  // under the client's own names, replies swallowed.
+  for (auto& [name, stmt] : deferred_parses_) {
+    auto& out = to_server_.begin_owned();
+    protocol::append_parse(out, name, stmt->query, stmt->param_types);
+    to_server_.end_owned();
+    tracker_.push(expectation{expect::parse_injected, std::move(stmt), {}, {}});
+  }
+  deferred_parses_.clear();
+}
+
 void client_session::finish_internal_query() {
-  if (internal_failed_) {
-    internal_failed_ = false;
-    spdlog::warn("{} settings_failed server={} error=\"{}\"", name_, server_->name(),
-                 internal_error_ ? internal_error_->message : std::string());
-    server_error e = internal_error_.value_or(server_error{});
+  if (internal_error_) {
+    spdlog::warn("{} settings_failed server={} error=\"{}\"", name_, server_->name(), internal_error_->message);
+    const server_error e = std::move(*internal_error_);
     internal_error_.reset();
     server_->applied.clear();
     server_->synced_settings = 0;
@@ -179,7 +220,7 @@ void client_session::finish_internal_query() {
     if (seen != nullptr && *seen != value) {
       view_.set(name, value);
       auto& out = emit_target_->begin_owned();
-      wire::append_parameter_status(out, name, value);
+      protocol::append_parameter_status(out, name, value);
       emit_target_->end_owned();
     }
   }
@@ -198,10 +239,15 @@ void client_session::rollback(const expectation& e) {
         if (server_) server_->statements.erase(e.stmt->digest);
         if (const auto* mine = statements_.find(e.client_name); mine != nullptr && *mine == e.stmt)
           statements_.remove(e.client_name);
+      } else if (transaction_mode_) {
+        // A failed Parse of the unnamed statement leaves none (PostgreSQL drops the old one first).
+        has_unnamed_ = false;
+        if (server_) server_->unnamed_owner = id_;
       }
       break;
     case expect::parse_injected:
       if (e.stmt && server_) server_->statements.erase(e.stmt->digest);
+      if (!e.stmt && server_) server_->unnamed_owner = 0;
       break;
     case expect::parse_synthetic:
       if (const auto* mine = statements_.find(e.client_name); mine != nullptr && *mine == e.stmt)
@@ -210,6 +256,7 @@ void client_session::rollback(const expectation& e) {
     case expect::close_injected:
       // The server skipped our Close: the statement is still there.
       if (e.stmt && server_) server_->statements.restore(e.stmt);
+      if (!e.stmt && server_) server_->unnamed_owner = 0;
       break;
     case expect::close_synthetic:
       if (e.stmt && statements_.find(e.client_name) == nullptr) statements_.add(e.client_name, e.stmt);
@@ -231,7 +278,7 @@ void client_session::send_parse(const statement_ptr& stmt, expectation parse_ent
   auto& out = to_server_.begin_owned();
   for (const auto& old : evicted) {
     // Least recently used statement out: Close it on the server, swallow the CloseComplete.
-    wire::append_target(out, 'C', 'S', old->server_name);
+    protocol::append_target(out, protocol::frontend_tag::close, 'S', old->server_name);
   }
   out.insert(out.end(), stmt->parse_message.begin(), stmt->parse_message.end());
   to_server_.end_owned();
@@ -245,7 +292,23 @@ void client_session::ensure_prepared(const statement_ptr& stmt) {
   rt_.stats().add(counter::statements_prepared);
 }
 
-bool client_session::try_answer_locally(std::span<const std::uint8_t> data, std::size_t end) {
+void client_session::ensure_unnamed() {
+  if (!transaction_mode_ || server_->unnamed_owner == id_) return;
+  auto& out = to_server_.begin_owned();
+  if (has_unnamed_) {
+    out.insert(out.end(), unnamed_parse_.begin(), unnamed_parse_.end());
+    to_server_.end_owned();
+    tracker_.push(expect::parse_injected);
+  } else {
+    // This client has no unnamed statement: whatever another client left there must not run.
+    protocol::append_target(out, protocol::frontend_tag::close, 'S', {});
+    to_server_.end_owned();
+    tracker_.push(expect::close_injected);
+  }
+  server_->unnamed_owner = id_;
+}
+
+bool client_session::try_answer_locally(std::span<const std::uint8_t> data) {
   // Transaction mode renames statements (client registry); session mode defers the client's
   // own Parse to the server it will get (deferred_parses_).
   if (transaction_mode_ && !rewrite_statements_) return false;
@@ -255,31 +318,28 @@ bool client_session::try_answer_locally(std::span<const std::uint8_t> data, std:
   };
   // First pass: is every message one we can answer? Parse statements are made once here.
   std::vector<statement_ptr> made;
-  bool skipping = skip_until_sync_;
-  for (std::size_t off = 0; off < end;) {
-    const auto r = protocol::next_frame(data.subspan(off, end - off), max_message_size_);
-    if (!r.is_frame()) return false;
-    off += r.f.size;
+  bool skipping = machine_.skipping();
+  for (const auto& f : frames_) {
     if (skipping) {
-      if (r.f.tag == 'X') return false;
-      if (r.f.tag == 'S') skipping = false;
+      if (f.tag == 'X') return false;
+      if (f.tag == 'S') skipping = false;
       continue;
     }
-    switch (r.f.tag) {
+    switch (f.tag) {
       case 'P': {
-        const auto p = wire::read_parse(r.f.body);
+        const auto p = protocol::read_parse(body_of(data, f.offset, f.size));
         if (!p || p->name.empty()) return false;
         if (is_known_name(p->name)) {
           skipping = true;  // answered with 42P05 below
           break;
         }
         auto stmt = make_statement(p->query, p->param_types);
-        if (!pool_->statement_known(stmt->digest)) return false;
+        if (!cluster_->statement_known(stmt->digest)) return false;
         made.push_back(std::move(stmt));
         break;
       }
       case 'C': {
-        const auto t = wire::read_target(r.f.body);
+        const auto t = protocol::read_target(body_of(data, f.offset, f.size));
         if (!t || t->kind != 'S' || t->name.empty()) return false;
         break;
       }
@@ -293,23 +353,22 @@ bool client_session::try_answer_locally(std::span<const std::uint8_t> data, std:
   // Second pass: answer as the server would, in order.
   std::size_t next_made = 0;
   auto& out = client_emit_.begin_owned();
-  for (std::size_t off = 0; off < end;) {
-    const auto r = protocol::next_frame(data.subspan(off, end - off), max_message_size_);
-    off += r.f.size;
-    if (skip_until_sync_) {
-      if (r.f.tag == 'S') {
-        skip_until_sync_ = false;
+  for (const auto& f : frames_) {
+    const auto body = body_of(data, f.offset, f.size);
+    if (machine_.skipping()) {
+      if (f.tag == 'S') {
+        machine_.sync_seen();
         protocol::encode_ready_for_query('I', out);
       }
       continue;
     }
-    switch (r.f.tag) {
+    switch (f.tag) {
       case 'P': {
-        const auto p = wire::read_parse(r.f.body);
+        const auto p = protocol::read_parse(body);
         if (is_known_name(p->name)) {
           protocol::encode_error_response("ERROR", "42P05",
                                           "prepared statement \"" + std::string(p->name) + "\" already exists", out);
-          skip_until_sync_ = true;
+          machine_.skip_to_sync();
           break;
         }
         if (rewrite_statements_) {
@@ -317,17 +376,17 @@ bool client_session::try_answer_locally(std::span<const std::uint8_t> data, std:
         } else {
           deferred_parses_.emplace_back(std::string(p->name), made[next_made++]);
         }
-        out.insert(out.end(), std::begin(wire::parse_complete_msg), std::end(wire::parse_complete_msg));
+        out.insert(out.end(), std::begin(protocol::parse_complete_msg), std::end(protocol::parse_complete_msg));
         break;
       }
       case 'C': {
-        const auto t = wire::read_target(r.f.body);
+        const auto t = protocol::read_target(body);
         if (rewrite_statements_) {
           statements_.remove(t->name);
         } else {
           std::erase_if(deferred_parses_, [&](const auto& d) { return d.first == t->name; });
         }
-        out.insert(out.end(), std::begin(wire::close_complete_msg), std::end(wire::close_complete_msg));
+        out.insert(out.end(), std::begin(protocol::close_complete_msg), std::end(protocol::close_complete_msg));
         break;
       }
       case 'S':
@@ -342,7 +401,7 @@ bool client_session::try_answer_locally(std::span<const std::uint8_t> data, std:
   return true;
 }
 
-bool client_session::process_client(std::span<const std::uint8_t> data, std::size_t end) {
+bool client_session::process_client(std::span<const std::uint8_t> data) {
   // What a statement does to the session: pin it, or forget what the server is known to hold.
   auto apply_effects = [&](const session_effects& fx) {
     if (fx.pins) pin(fx.reason);
@@ -350,19 +409,25 @@ bool client_session::process_client(std::span<const std::uint8_t> data, std::siz
     if (fx.resets_settings) {
       server_->applied.clear();
       server_->synced_settings = 0;
+      settings_due_ = settings_due::restore;
     }
   };
-  std::size_t off = 0;
-  while (off < end && !ending_) {
-    const auto r = protocol::next_frame(data.subspan(off, end - off), max_message_size_);
-    if (!r.is_frame()) break;  // cannot happen: the caller framed [0, end)
-    const char tag = r.f.tag;
-    const auto body = r.f.body;
-    const std::uint8_t* raw = data.data() + off;
-    const std::size_t size = r.f.size;
-    off += size;
+  // After a statement that reset the session's settings, the client's startup values are put
+  // back right behind it (after the Query, or the Sync closing the batch).
+  auto restore_after = [&] {
+    if (settings_due_ == settings_due::restore && server_) {
+      settings_due_ = settings_due::none;
+      sync_settings(true);
+    }
+  };
+  for (const auto& f : frames_) {
+    if (machine_.ending()) break;
+    const char tag = f.tag;
+    const std::uint8_t* raw = data.data() + f.offset;
+    const std::size_t size = f.size;
+    const auto body = body_of(data, f.offset, f.size);
 
-    if (skip_until_sync_ && tag != 'S' && tag != 'X') continue;
+    if (machine_.skipping() && tag != 'S' && tag != 'X') continue;
     // Sent on untouched; the server's reply is expected in this order.
     auto forward = [&](expect e) {
       to_server_.add_input(raw, size);
@@ -372,20 +437,26 @@ bool client_session::process_client(std::span<const std::uint8_t> data, std::siz
     switch (tag) {
       case 'Q': {
         rt_.stats().add(counter::queries);
-        std::size_t pos = 0;
-        const auto sql = wire::read_cstring(body, pos).value_or(std::string_view());
-        apply_effects(classify_session_effects(sql));
+        apply_effects(classify_session_effects(protocol::read_query(body).value_or(std::string_view())));
         forward(expect::query);
+        // A simple Query drops the unnamed statement, on the server as on a direct connection.
+        has_unnamed_ = false;
+        server_->unnamed_owner = id_;
+        restore_after();
         break;
       }
       case 'P': {
-        const auto p = wire::read_parse(body);
+        const auto p = protocol::read_parse(body);
         if (!p) {
-          to_server_.add_input(raw, size);  // malformed: the server answers with the proper error
-          tracker_.push(expect::parse);
+          forward(expect::parse);  // malformed: the server answers with the proper error
           break;
         }
         apply_effects(classify_session_effects(p->query));
+        if (p->name.empty() && transaction_mode_) {
+          unnamed_parse_.assign(raw, raw + size);
+          has_unnamed_ = true;
+          server_->unnamed_owner = id_;
+        }
         if (!rewrite_statements_ || p->name.empty()) {
           to_server_.add_input(raw, size);
           // A named statement the server accepts becomes known to the pool (see try_answer_locally).
@@ -401,7 +472,7 @@ bool client_session::process_client(std::span<const std::uint8_t> data, std::siz
                                           "prepared statement \"" + std::string(p->name) + "\" already exists",
                                           e.payload);
           tracker_.push(std::move(e));
-          skip_until_sync_ = true;
+          machine_.skip_to_sync();
           break;
         }
         auto stmt = make_statement(p->query, p->param_types);
@@ -414,7 +485,8 @@ bool client_session::process_client(std::span<const std::uint8_t> data, std::siz
         break;
       }
       case 'B': {
-        const auto b = wire::read_bind(body);
+        const auto b = protocol::read_bind(body);
+        if (b && b->statement.empty()) ensure_unnamed();
         const statement_ptr* stmt = (b && rewrite_statements_ && !b->statement.empty()) ? statements_.find(b->statement) : nullptr;
         if (stmt == nullptr) {
           // Unnamed statement, session mode, or a name the client never prepared (the
@@ -424,14 +496,15 @@ bool client_session::process_client(std::span<const std::uint8_t> data, std::siz
           const statement_ptr keep = *stmt;
           ensure_prepared(keep);
           auto& out = to_server_.begin_owned();
-          wire::append_bind(out, b->portal, keep->server_name, b->rest);
+          protocol::append_bind(out, b->portal, keep->server_name, b->rest);
           to_server_.end_owned();
         }
         tracker_.push(expect::bind);
         break;
       }
       case 'D': {
-        const auto t = wire::read_target(body);
+        const auto t = protocol::read_target(body);
+        if (t && t->kind == 'S' && t->name.empty()) ensure_unnamed();
         const statement_ptr* stmt =
             (t && t->kind == 'S' && rewrite_statements_ && !t->name.empty()) ? statements_.find(t->name) : nullptr;
         if (stmt == nullptr) {
@@ -440,19 +513,23 @@ bool client_session::process_client(std::span<const std::uint8_t> data, std::siz
           const statement_ptr keep = *stmt;
           ensure_prepared(keep);
           auto& out = to_server_.begin_owned();
-          wire::append_target(out, 'D', 'S', keep->server_name);
+          protocol::append_target(out, protocol::frontend_tag::describe, 'S', keep->server_name);
           to_server_.end_owned();
         }
         tracker_.push(t && t->kind == 'P' ? expect::describe_portal : expect::describe_statement);
         break;
       }
       case 'C': {
-        const auto t = wire::read_target(body);
+        const auto t = protocol::read_target(body);
         if (t && t->kind == 'S' && rewrite_statements_ && !t->name.empty()) {
           // The server-side statement may serve other clients: only this client's name goes.
           auto stmt = statements_.remove(t->name);
           tracker_.push(expectation{expect::close_synthetic, std::move(stmt), std::string(t->name), {}});
         } else {
+          if (t && t->kind == 'S' && t->name.empty()) {
+            has_unnamed_ = false;
+            server_->unnamed_owner = id_;
+          }
           forward(expect::close);
         }
         break;
@@ -462,8 +539,9 @@ bool client_session::process_client(std::span<const std::uint8_t> data, std::siz
         break;
       case 'S':
         rt_.stats().add(counter::queries);
-        skip_until_sync_ = false;
+        machine_.sync_seen();
         forward(expect::sync);
+        restore_after();
         break;
       case 'F':
         forward(expect::function_call);
@@ -476,7 +554,6 @@ bool client_session::process_client(std::span<const std::uint8_t> data, std::siz
         break;
       case 'X':
         // What came before Terminate in the same read is still sent; then the session ends.
-        terminate_seen_ = true;
         return false;
       default:
         // As PostgreSQL's postgres.c: FATAL "invalid frontend message type %d".
@@ -486,15 +563,15 @@ bool client_session::process_client(std::span<const std::uint8_t> data, std::siz
         return false;
     }
   }
-  return !ending_;
+  return !machine_.ending();
 }
 
 awaitable<void> client_session::client_pump() {
   for (;;) {
-    if (ending_) co_return;
+    if (machine_.ending()) co_return;
     auto space = cbuf_.prepare(1024);
     auto [ec, n] = co_await socket_.async_read_some(asio::buffer(space.data(), space.size()), nothrow_awaitable);
-    if (ending_) co_return;
+    if (machine_.ending()) co_return;
     if (ec) {
       end(end_reason::client_closed);
       co_return;
@@ -502,22 +579,23 @@ awaitable<void> client_session::client_pump() {
     cbuf_.commit(n);
     last_activity_ = clock::now();
 
-    // Frame: the rest of a streamed CopyData first, then complete messages, then possibly the
-    // start of a large CopyData to stream.
+    // Frame, once: the rest of a streamed CopyData first, then complete messages, then possibly
+    // the start of a large CopyData to stream.
     auto data = cbuf_.data();
     std::size_t stream_now = 0;
-    if (client_stream_left_ > 0) {
-      stream_now = std::min(client_stream_left_, data.size());
+    if (machine_.client_stream_left() > 0) {
+      stream_now = machine_.client_streamed(data.size());
       if (server_) to_server_.add_input(data.data(), stream_now);
-      client_stream_left_ -= stream_now;
     }
     std::size_t framed = stream_now;
     bool want_server = false;
     bool invalid = false;
-    if (client_stream_left_ == 0) {
+    frames_.clear();
+    if (machine_.client_stream_left() == 0) {
       for (;;) {
         const auto r = protocol::next_frame(data.subspan(framed), max_message_size_);
         if (r.is_frame()) {
+          frames_.push_back(client_frame{r.f.tag, static_cast<std::uint32_t>(framed), static_cast<std::uint32_t>(r.f.size)});
           want_server = want_server || !needs_no_server(r.f.tag);
           framed += r.f.size;
           if (r.f.tag == 'X') break;
@@ -533,24 +611,29 @@ awaitable<void> client_session::client_pump() {
       }
     }
     emit_target_ = &client_emit_;
-    if (want_server && !server_ && stream_now == 0 && try_answer_locally(data, framed)) {
+    bool go_on = true;
+    if (want_server && !server_ && stream_now == 0 && try_answer_locally(data)) {
       want_server = false;
     } else {
-      if (want_server && !server_ && !attach_now()) {
-        if (!co_await attach_server()) co_return;
+      if (want_server && machine_.needs_server()) {
+        if (!attach_now() && (machine_.ending() || !co_await attach_server())) co_return;
         data = cbuf_.data();
         emit_target_ = &client_emit_;  // the server pump may have run while this one waited
       }
-      process_client(data.subspan(stream_now), framed - stream_now);
+      if (want_server && settings_due_ == settings_due::sync && server_) {
+        settings_due_ = settings_due::none;
+        sync_settings(false);
+      }
+      go_on = process_client(data);
     }
     std::size_t used = framed;
     // A large CopyData right after: stream what has arrived of it.
-    if (!ending_ && !invalid && client_stream_left_ == 0 && framed < data.size()) {
+    if (go_on && !invalid && machine_.client_stream_left() == 0 && framed < data.size()) {
       const auto r = protocol::next_frame(data.subspan(framed), max_message_size_);
       if (r.is_need_more() && r.f.size >= stream_threshold && r.f.tag == 'd') {
         const std::size_t have = data.size() - framed;
         if (server_) to_server_.add_input(data.data() + framed, have);
-        client_stream_left_ = r.f.size - have;
+        machine_.client_stream(r.f.size - have);
         used = data.size();
       }
     }
@@ -560,31 +643,25 @@ awaitable<void> client_session::client_pump() {
     // a CloseComplete) are ready only when nothing sent to the server precedes them, so they go
     // to the client before this batch reaches the server: afterwards the server pump could
     // deliver the server's replies first and the client would see them out of order.
-    if (!client_emit_.empty()) {
-      int w = write_client_now(client_emit_);
-      client_emit_.clear();
-      if (w == 0) w = co_await flush_client() ? 1 : -1;
-      if (w < 0) end(end_reason::client_closed);
-    }
-    if (!to_server_.empty() && server_ && !ending_) {
+    if (!client_emit_.empty() && !co_await write_client(client_emit_)) co_return;
+    if (!to_server_.empty() && server_ && !machine_.ending()) {
       // Usually the server's socket takes the batch at once; only a remainder is copied and
       // written asynchronously.
       int err = 0;
       const std::size_t sent = to_server_.send_now(server_->socket().native_handle(), err);
       boost::system::error_code wec(err, boost::system::system_category());
       if (!wec && sent < to_server_.bytes()) {
-        server_writing_ = true;
+        machine_.server_write_started();
         server_tail_.clear();
         to_server_.copy_tail(sent, server_tail_);
         auto [ec2, wn] = co_await asio::async_write(server_->socket(), asio::buffer(server_tail_), nothrow_awaitable);
         (void)wn;
         wec = ec2;
-        server_writing_ = false;
         server_tail_.clear();
         server_tail_.shrink_to_fit();
-        if (release_pending_) signal();
+        if (machine_.server_write_finished()) signal();  // a release waited for this write
       }
-      if (wec && !ending_) {
+      if (wec && !machine_.ending()) {
         spdlog::info("{} server_write_failed server={} error=\"{}\"", name_, server_->name(), wec.message());
         fail(end_reason::server_closed, "08006", "server closed the connection unexpectedly");
       }
@@ -592,26 +669,60 @@ awaitable<void> client_session::client_pump() {
     to_server_.clear();
     cbuf_.consume(used);
     cbuf_.shrink_if_empty(64 * 1024);
-    if (terminate_seen_) end(end_reason::client_terminate);
-    if (invalid && !ending_) {
-      fail(end_reason::client_protocol_error, "08P01", "invalid message length");
-    }
-    if (ending_) co_return;
+    if (!go_on) end(end_reason::client_terminate);  // no-op when a protocol error ended it already
+    if (invalid) fail(end_reason::client_protocol_error, "08P01", "invalid message length");
+    if (machine_.ending()) co_return;
   }
 }
 
 // --- server -> client ------------------------------------------------------------------------
 
+void client_session::forward_error(const std::uint8_t* raw, std::size_t size, std::span<const std::uint8_t> body) {
+  const std::string_view text(reinterpret_cast<const char*>(body.data()), body.size());
+  if (!rewrite_statements_ || text.find(internal_prefix) == std::string_view::npos) {
+    to_client_.add_input(raw, size);
+    return;
+  }
+  // The server quoted a statement by the proxy's name for it: give the client's name instead.
+  protocol::error_response e;
+  std::vector<std::string> values;
+  std::vector<char> types;
+  protocol::error_field_reader fields(body);
+  while (auto f = fields.next()) {
+    std::string v(f->value);
+    for (std::size_t at = v.find(internal_prefix); at != std::string::npos; at = v.find(internal_prefix, at)) {
+      const std::string_view mine =
+          at + internal_name_size <= v.size() ? statements_.name_of(std::string_view(v).substr(at, internal_name_size))
+                                              : std::string_view();
+      if (mine.empty()) {
+        at += internal_prefix.size();
+        continue;
+      }
+      v.replace(at, internal_name_size, mine);
+      at += mine.size();
+    }
+    types.push_back(f->type);
+    values.push_back(std::move(v));
+  }
+  if (fields.error() != errc{}) {
+    to_client_.add_input(raw, size);
+    return;
+  }
+  for (std::size_t i = 0; i < values.size(); ++i) e.fields.emplace_back(types[i], values[i]);
+  auto& out = to_client_.begin_owned();
+  protocol::encode(e, out);
+  to_client_.end_owned();
+}
+
 std::size_t client_session::process_server(std::span<const std::uint8_t> data) {
   std::size_t off = 0;
-  if (server_stream_left_ > 0) {
-    const std::size_t n = std::min(server_stream_left_, data.size());
-    if (server_stream_forward_) to_client_.add_input(data.data(), n);
-    server_stream_left_ -= n;
+  if (machine_.server_stream_left() > 0) {
+    const std::size_t n = machine_.server_streamed(data.size());
+    if (machine_.server_stream_forwarded()) to_client_.add_input(data.data(), n);
     off = n;
-    if (server_stream_left_ > 0) return off;
+    if (machine_.server_stream_left() > 0) return off;
   }
-  while (off < data.size() && !ending_) {
+  while (off < data.size() && !machine_.ending()) {
     const auto r = protocol::next_frame(data.subspan(off), server_message_limit);
     if (r.is_invalid()) {
       spdlog::warn("{} server_protocol_violation server={} error=\"{}\"", name_, server_->name(), r.error.message());
@@ -621,10 +732,10 @@ std::size_t client_session::process_server(std::span<const std::uint8_t> data) {
     if (r.is_need_more()) {
       if (r.f.size >= stream_threshold && (r.f.tag == 'D' || r.f.tag == 'd')) {
         const auto v = tracker_.on_server_message(r.f.tag, *this);
-        server_stream_forward_ = v == response_tracker::verdict::forward;
+        const bool forward = v == response_tracker::verdict::forward;
         const std::size_t have = data.size() - off;
-        if (server_stream_forward_) to_client_.add_input(data.data() + off, have);
-        server_stream_left_ = r.f.size - have;
+        if (forward) to_client_.add_input(data.data() + off, have);
+        machine_.server_stream(r.f.size - have, forward);
         off = data.size();
       }
       break;
@@ -637,10 +748,11 @@ std::size_t client_session::process_server(std::span<const std::uint8_t> data) {
 
     const expectation* head = tracker_.front();
     const bool internal = head != nullptr && head->kind == expect::internal_query;
+    bool is_error = false;
     switch (tag) {
       case 'S': {
         // Asynchronous: never consumes an expectation. https://www.postgresql.org/docs/15/protocol-flow.html#PROTOCOL-ASYNC
-        const auto p = wire::read_parameter_status(body);
+        const auto p = protocol::read_parameter_status(body);
         if (!p) continue;
         server_->reported.set(p->name, p->value);
         if (internal) continue;  // reconciled when the proxy's query completes
@@ -654,85 +766,60 @@ std::size_t client_session::process_server(std::span<const std::uint8_t> data) {
       }
       case 'E':
         if (internal) {
-          internal_failed_ = true;
           if (!internal_error_) internal_error_ = to_server_error(body);
         } else {
-          const auto f = wire::read_error_fields(body);
+          is_error = true;
+          const auto f = protocol::read_error_fields(body);
           if (f.severity == "FATAL" || f.severity == "PANIC") {
-            server_fatal_ = true;
+            machine_.server_fatal_seen();
             spdlog::info("{} server_fatal server={} sqlstate={} error=\"{}\"", name_, server_->name(), f.sqlstate, f.message);
           }
         }
         break;
       case 'Z':
-        if (!body.empty()) server_->transaction_status = static_cast<char>(body[0]);
+        if (const auto st = protocol::read_ready_for_query(body)) server_->transaction_status = *st;
         if (!internal && server_->transaction_status == 'I') rt_.stats().add(counter::transactions);
         break;
       default:
         break;
     }
-    if (tracker_.on_server_message(tag, *this) == response_tracker::verdict::forward) to_client_.add_input(raw, size);
+    if (tracker_.on_server_message(tag, *this) == response_tracker::verdict::forward) {
+      if (is_error) {
+        forward_error(raw, size, body);
+      } else {
+        to_client_.add_input(raw, size);
+      }
+    }
     if (internal && tag == 'Z') finish_internal_query();
     tracker_.emit_ready(*this);
   }
   return off;
 }
 
-int client_session::write_client_now(gather_list& g) {
-  if (client_writing_) {
-    // A write is under way: queue a copy behind it (flush_client sends the queue before it stops).
-    g.for_each([&](std::span<const std::uint8_t> s) { client_pending_.insert(client_pending_.end(), s.begin(), s.end()); });
-    return 1;
-  }
-  int err = 0;
-  const std::size_t sent = g.send_now(socket_.native_handle(), err);
-  if (err != 0) return -1;
-  if (sent == g.bytes()) return 1;
-  client_writing_ = true;
-  client_flushing_.clear();
-  g.copy_tail(sent, client_flushing_);
-  return 0;
-}
-
-awaitable<bool> client_session::flush_client() {
-  boost::system::error_code ec;
-  for (;;) {
-    auto [ec2, n2] = co_await asio::async_write(socket_, asio::buffer(client_flushing_.data(), client_flushing_.size()),
-                                                nothrow_awaitable);
-    (void)n2;
-    ec = ec2;
-    client_flushing_.clear();
-    if (ec || client_pending_.empty()) break;
-    client_flushing_.swap(client_pending_);
-  }
-  client_pending_.clear();
-  client_writing_ = false;
-  co_return !ec;
-}
-
 awaitable<void> client_session::server_pump() {
   for (;;) {
-    if (ending_) co_return;
+    if (machine_.ending()) co_return;
     if (!server_) {
       co_await wait_signal();
       continue;
     }
     if (sbuf_.empty() && releasable()) {
-      if (!server_writing_) {
+      const auto act = machine_.between_requests(true);
+      if (act == relay_machine::release_action::release_now) {
         release_server();
         continue;
       }
-      release_pending_ = true;
-      co_await wait_signal();
-      release_pending_ = false;
-      continue;
+      if (act == relay_machine::release_action::release_after_write) {
+        co_await wait_signal();
+        continue;
+      }
     }
     auto space = sbuf_.prepare(4096);
     auto [ec, n] = co_await server_->socket().async_read_some(asio::buffer(space.data(), space.size()), nothrow_awaitable);
-    if (ending_) co_return;
+    if (machine_.ending()) co_return;
     if (ec) {
       spdlog::info("{} server_closed server={} error=\"{}\"", name_, server_->name(), ec.message());
-      if (server_fatal_) {
+      if (machine_.server_fatal()) {
         end(end_reason::server_fatal);  // the client already has the server's FATAL
       } else {
         fail(end_reason::server_closed, "08006", "server closed the connection unexpectedly");
@@ -743,25 +830,19 @@ awaitable<void> client_session::server_pump() {
     emit_target_ = &to_client_;
     const auto data = sbuf_.data();
     const std::size_t used = process_server(data);
-    if (ending_) co_return;
+    if (machine_.ending()) co_return;
     // Back to the pool before writing the replies out: another client can start at once.
-    if (used == data.size() && releasable() && !server_writing_) release_server();
-    if (!to_client_.empty()) {
-      int w = write_client_now(to_client_);
-      to_client_.clear();
-      if (w == 0) w = co_await flush_client() ? 1 : -1;
-      if (w < 0) {
-        end(end_reason::client_closed);
-        co_return;
-      }
-    }
+    if (used == data.size() && releasable() &&
+        machine_.between_requests(true) == relay_machine::release_action::release_now)
+      release_server();
+    if (!to_client_.empty() && !co_await write_client(to_client_)) co_return;
     sbuf_.consume(used);
     if (server_) {
       sbuf_.shrink_if_empty(64 * 1024);
     } else {
       sbuf_.release_if_empty();  // the client waits for its next query: no server reads until then
     }
-    if (ending_) co_return;
+    if (machine_.ending()) co_return;
   }
 }
 

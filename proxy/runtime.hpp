@@ -26,6 +26,7 @@
 
 #include "conf/config.hpp"
 #include "proxy/asio.hpp"
+#include "proxy/cluster.hpp"
 #include "proxy/metrics.hpp"
 #include "proxy/pool_ledger.hpp"
 
@@ -116,15 +117,8 @@ class runtime {
 
   std::vector<std::unique_ptr<worker>>& workers() noexcept { return workers_; }
 
-  // The pool of (client-facing database, user), created on first use with the current config.
-  // `auth_secret` is the secret fetched by auth_query for users not in the config.
-  std::shared_ptr<pool> get_pool(const conf::config& cfg, const conf::database_config& db, std::string_view database,
-                                 std::string_view user, const std::optional<std::string>& auth_secret);
-  std::vector<std::shared_ptr<pool>> pools();
-  // After a reload: pools whose settings changed stop taking clients and drain; new ones are
-  // created from the new config on the next login.
-  void retire_changed_pools(const conf::config& cfg);
-  void clear_pools();
+  // Clusters of backends by (client-facing database, user), each backend with its own pool.
+  cluster_registry& clusters() noexcept { return clusters_; }
 
   cancel_registry& cancels() noexcept { return cancels_; }
   metrics& stats() noexcept { return stats_; }
@@ -143,10 +137,7 @@ class runtime {
   std::filesystem::path config_file_;
   std::vector<std::unique_ptr<worker>> workers_;
 
-  std::mutex pools_mu_;
-  std::map<std::pair<std::string, std::string>, std::shared_ptr<pool>> pools_;
-  std::map<std::string, std::shared_ptr<connection_budget>> db_budgets_;
-  std::map<std::string, std::shared_ptr<connection_budget>> user_budgets_;
+  cluster_registry clusters_{*this};
 
   cancel_registry cancels_;
   metrics stats_;

@@ -119,7 +119,7 @@ void reload(runtime& rt) {
   }
   for (const auto& msg : conf::reload_restrictions(*rt.config(), *next)) spdlog::warn("reload: {} (needs a restart)", msg);
   rt.set_config(next);
-  rt.retire_changed_pools(*next);
+  rt.clusters().retire_changed(*next);
   spdlog::info("config reloaded from {}", rt.config_file().string());
 }
 
@@ -199,7 +199,7 @@ int run_serve(const serve_options& options) {
       if (ec) return;
       const auto now = clock::now();
       if (!stopping) {
-        for (auto& p : rt->pools()) p->maintain(now);
+        for (auto& p : rt->clusters().pools()) p->maintain(now);
       } else {
         const std::size_t left = total_sessions(*rt);
         if (left == 0 || (forced && now >= force_deadline)) {
@@ -224,7 +224,7 @@ int run_serve(const serve_options& options) {
 
   main_io.run();
 
-  rt->clear_pools();
+  rt->clusters().clear();
   for (auto& w : rt->workers()) w->stop();
   for (auto& w : rt->workers()) w->join();
   std::string totals;

@@ -113,6 +113,8 @@ class server_connection {
   // Settings hash of the last client this connection was brought in line with; 0 = unknown.
   std::size_t synced_settings = 0;
   server_statements statements{0};
+  // Client id whose unnamed statement this connection holds (transaction pooling); 0 = nobody's.
+  std::uint64_t unnamed_owner = 0;
   char transaction_status = 'I';
   std::int32_t backend_pid = 0;
   std::int32_t backend_secret = 0;

@@ -1,0 +1,272 @@
+// Client sessions, lifecycle: start and run, timeouts, ending, handing the server back, and the one writer to the client socket.
+#include "proxy/client_session.hpp"
+
+#include <sys/socket.h>
+
+#include <spdlog/spdlog.h>
+
+#include "protocol/codec.hpp"
+#include "proxy/cluster.hpp"
+#include "proxy/pinning.hpp"
+#include "proxy/pool.hpp"
+#include "proxy/runtime.hpp"
+#include "proxy/server_connection.hpp"
+
+namespace pgsluice::proxy {
+
+client_session::client_session(worker& w, tcp::socket socket)
+    : worker_(w),
+      rt_(w.rt()),
+      id_(rt_.next_client_id()),
+      name_("c" + std::to_string(id_)),
+      socket_(std::move(socket)),
+      cbuf_(2048),
+      sbuf_(4096),
+      signal_(w.io()),
+      done_signal_(w.io()) {
+  rt_.stats().client_enters(state());
+  rt_.stats().add(counter::clients_accepted);
+  worker_.add_session(this);
+}
+
+client_session::~client_session() { rt_.stats().client_enters(state(), -1); }
+
+void client_session::state_changed(relay_state from, relay_state to) noexcept {
+  const client_state a = gauge_of(from);
+  const client_state b = gauge_of(to);
+  if (a != b) rt_.stats().client_moves(a, b);
+}
+
+void client_session::start() {
+  auto self = shared_from_this();
+  asio::co_spawn(worker_.io(), [self]() { return self->run(); }, [self](std::exception_ptr e) {
+    if (!e) return;
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      spdlog::error("{} session failed with an exception: {}", self->name_, ex.what());
+    }
+    // The session coroutine died on a bug: make sure the connection does not linger.
+    boost::system::error_code ec;
+    self->socket_.close(ec);
+    if (self->counted_) {
+      self->rt_.client_count().fetch_sub(1, std::memory_order_relaxed);
+      self->counted_ = false;
+    }
+    self->worker_.remove_session(self.get());
+  });
+}
+
+awaitable<void> client_session::run() {
+  auto cfg = rt_.config();
+  cfg_ = cfg;
+  if (cfg->client_login_timeout.count() > 0) login_deadline_ = clock::now() + cfg->client_login_timeout;
+  boost::system::error_code ec;
+  socket_.set_option(tcp::no_delay(true), ec);
+
+  const bool logged_in = co_await login();
+  if (logged_in && !machine_.ending()) {
+    machine_.logged_in();
+    last_activity_ = clock::now();
+    auto self = shared_from_this();
+    server_pump_running_ = true;
+    asio::co_spawn(worker_.io(), [self]() { return self->server_pump(); }, [self](std::exception_ptr e) {
+      self->server_pump_running_ = false;
+      self->done_signal_.cancel();
+      if (!e) return;
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& ex) {
+        spdlog::error("{} server relay failed with an exception: {}", self->name_, ex.what());
+      }
+      self->end(end_reason::server_protocol_error);
+    });
+    co_await client_pump();
+    end(machine_.reason());
+    while (server_pump_running_) {
+      done_signal_.expires_at(clock::time_point::max());
+      co_await done_signal_.async_wait(nothrow_awaitable);
+    }
+  }
+  co_await finish();
+}
+
+std::optional<client_session::cancel_target> client_session::current_cancel_target() {
+  std::lock_guard lk(cancel_mu_);
+  return cancel_target_;
+}
+
+void client_session::set_cancel_target(const server_connection* s) {
+  std::lock_guard lk(cancel_mu_);
+  if (s == nullptr) {
+    cancel_target_.reset();
+  } else {
+    cancel_target_ = cancel_target{s->remote, s->backend_pid, s->backend_secret};
+  }
+}
+
+// --- the client socket -----------------------------------------------------------------------
+
+int client_session::write_client_now(gather_list& g) {
+  if (client_writing_) {
+    // A write is under way: queue a copy behind it (flush_client sends the queue before it stops).
+    g.for_each([&](std::span<const std::uint8_t> s) { client_pending_.insert(client_pending_.end(), s.begin(), s.end()); });
+    return 1;
+  }
+  int err = 0;
+  const std::size_t sent = g.send_now(socket_.native_handle(), err);
+  if (err != 0) return -1;
+  if (sent == g.bytes()) return 1;
+  client_writing_ = true;
+  client_flushing_.clear();
+  g.copy_tail(sent, client_flushing_);
+  return 0;
+}
+
+awaitable<bool> client_session::flush_client() {
+  boost::system::error_code ec;
+  for (;;) {
+    auto [ec2, n2] = co_await asio::async_write(socket_, asio::buffer(client_flushing_.data(), client_flushing_.size()),
+                                                nothrow_awaitable);
+    (void)n2;
+    ec = ec2;
+    client_flushing_.clear();
+    if (ec || client_pending_.empty()) break;
+    client_flushing_.swap(client_pending_);
+  }
+  client_pending_.clear();
+  client_writing_ = false;
+  co_return !ec;
+}
+
+awaitable<bool> client_session::write_client(gather_list& g) {
+  int w = write_client_now(g);
+  g.clear();
+  if (w == 0) w = co_await flush_client() ? 1 : -1;
+  if (w < 0) {
+    end(end_reason::client_closed);
+    co_return false;
+  }
+  co_return true;
+}
+
+awaitable<bool> client_session::send_bytes(const std::vector<std::uint8_t>& bytes) {
+  gather_list g;
+  g.add_input(bytes.data(), bytes.size());
+  co_return co_await write_client(g);
+}
+
+// --- ending ----------------------------------------------------------------------------------
+
+void client_session::end(end_reason r) noexcept {
+  if (!machine_.end(r)) return;
+  wait_.cancel();
+  boost::system::error_code ec;
+  socket_.cancel(ec);
+  if (server_ && server_->is_open()) server_->socket().cancel(ec);
+  signal();
+}
+
+void client_session::fail(end_reason r, std::string_view sqlstate, std::string_view message, std::string_view severity) {
+  if (machine_.ending()) return;
+  final_message_.clear();
+  protocol::encode_error_response(severity, sqlstate, message, final_message_);
+  end(r);
+}
+
+void client_session::fail_with(end_reason r, const server_error& e) {
+  if (machine_.ending()) return;
+  final_message_.clear();
+  protocol::encode_error_response("FATAL", e.sqlstate, e.message, e.detail, {}, final_message_);
+  end(r);
+}
+
+void client_session::check_timeouts(clock::time_point now, const conf::config& cfg, bool shutting_down) {
+  if (machine_.ending()) return;
+  const relay_state st = machine_.state();
+  if (st == relay_state::login) {
+    if (login_deadline_ != clock::time_point{} && now >= login_deadline_) {
+      spdlog::info("{} timeout kind=client_login_timeout", name_);
+      fail(end_reason::client_login_timeout, "08P01", "pgsluice: client_login_timeout (login not completed in time)");
+    }
+    return;
+  }
+  const bool server_idle = server_ && tracker_.idle() && machine_.streams_idle();
+  if (shutting_down && (st == relay_state::idle || (server_idle && server_->transaction_status == 'I'))) {
+    fail(end_reason::shutdown, "57P01", "terminating connection due to administrator command");
+    return;
+  }
+  if (st == relay_state::idle && cfg.client_idle_timeout.count() > 0 && now - last_activity_ >= cfg.client_idle_timeout) {
+    spdlog::info("{} timeout kind=client_idle_timeout", name_);
+    fail(end_reason::client_idle_timeout, "08P01", "pgsluice: client_idle_timeout");
+    return;
+  }
+  if (server_idle && server_->transaction_status != 'I' && cfg.idle_transaction_timeout.count() > 0 &&
+      now - last_activity_ >= cfg.idle_transaction_timeout) {
+    spdlog::info("{} timeout kind=idle_transaction_timeout", name_);
+    fail(end_reason::idle_transaction_timeout, "25P03", "terminating connection due to idle-in-transaction timeout");
+  }
+}
+
+void client_session::terminate() {
+  fail(end_reason::shutdown, "57P01", "terminating connection due to administrator command");
+}
+
+awaitable<void> client_session::finish() {
+  const end_reason reason = machine_.reason();
+  machine_.finishing();
+  if (server_) {
+    server_condition c;
+    c.replies_outstanding = !tracker_.idle() || !sbuf_.empty() || !machine_.streams_idle();
+    c.transaction_status = server_->transaction_status;
+    c.needs_reset = !transaction_mode_ || machine_.pinned() || (cfg_ && cfg_->server_reset_query_always);
+    const auto d = decide_server_disposition(reason, c);
+    auto s = std::move(server_);
+    set_cancel_target(nullptr);
+    tracker_.clear();
+    bool reusable = d != server_disposition::close && s->is_open();
+    if (reusable && d == server_disposition::reset) {
+      s->set_state(server_state::resetting);
+      const auto timeout = cfg_ ? cfg_->server_connect_timeout : std::chrono::milliseconds(15000);
+      if (s->transaction_status != 'I') {
+        if (auto err = co_await s->run_internal("ROLLBACK", timeout)) reusable = false;
+      }
+      const std::string& reset = pool_->cfg().reset_query;
+      if (reusable && c.needs_reset && !reset.empty()) {
+        if (auto err = co_await s->run_internal(reset, timeout)) {
+          spdlog::warn("{} reset_failed sqlstate={} error=\"{}\"", s->name(), err->sqlstate, err->message);
+          reusable = false;
+        }
+        const auto effects = classify_session_effects(reset);
+        if (effects.drops_prepared) s->statements.clear();
+        if (effects.resets_settings) s->applied.clear();
+        s->synced_settings = 0;
+      }
+      reusable = reusable && s->transaction_status == 'I';
+      s->unnamed_owner = 0;  // the simple Query of a reset drops the unnamed statement
+    }
+    if (!reusable) spdlog::info("{} closing pool={} reason={} client={}", s->name(), pool_->name(), to_string(reason), name_);
+    pool_->release(std::move(s), reusable);
+  }
+  boost::system::error_code ec;
+  if (!final_message_.empty() && socket_.is_open() && !client_writing_) {
+    // Best effort and never blocking: the client may not be reading any more.
+    gather_list g;
+    g.add_input(final_message_.data(), final_message_.size());
+    write_client_now(g);
+  }
+  socket_.shutdown(tcp::socket::shutdown_both, ec);
+  socket_.close(ec);
+  if (cancel_pid_ != 0 || cancel_secret_ != 0) rt_.cancels().remove(cancel_pid_, cancel_secret_);
+  if (counted_) {
+    rt_.client_count().fetch_sub(1, std::memory_order_relaxed);
+    counted_ = false;
+  }
+  if (cluster_ && cfg_ && cfg_->log.log_disconnections) {
+    spdlog::info("{} disconnect reason={} user={} db={}", name_, to_string(reason), startup_.user, startup_.database);
+  }
+  worker_.remove_session(this);
+  machine_.closed();
+}
+
+}  // namespace pgsluice::proxy

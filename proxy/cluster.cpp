@@ -1,0 +1,223 @@
+// Clusters of backends and their registry (see cluster.hpp).
+#include "proxy/cluster.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include "proxy/pool.hpp"
+#include "proxy/runtime.hpp"
+
+namespace pgsluice::proxy {
+
+namespace {
+
+router::role role_of(conf::backend_role r) noexcept {
+  switch (r) {
+    case conf::backend_role::primary: return router::role::primary;
+    case conf::backend_role::replica: return router::role::replica;
+    case conf::backend_role::automatic: return router::role::unknown;
+  }
+  return router::role::unknown;
+}
+
+// Everything about a backend's pool that a reload may change, as text (see pool_config::fingerprint).
+pool_config make_pool_config(const conf::config& cfg, const conf::database_config& db, const conf::backend_config& be,
+                             std::string_view database, std::string_view user,
+                             const std::optional<std::string>& auth_secret) {
+  pool_config pc;
+  pc.target.host = be.host;
+  pc.target.port = be.port;
+  pc.target.dbname = std::string(db.backend_dbname(database));
+  const conf::user_config* ucfg = cfg.find_user(user);
+  if (db.user) {
+    // A forced server user (PgBouncer's user= in [databases]).
+    pc.target.user = *db.user;
+    const conf::user_config* forced = cfg.find_user(*db.user);
+    pc.credentials.secret = db.password ? *db.password : (forced ? forced->password : std::string());
+  } else {
+    pc.target.user = std::string(user);
+    pc.credentials.secret = ucfg ? ucfg->password : auth_secret.value_or(std::string());
+  }
+  pc.credentials.kind = conf::detect_secret_kind(pc.credentials.secret);
+  pc.settings = cfg.effective_pool(db, ucfg);
+  pc.connect_timeout = cfg.server_connect_timeout;
+  pc.login_retry = cfg.server_login_retry;
+  pc.idle_timeout = cfg.server_idle_timeout;
+  pc.lifetime = cfg.server_lifetime;
+  pc.reserve_timeout = cfg.reserve_pool_timeout;
+  pc.max_prepared_statements = cfg.max_prepared_statements;
+  pc.reset_query = cfg.server_reset_query;
+  pc.reset_always = cfg.server_reset_query_always;
+  pc.fingerprint = pc.target.host + '\n' + std::to_string(pc.target.port) + '\n' +
+                   std::string(conf::to_string(be.role)) + '\n' + std::to_string(be.weight) + '\n' + pc.target.dbname +
+                   '\n' + pc.target.user + '\n' + pc.credentials.secret + '\n' +
+                   std::string(conf::to_string(pc.settings.pool_mode)) + '\n' + std::to_string(pc.settings.pool_size) +
+                   '\n' + std::to_string(pc.settings.min_pool_size) + '\n' +
+                   std::to_string(pc.settings.reserve_pool_size) + '\n' + std::to_string(pc.connect_timeout.count()) +
+                   '\n' + std::to_string(pc.idle_timeout.count()) + '\n' + std::to_string(pc.lifetime.count()) + '\n' +
+                   std::to_string(pc.max_prepared_statements) + '\n' + pc.reset_query + '\n' +
+                   (pc.reset_always ? "1" : "0") + '\n' + std::to_string(pc.reserve_timeout.count()) + '\n' +
+                   std::to_string(pc.login_retry.count()) + '\n' + std::to_string(pc.settings.max_db_connections) + '\n' +
+                   std::to_string(pc.settings.max_user_connections);
+  return pc;
+}
+
+std::string cluster_fingerprint(const conf::config& cfg, const conf::database_config& db, std::string_view database,
+                                std::string_view user, const std::optional<std::string>& auth_secret) {
+  std::string f;
+  for (const auto& be : db.backends) f += make_pool_config(cfg, db, be, database, user, auth_secret).fingerprint + "\n--\n";
+  return f;
+}
+
+}  // namespace
+
+// --- cluster -----------------------------------------------------------------------------------
+
+cluster::cluster(std::string name, std::vector<std::unique_ptr<backend>> backends)
+    : name_(std::move(name)), backends_(std::move(backends)) {
+  for (const auto& b : backends_) fingerprint_ += b->pool->cfg().fingerprint + "\n--\n";
+}
+
+cluster::~cluster() = default;
+
+bool cluster::transaction_mode() const noexcept {
+  return !backends_.empty() && backends_.front()->pool->transaction_mode();
+}
+
+cluster::pick cluster::choose(const router::route_request& req) const {
+  // A snapshot for the pure decision; small (one entry per backend), on the caller's stack.
+  constexpr std::size_t inline_backends = 8;
+  std::array<router::backend_view, inline_backends> small{};
+  std::vector<router::backend_view> large;
+  std::span<router::backend_view> views;
+  if (backends_.size() <= inline_backends) {
+    views = std::span<router::backend_view>(small.data(), backends_.size());
+  } else {
+    large.resize(backends_.size());
+    views = large;
+  }
+  for (std::size_t i = 0; i < backends_.size(); ++i) {
+    const auto& b = *backends_[i];
+    views[i] = router::backend_view{b.role, b.health.load(std::memory_order_relaxed), b.cfg.weight, 0};
+  }
+  const auto c = router::choose_backend(views, req);
+  pick p;
+  p.status = c.status;
+  if (c.chosen()) p.pool = &backends_[c.backend]->pool;
+  return p;
+}
+
+std::optional<parameter_set> cluster::initial_params() const {
+  for (const auto& b : backends_) {
+    if (auto p = b->pool->initial_params()) return p;
+  }
+  return std::nullopt;
+}
+
+bool cluster::statement_known(const statement_digest& d) const {
+  for (const auto& b : backends_) {
+    if (b->pool->statement_known(d)) return true;
+  }
+  return false;
+}
+
+void cluster::remember_scram_keys(const protocol::scram_client_keys& keys) {
+  for (const auto& b : backends_) b->pool->remember_scram_keys(keys);
+}
+
+void cluster::retire() {
+  retired_.store(true, std::memory_order_relaxed);
+  for (const auto& b : backends_) b->pool->retire();
+}
+
+// --- registry ----------------------------------------------------------------------------------
+
+std::shared_ptr<connection_budget> cluster_registry::budget(
+    std::map<std::string, std::shared_ptr<connection_budget>>& budgets, const std::string& key, std::uint32_t limit) {
+  auto& b = budgets[key];
+  if (!b) b = std::make_shared<connection_budget>(limit);
+  b->set_limit(limit);
+  return b;
+}
+
+std::shared_ptr<cluster> cluster_registry::build(const conf::config& cfg, const conf::database_config& db,
+                                                 std::string_view database, std::string_view user,
+                                                 const std::optional<std::string>& auth_secret) {
+  const std::string name = std::string(database) + "/" + std::string(user);
+  std::vector<std::unique_ptr<cluster::backend>> backends;
+  for (std::size_t i = 0; i < db.backends.size(); ++i) {
+    const auto& be = db.backends[i];
+    pool_config pc = make_pool_config(cfg, db, be, database, user, auth_secret);
+    auto db_budget = budget(db_budgets_, std::string(database), pc.settings.max_db_connections);
+    auto user_budget = budget(user_budgets_, pc.target.user, pc.settings.max_user_connections);
+    const std::string pool_name = db.backends.size() == 1 ? name : name + "#" + std::to_string(i);
+    spdlog::info("pool={} created server={}:{}/{} role={} server_user={} mode={} pool_size={} min_pool_size={}",
+                 pool_name, pc.target.host, pc.target.port, pc.target.dbname, conf::to_string(be.role), pc.target.user,
+                 conf::to_string(pc.settings.pool_mode), pc.settings.pool_size, pc.settings.min_pool_size);
+    auto b = std::make_unique<cluster::backend>();
+    b->cfg = be;
+    b->role = role_of(be.role);
+    b->pool = std::make_shared<pool>(rt_, pool_name, std::move(pc), std::move(db_budget), std::move(user_budget));
+    backends.push_back(std::move(b));
+  }
+  return std::make_shared<cluster>(name, std::move(backends));
+}
+
+std::shared_ptr<cluster> cluster_registry::get(const conf::config& cfg, const conf::database_config& db,
+                                               std::string_view database, std::string_view user,
+                                               const std::optional<std::string>& auth_secret) {
+  std::lock_guard lk(mu_);
+  auto key = std::make_pair(std::string(database), std::string(user));
+  auto it = clusters_.find(key);
+  if (it != clusters_.end() && !it->second->retired()) return it->second;
+  auto c = build(cfg, db, database, user, auth_secret);
+  clusters_[key] = c;
+  return c;
+}
+
+std::vector<std::shared_ptr<pool>> cluster_registry::pools() {
+  std::lock_guard lk(mu_);
+  std::vector<std::shared_ptr<pool>> out;
+  for (const auto& [k, c] : clusters_) {
+    for (const auto& b : c->backends()) out.push_back(b->pool);
+  }
+  return out;
+}
+
+void cluster_registry::retire_changed(const conf::config& cfg) {
+  std::vector<std::shared_ptr<cluster>> retired;
+  {
+    std::lock_guard lk(mu_);
+    for (auto it = clusters_.begin(); it != clusters_.end();) {
+      const auto& [key, c] = *it;
+      const conf::database_config* db = cfg.find_database(key.first);
+      bool changed = db == nullptr;
+      if (!changed) {
+        const auto& secret = c->backends().front()->pool->cfg().credentials.secret;
+        changed = cluster_fingerprint(cfg, *db, key.first, key.second,
+                                      secret.empty() ? std::nullopt : std::optional<std::string>(secret)) !=
+                  c->fingerprint();
+      }
+      if (changed) {
+        retired.push_back(c);
+        it = clusters_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (auto& c : retired) {
+    spdlog::info("pool={} retired reason=config_changed", c->name());
+    c->retire();
+  }
+}
+
+void cluster_registry::clear() {
+  std::map<std::pair<std::string, std::string>, std::shared_ptr<cluster>> clusters;
+  {
+    std::lock_guard lk(mu_);
+    clusters.swap(clusters_);
+  }
+  for (auto& [k, c] : clusters) c->retire();
+}
+
+}  // namespace pgsluice::proxy

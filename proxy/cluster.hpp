@@ -1,0 +1,108 @@
+// Internal to proxy/: a client-facing database (with its user) as a cluster of backends, each with its own pool, and the registry of clusters.
+//
+// A cluster holds one backend per configured server (today one primary; replicas come with
+// read/write routing). Each backend has its own pool, hence its own connection limit, its own
+// server connections with their prepared-statement and settings bookkeeping, its own SCRAM
+// keys, and its own health state. Which backend serves a transaction (transaction pooling) or
+// a session (session pooling) is decided by router::choose_backend() over a snapshot of the
+// backends; the session asks cluster::choose() at that boundary and never decides itself.
+// Budgets (max_db_connections, max_user_connections) are shared by every pool of every
+// cluster with the same database or server user, over all worker threads.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "conf/config.hpp"
+#include "proxy/params.hpp"
+#include "protocol/scram.hpp"
+#include "proxy/prepared.hpp"
+#include "router/select.hpp"
+
+namespace pgsluice::proxy {
+
+class pool;
+class runtime;
+class connection_budget;
+
+class cluster {
+ public:
+  struct backend {
+    conf::backend_config cfg;
+    std::shared_ptr<proxy::pool> pool;
+    router::role role = router::role::primary;
+    std::atomic<router::health> health{router::health::up};
+  };
+
+  cluster(std::string name, std::vector<std::unique_ptr<backend>> backends);
+  ~cluster();
+  cluster(const cluster&) = delete;
+  cluster& operator=(const cluster&) = delete;
+
+  const std::string& name() const noexcept { return name_; }  // "database/user"
+  bool transaction_mode() const noexcept;
+  const std::vector<std::unique_ptr<backend>>& backends() const noexcept { return backends_; }
+
+  // The pool for what the next transaction or session needs (nullptr unless chosen); it points
+  // into the cluster, which outlives every session using it.
+  struct pick {
+    const std::shared_ptr<proxy::pool>* pool = nullptr;
+    router::route_status status = router::route_status::no_primary;
+  };
+  pick choose(const router::route_request& req) const;
+
+  // ParameterStatus values a new client is told: those of the first backend that logged in.
+  std::optional<parameter_set> initial_params() const;
+  // A statement some backend of this cluster accepted (its Parse can be answered locally).
+  bool statement_known(const statement_digest& d) const;
+  // Keys a client proved in its SCRAM login, for every backend holding the same verifier.
+  void remember_scram_keys(const protocol::scram_client_keys& keys);
+
+  void retire();
+  bool retired() const noexcept { return retired_.load(std::memory_order_relaxed); }
+  // The pools' settings as text: a reload retires the cluster when they change.
+  const std::string& fingerprint() const noexcept { return fingerprint_; }
+
+ private:
+  std::string name_;
+  std::vector<std::unique_ptr<backend>> backends_;
+  std::string fingerprint_;
+  std::atomic<bool> retired_{false};
+};
+
+// All clusters by (client-facing database, user), created on first use.
+class cluster_registry {
+ public:
+  explicit cluster_registry(runtime& rt) : rt_(rt) {}
+
+  // `auth_secret` is the secret fetched by auth_query for users not in the config.
+  std::shared_ptr<cluster> get(const conf::config& cfg, const conf::database_config& db, std::string_view database,
+                               std::string_view user, const std::optional<std::string>& auth_secret);
+  // Every pool of every cluster (for upkeep and shutdown).
+  std::vector<std::shared_ptr<pool>> pools();
+  // After a reload: clusters whose settings changed stop taking clients and drain; new ones are
+  // created from the new config on the next login.
+  void retire_changed(const conf::config& cfg);
+  void clear();
+
+ private:
+  std::shared_ptr<cluster> build(const conf::config& cfg, const conf::database_config& db, std::string_view database,
+                                 std::string_view user, const std::optional<std::string>& auth_secret);
+  std::shared_ptr<connection_budget> budget(std::map<std::string, std::shared_ptr<connection_budget>>& budgets,
+                                            const std::string& key, std::uint32_t limit);
+
+  runtime& rt_;
+  std::mutex mu_;
+  std::map<std::pair<std::string, std::string>, std::shared_ptr<cluster>> clusters_;
+  std::map<std::string, std::shared_ptr<connection_budget>> db_budgets_;
+  std::map<std::string, std::shared_ptr<connection_budget>> user_budgets_;
+};
+
+}  // namespace pgsluice::proxy
