@@ -11,10 +11,10 @@
 #include <spdlog/spdlog.h>
 
 #include "protocol/codec.hpp"
+#include "protocol/fields.hpp"
 #include "protocol/framing.hpp"
 #include "protocol/md5.hpp"
 #include "proxy/runtime.hpp"
-#include "proxy/wire.hpp"
 
 namespace pgsluice::proxy {
 
@@ -34,10 +34,20 @@ std::string_view as_text(std::span<const std::uint8_t> b) {
   return {reinterpret_cast<const char*>(b.data()), b.size()};
 }
 
+// A whole backend message (tag and body as read_message returns them) through the full decoder.
+protocol::result<protocol::backend_message> decode(char tag, std::span<const std::uint8_t> body, std::size_t size) {
+  protocol::frame f;
+  f.kind = protocol::frame_kind::regular;
+  f.tag = tag;
+  f.size = size;
+  f.body = body;
+  return protocol::decode_backend(f);
+}
+
 }  // namespace
 
 server_error to_server_error(std::span<const std::uint8_t> body) {
-  const auto f = wire::read_error_fields(body);
+  const auto f = protocol::read_error_fields(body);
   server_error e;
   e.severity = f.severity.empty() ? "ERROR" : std::string(f.severity);
   e.sqlstate = f.sqlstate.empty() ? "XX000" : std::string(f.sqlstate);
@@ -116,10 +126,9 @@ void server_connection::close() noexcept {
   if (socket_ && socket_->is_open()) {
     boost::system::error_code ec;
     // Terminate lets the server end its session at once instead of noticing the EOF later.
-    static constexpr std::uint8_t terminate_msg[5] = {'X', 0, 0, 0, 4};
     if (state_ == server_state::idle || state_ == server_state::active) {
       socket_->non_blocking(true, ec);
-      ::send(socket_->native_handle(), terminate_msg, sizeof terminate_msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+      ::send(socket_->native_handle(), protocol::terminate_msg, sizeof protocol::terminate_msg, MSG_DONTWAIT | MSG_NOSIGNAL);
     }
     socket_->shutdown(tcp::socket::shutdown_both, ec);
     socket_->close(ec);
@@ -233,16 +242,18 @@ awaitable<std::optional<server_error>> server_connection::login(const backend_ta
     }
     switch (m->tag) {
       case 'S':
-        if (auto p = wire::read_parameter_status(m->body)) reported.set(p->name, p->value);
+        if (auto p = protocol::read_parameter_status(m->body)) reported.set(p->name, p->value);
         break;
       case 'K':
-        if (m->body.size() == 8) {
-          backend_pid = static_cast<std::int32_t>(wire::read_u32(m->body.data()));
-          backend_secret = static_cast<std::int32_t>(wire::read_u32(m->body.data() + 4));
+        if (const auto k = decode(m->tag, m->body, m->size)) {
+          if (const auto* key = std::get_if<protocol::backend_key_data>(&*k)) {
+            backend_pid = key->process_id;
+            backend_secret = key->secret_key;
+          }
         }
         break;
       case 'Z':
-        if (!m->body.empty()) transaction_status = static_cast<char>(m->body[0]);
+        if (const auto st = protocol::read_ready_for_query(m->body)) transaction_status = *st;
         if (pending_consume_ > 0) {
           buf_.consume(pending_consume_);
           pending_consume_ = 0;
@@ -258,14 +269,7 @@ awaitable<std::optional<server_error>> server_connection::login(const backend_ta
 awaitable<std::optional<server_error>> server_connection::authenticate(const backend_target& target,
                                                                        server_credentials& creds, const message& first,
                                                                        boost::system::error_code& ec) {
-  auto decode = [](const message& m) {
-    protocol::frame f;
-    f.kind = protocol::frame_kind::regular;
-    f.tag = m.tag;
-    f.size = m.size;
-    f.body = m.body;
-    return protocol::decode_backend(f);
-  };
+  auto decode = [](const message& m) { return pgsluice::proxy::decode(m.tag, m.body, m.size); };
   const std::string& user = target.user;
   auto no_secret = [&] {
     return local_error("28000", "pgsluice: no password configured to log in to the server as user \"" + user + "\"");
@@ -362,7 +366,7 @@ awaitable<std::optional<server_error>> server_connection::run_internal(std::stri
   synced_settings = 0;  // whatever it runs may change settings
   boost::system::error_code ec;
   std::vector<std::uint8_t> out;
-  wire::append_query(out, sql);
+  protocol::append_query(out, sql);
   if (!co_await write_all(out, ec)) co_return local_error("08006", "pgsluice: server write failed: " + ec.message());
   std::optional<server_error> first_error;
   for (;;) {
@@ -370,10 +374,10 @@ awaitable<std::optional<server_error>> server_connection::run_internal(std::stri
     if (!m) co_return local_error("08006", wd.fired() ? "pgsluice: server did not answer in time" : "pgsluice: server closed the connection");
     if (m->tag == 'E' && !first_error) first_error = to_server_error(m->body);
     if (m->tag == 'S') {
-      if (auto p = wire::read_parameter_status(m->body)) reported.set(p->name, p->value);
+      if (auto p = protocol::read_parameter_status(m->body)) reported.set(p->name, p->value);
     }
     if (m->tag == 'Z') {
-      if (!m->body.empty()) transaction_status = static_cast<char>(m->body[0]);
+      if (const auto st = protocol::read_ready_for_query(m->body)) transaction_status = *st;
       buf_.consume(pending_consume_);
       pending_consume_ = 0;
       co_return first_error;
@@ -391,7 +395,7 @@ awaitable<server_connection::rows_result> server_connection::query_rows(std::str
   rows_result out;
   boost::system::error_code ec;
   std::vector<std::uint8_t> bytes;
-  wire::append_parse(bytes, "", sql, {});
+  protocol::append_parse(bytes, "", sql, {});
   protocol::bind b;
   for (const auto& p : params) b.params.emplace_back(as_bytes(p));
   protocol::encode(b, bytes);
@@ -409,27 +413,26 @@ awaitable<server_connection::rows_result> server_connection::query_rows(std::str
     }
     if (m->tag == 'E' && !out.error) out.error = to_server_error(m->body);
     if (m->tag == 'D') {
-      // DataRow: Int16 column count, then per column Int32 length (-1 = NULL) and the bytes.
+      // DataRow, https://www.postgresql.org/docs/15/protocol-message-formats.html (not a hot path).
       std::vector<std::optional<std::string>> row;
-      const auto body = m->body;
-      if (body.size() >= 2) {
-        std::size_t pos = 2;
-        const std::size_t cols = wire::read_u16(body.data());
-        for (std::size_t c = 0; c < cols && pos + 4 <= body.size(); ++c) {
-          const auto len = static_cast<std::int32_t>(wire::read_u32(body.data() + pos));
-          pos += 4;
-          if (len < 0) {
+      const auto decoded = decode(m->tag, m->body, m->size);
+      if (!decoded) {
+        if (!out.error) out.error = local_error("08P01", "pgsluice: malformed DataRow from the server during auth_query");
+        continue;
+      }
+      if (const auto* dr = std::get_if<protocol::data_row>(&*decoded)) {
+        for (const auto& col : dr->columns) {
+          if (col) {
+            row.emplace_back(std::string(as_text(*col)));
+          } else {
             row.emplace_back(std::nullopt);
-          } else if (pos + static_cast<std::size_t>(len) <= body.size()) {
-            row.emplace_back(std::string(reinterpret_cast<const char*>(body.data() + pos), static_cast<std::size_t>(len)));
-            pos += static_cast<std::size_t>(len);
           }
         }
       }
       out.rows.push_back(std::move(row));
     }
     if (m->tag == 'Z') {
-      if (!m->body.empty()) transaction_status = static_cast<char>(m->body[0]);
+      if (const auto st = protocol::read_ready_for_query(m->body)) transaction_status = *st;
       buf_.consume(pending_consume_);
       pending_consume_ = 0;
       co_return out;

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes the seed corpora of the protocol fuzz targets (corpus/framing, corpus/frontend, corpus/backend).
+"""Writes the seed corpora of the fuzz targets (corpus/<target>: framing, frontend, backend, fields, pinning, startup_options).
 
 Seeds are real message sequences laid out as in
 https://www.postgresql.org/docs/15/protocol-message-formats.html ; rerun after changing them.
@@ -88,6 +88,35 @@ COPY_OUT = (
     + msg("d", b"row\n") + msg("c")
 )
 
+# Bodies (no tag, no length word) for fuzz_fields, which reads each as every message it covers.
+FIELD_BODIES = {
+    "parse": s("s1") + s("SELECT $1::int, $2") + i16(2) + i32(23) + i32(0),
+    "bind": s("") + s("s1") + i16(1) + i16(0) + i16(2) + i32(2) + b"42" + i32(-1) + i16(1) + i16(1),
+    "describe_statement": b"S" + s("_pgsluice_1"),
+    "parameter_status": s("TimeZone") + s("Europe/Paris"),
+    "error_statement_name": b"S" + s("ERROR") + b"V" + s("ERROR") + b"C" + s("26000")
+    + b"M" + s("prepared statement \"_pgsluice_1\" does not exist") + b"F" + s("prepare.c") + b"\0",
+    "error_truncated": b"C" + s("42P01") + b"M" + b"relation",
+}
+
+# SQL texts for fuzz_pinning: the fast path, the lexer, literals, comments and dollar quotes.
+PINNING_SQL = {
+    "select": b"SELECT * FROM t WHERE id = 1;",
+    "set_session": b"SET search_path TO app, public",
+    "multi_statement": b"BEGIN; SET LOCAL work_mem = '64MB'; SELECT 1; DISCARD ALL",
+    "quoted": b"SELECT 'SET ROLE x', \"LISTEN\" FROM t; /* PREPARE p AS */ SELECT $tag$ LISTEN y $tag$",
+    "hold_cursor": b"DECLARE c CURSOR WITH HOLD FOR SELECT pg_advisory_lock(1)",
+    "temp_table": b"create temporary table tt (a int); deallocate all",
+}
+
+# Startup parameters for fuzz_startup_options: NUL-separated name/value strings.
+STARTUP_PARAMS = {
+    "psql": s("user") + s("alice") + s("database") + s("db") + s("application_name") + s("psql") + s("client_encoding") + b"UTF8",
+    "options": s("options") + s("-c search_path=app\\ x --work-mem=64MB -cstatement_timeout=5s") + s("user") + b"u",
+    "quotes": s("user") + s("u") + s("DateStyle") + s("ISO'; DROP TABLE t; --\\") + s("my.setting") + b"a\\'b",
+    "bad": s("options") + s("-d 5") + s("replication") + s("database") + s("1bad") + b"x",
+}
+
 SEEDS = {
     "framing": {
         "startup": STARTUP,
@@ -120,6 +149,9 @@ SEEDS = {
         "errors_notices": ERRORS,
         "copy_out": COPY_OUT,
     },
+    "fields": FIELD_BODIES,
+    "pinning": PINNING_SQL,
+    "startup_options": STARTUP_PARAMS,
 }
 
 
