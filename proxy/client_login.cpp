@@ -1,4 +1,4 @@
-// Client sessions, first half: startup packet, SSL/GSSENC refusal, cancel requests, authentication, login replies, ending.
+// Client sessions, login: startup packet, SSL/GSSENC refusal, cancel requests, authentication, login replies.
 #include <openssl/rand.h>
 
 #include <spdlog/spdlog.h>
@@ -8,6 +8,7 @@
 #include "protocol/md5.hpp"
 #include "protocol/fields.hpp"
 #include "proxy/client_session.hpp"
+#include "proxy/cluster.hpp"
 #include "proxy/pinning.hpp"
 #include "proxy/pool.hpp"
 #include "proxy/runtime.hpp"
@@ -40,133 +41,6 @@ constexpr std::size_t max_login_message = 64 * 1024;
 
 }  // namespace
 
-client_session::client_session(worker& w, tcp::socket socket)
-    : worker_(w),
-      rt_(w.rt()),
-      id_(rt_.next_client_id()),
-      name_("c" + std::to_string(id_)),
-      socket_(std::move(socket)),
-      cbuf_(2048),
-      sbuf_(4096),
-      signal_(w.io()),
-      done_signal_(w.io()) {
-  rt_.stats().client_enters(state_);
-  rt_.stats().add(counter::clients_accepted);
-  worker_.add_session(this);
-}
-
-client_session::~client_session() {
-  rt_.stats().client_enters(state_, -1);
-}
-
-void client_session::set_state(client_state s) noexcept {
-  if (s == state_) return;
-  rt_.stats().client_moves(state_, s);
-  state_ = s;
-}
-
-void client_session::start() {
-  auto self = shared_from_this();
-  asio::co_spawn(worker_.io(), [self]() { return self->run(); }, [self](std::exception_ptr e) {
-    if (!e) return;
-    try {
-      std::rethrow_exception(e);
-    } catch (const std::exception& ex) {
-      spdlog::error("{} session failed with an exception: {}", self->name_, ex.what());
-    }
-    // The session coroutine died on a bug: make sure the connection does not linger.
-    boost::system::error_code ec;
-    self->socket_.close(ec);
-    if (self->counted_) {
-      self->rt_.client_count().fetch_sub(1, std::memory_order_relaxed);
-      self->counted_ = false;
-    }
-    self->worker_.remove_session(self.get());
-  });
-}
-
-std::optional<client_session::cancel_target> client_session::current_cancel_target() {
-  std::lock_guard lk(cancel_mu_);
-  return cancel_target_;
-}
-
-void client_session::set_cancel_target(const server_connection* s) {
-  std::lock_guard lk(cancel_mu_);
-  if (s == nullptr) {
-    cancel_target_.reset();
-  } else {
-    cancel_target_ = cancel_target{s->remote, s->backend_pid, s->backend_secret};
-  }
-}
-
-void client_session::end(end_reason r) noexcept {
-  if (ending_) return;
-  ending_ = true;
-  reason_ = r;
-  wait_.cancel();
-  boost::system::error_code ec;
-  socket_.cancel(ec);
-  if (server_ && server_->is_open()) server_->socket().cancel(ec);
-  signal();
-}
-
-void client_session::fail(end_reason r, std::string_view sqlstate, std::string_view message, std::string_view severity) {
-  if (ending_) return;
-  final_message_.clear();
-  protocol::encode_error_response(severity, sqlstate, message, final_message_);
-  end(r);
-}
-
-void client_session::fail_with(end_reason r, const server_error& e) {
-  if (ending_) return;
-  final_message_.clear();
-  protocol::encode_error_response("FATAL", e.sqlstate, e.message, e.detail, {}, final_message_);
-  end(r);
-}
-
-void client_session::check_timeouts(clock::time_point now, const conf::config& cfg, bool shutting_down) {
-  if (ending_) return;
-  if (state_ == client_state::login) {
-    if (login_deadline_ != clock::time_point{} && now >= login_deadline_) {
-      spdlog::info("{} timeout kind=client_login_timeout", name_);
-      fail(end_reason::client_login_timeout, "08P01", "pgsluice: client_login_timeout (login not completed in time)");
-    }
-    return;
-  }
-  const bool server_idle = server_ && tracker_.idle() && client_stream_left_ == 0 && server_stream_left_ == 0;
-  if (shutting_down && (state_ == client_state::idle || (server_idle && server_->transaction_status == 'I'))) {
-    fail(end_reason::shutdown, "57P01", "terminating connection due to administrator command");
-    return;
-  }
-  if (state_ == client_state::idle && cfg.client_idle_timeout.count() > 0 && now - last_activity_ >= cfg.client_idle_timeout) {
-    spdlog::info("{} timeout kind=client_idle_timeout", name_);
-    fail(end_reason::client_idle_timeout, "08P01", "pgsluice: client_idle_timeout");
-    return;
-  }
-  if (server_idle && server_->transaction_status != 'I' && cfg.idle_transaction_timeout.count() > 0 &&
-      now - last_activity_ >= cfg.idle_transaction_timeout) {
-    spdlog::info("{} timeout kind=idle_transaction_timeout", name_);
-    fail(end_reason::idle_transaction_timeout, "25P03", "terminating connection due to idle-in-transaction timeout");
-  }
-}
-
-void client_session::terminate() {
-  fail(end_reason::shutdown, "57P01", "terminating connection due to administrator command");
-}
-
-awaitable<bool> client_session::send_bytes(const std::vector<std::uint8_t>& bytes) {
-  auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(bytes), nothrow_awaitable);
-  (void)n;
-  if (ec) end(end_reason::client_closed);
-  co_return !ec;
-}
-
-awaitable<void> client_session::send_fatal(std::string_view sqlstate, std::string_view message, std::string_view detail) {
-  std::vector<std::uint8_t> out;
-  protocol::encode_error_response("FATAL", sqlstate, message, detail, {}, out);
-  co_await send_bytes(out);
-}
-
 awaitable<std::optional<client_session::login_message>> client_session::read_login_message(bool startup) {
   for (;;) {
     const auto data = cbuf_.data();
@@ -193,46 +67,12 @@ awaitable<std::optional<client_session::login_message>> client_session::read_log
     }
     auto space = cbuf_.prepare(std::max<std::size_t>(r.need > data.size() ? r.need - data.size() : 1, 1024));
     auto [ec, n] = co_await socket_.async_read_some(asio::buffer(space.data(), space.size()), nothrow_awaitable);
-    if (ec || ending_) {
+    if (ec || machine_.ending()) {
       end(end_reason::client_closed);
       co_return std::nullopt;
     }
     cbuf_.commit(n);
   }
-}
-
-awaitable<void> client_session::run() {
-  auto cfg = rt_.config();
-  cfg_ = cfg;
-  if (cfg->client_login_timeout.count() > 0) login_deadline_ = clock::now() + cfg->client_login_timeout;
-  boost::system::error_code ec;
-  socket_.set_option(tcp::no_delay(true), ec);
-
-  const bool logged_in = co_await login();
-  if (logged_in && !ending_) {
-    set_state(client_state::idle);
-    last_activity_ = clock::now();
-    auto self = shared_from_this();
-    server_pump_running_ = true;
-    asio::co_spawn(worker_.io(), [self]() { return self->server_pump(); }, [self](std::exception_ptr e) {
-      self->server_pump_running_ = false;
-      self->done_signal_.cancel();
-      if (!e) return;
-      try {
-        std::rethrow_exception(e);
-      } catch (const std::exception& ex) {
-        spdlog::error("{} server relay failed with an exception: {}", self->name_, ex.what());
-      }
-      self->end(end_reason::server_protocol_error);
-    });
-    co_await client_pump();
-    end(reason_);
-    while (server_pump_running_) {
-      done_signal_.expires_at(clock::time_point::max());
-      co_await done_signal_.async_wait(nothrow_awaitable);
-    }
-  }
-  co_await finish();
 }
 
 awaitable<bool> client_session::login() {
@@ -314,7 +154,7 @@ awaitable<bool> client_session::login() {
   std::optional<std::string> fetched;
   if (user == nullptr && !cfg->auth_user.empty()) {
     fetched = co_await run_auth_query(*cfg, db);
-    if (ending_) co_return false;
+    if (machine_.ending()) co_return false;
   }
 
   if (!co_await authenticate(*cfg, user, fetched)) co_return false;
@@ -324,21 +164,25 @@ awaitable<bool> client_session::login() {
     fail(end_reason::login_refused, "3D000", "database \"" + startup_.database + "\" does not exist");
     co_return false;
   }
-  pool_ = rt_.get_pool(*cfg, *db, startup_.database, startup_.user, fetched);
-  if (scram_keys_) pool_->remember_scram_keys(*scram_keys_);
-  transaction_mode_ = pool_->transaction_mode();
+  cluster_ = rt_.clusters().get(*cfg, *db, startup_.database, startup_.user, fetched);
+  if (scram_keys_) cluster_->remember_scram_keys(*scram_keys_);
+  transaction_mode_ = cluster_->transaction_mode();
   rewrite_statements_ = transaction_mode_ && cfg->max_prepared_statements > 0;
   max_message_size_ = static_cast<std::size_t>(std::min<std::uint64_t>(cfg->max_message_size, protocol::default_max_message_size));
 
   // ParameterStatus for the client: those of the pool's first server, with the client's own
   // values for the parameters it set. A pool that never logged in does so now, which also
   // reports a server that refuses this user before the client is told it is in.
-  auto params = pool_->initial_params();
+  auto params = cluster_->initial_params();
   if (!params) {
     if (!co_await attach_server(true)) co_return false;
-    params = pool_->initial_params();
+    params = cluster_->initial_params();
     if (!params) params = server_->reported;
-    if (transaction_mode_) release_server();
+    if (transaction_mode_) {
+      release_server();
+    } else {
+      settings_due_ = settings_due::sync;  // session pooling keeps it
+    }
   }
   view_ = *params;
   for (const auto& [k, v] : startup_.reported) view_.set(k, v);
@@ -355,7 +199,7 @@ awaitable<bool> client_session::login() {
   if (!co_await send_bytes(out)) co_return false;
   if (cfg->log.log_connections) {
     spdlog::info("{} login user={} db={} pool={} mode={} application_name=\"{}\"", name_, startup_.user, startup_.database,
-                 pool_->name(), transaction_mode_ ? "transaction" : "session", startup_.application_name);
+                 cluster_->name(), transaction_mode_ ? "transaction" : "session", startup_.application_name);
   }
   co_return true;
 }
@@ -366,7 +210,13 @@ awaitable<std::optional<std::string>> client_session::run_auth_query(const conf:
   const conf::database_config* db = cfg.auth_dbname.empty() ? client_db : cfg.find_database(auth_db_name);
   if (db == nullptr) co_return std::nullopt;
   const std::string& auth_user = db->auth_user ? *db->auth_user : cfg.auth_user;
-  auto p = rt_.get_pool(cfg, *db, auth_db_name, auth_user, std::nullopt);
+  auto c = rt_.clusters().get(cfg, *db, auth_db_name, auth_user, std::nullopt);
+  const auto pick = c->choose(router::route_request{router::need::write});
+  if (pick.pool == nullptr) {
+    spdlog::warn("{} auth_query failed cluster={} status={}", name_, c->name(), router::to_string(pick.status));
+    co_return std::nullopt;
+  }
+  const std::shared_ptr<pool> p = *pick.pool;
   const auto wait = cfg.query_wait_timeout.count() > 0 ? cfg.query_wait_timeout : std::chrono::milliseconds(60000);
   auto r = co_await p->acquire(worker_, id_, clock::now() + wait);
   if (!r.server) {
@@ -376,6 +226,7 @@ awaitable<std::optional<std::string>> client_session::run_auth_query(const conf:
   }
   const std::vector<std::string> params{startup_.user};
   auto rows = co_await r.server->query_rows(cfg.auth_query, params, cfg.server_connect_timeout);
+  r.server->unnamed_owner = 0;  // the lookup used the unnamed statement
   const bool clean = !rows.error && r.server->transaction_status == 'I';
   p->release(std::move(r.server), clean);
   if (rows.error) {
@@ -565,60 +416,6 @@ awaitable<void> client_session::forward_cancel(std::int32_t pid, std::int32_t se
   }
   rt_.stats().add(counter::cancels_forwarded);
   spdlog::info("{} cancel_request for={} backend_pid={} forwarded", name_, target_session->name(), target->pid);
-}
-
-awaitable<void> client_session::finish() {
-  set_state(client_state::closing);
-  if (server_) {
-    server_condition c;
-    c.replies_outstanding = !tracker_.idle() || !sbuf_.empty() || server_stream_left_ > 0 || client_stream_left_ > 0;
-    c.transaction_status = server_->transaction_status;
-    c.needs_reset = !transaction_mode_ || pinned_ || (cfg_ && cfg_->server_reset_query_always);
-    const auto d = decide_server_disposition(reason_, c);
-    auto s = std::move(server_);
-    set_cancel_target(nullptr);
-    tracker_.clear();
-    bool reusable = d != server_disposition::close && s->is_open();
-    if (reusable && d == server_disposition::reset) {
-      s->set_state(server_state::resetting);
-      const auto timeout = cfg_ ? cfg_->server_connect_timeout : std::chrono::milliseconds(15000);
-      if (s->transaction_status != 'I') {
-        if (auto err = co_await s->run_internal("ROLLBACK", timeout)) reusable = false;
-      }
-      const std::string& reset = pool_->cfg().reset_query;
-      if (reusable && c.needs_reset && !reset.empty()) {
-        if (auto err = co_await s->run_internal(reset, timeout)) {
-          spdlog::warn("{} reset_failed sqlstate={} error=\"{}\"", s->name(), err->sqlstate, err->message);
-          reusable = false;
-        }
-        const auto effects = classify_session_effects(reset);
-        if (effects.drops_prepared) s->statements.clear();
-        if (effects.resets_settings) s->applied.clear();
-        s->synced_settings = 0;
-      }
-      reusable = reusable && s->transaction_status == 'I';
-    }
-    if (!reusable) spdlog::info("{} closing pool={} reason={} client={}", s->name(), pool_->name(), to_string(reason_), name_);
-    pool_->release(std::move(s), reusable);
-  }
-  boost::system::error_code ec;
-  if (!final_message_.empty() && socket_.is_open()) {
-    // Best effort and never blocking: the client may not be reading any more.
-    socket_.non_blocking(true, ec);
-    ::send(socket_.native_handle(), final_message_.data(), final_message_.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-  }
-  socket_.shutdown(tcp::socket::shutdown_both, ec);
-  socket_.close(ec);
-  if (cancel_pid_ != 0 || cancel_secret_ != 0) rt_.cancels().remove(cancel_pid_, cancel_secret_);
-  if (counted_) {
-    rt_.client_count().fetch_sub(1, std::memory_order_relaxed);
-    counted_ = false;
-  }
-  if (pool_ && cfg_ && cfg_->log.log_disconnections) {
-    spdlog::info("{} disconnect reason={} user={} db={}", name_, to_string(reason_), startup_.user, startup_.database);
-  }
-  worker_.remove_session(this);
-  set_state(client_state::closed);
 }
 
 }  // namespace pgsluice::proxy
