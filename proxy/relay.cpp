@@ -17,7 +17,6 @@
 #include "protocol/codec.hpp"
 #include "protocol/fields.hpp"
 #include "protocol/framing.hpp"
-#include "protocol/detail/wire.hpp"
 #include "proxy/client_session.hpp"
 #include "proxy/cluster.hpp"
 #include "proxy/pinning.hpp"
@@ -118,7 +117,7 @@ awaitable<bool> client_session::attach_server(bool for_login) {
     // What the client sent since (not consumed): EOF, or a Terminate, means it has left.
     std::uint8_t next[5];
     const auto n = ::recv(socket_.native_handle(), next, sizeof next, MSG_PEEK | MSG_DONTWAIT);
-    if (n == 0 || (n == 5 && next[0] == 'X' && protocol::detail::load_u32(next + 1) == 4)) end(end_reason::client_closed);
+    if (n == 0 || (n == 5 && std::equal(next, next + 5, protocol::terminate_msg))) end(end_reason::client_closed);
   }
   if (machine_.ending()) {
     if (r.server) {

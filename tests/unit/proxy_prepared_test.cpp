@@ -4,7 +4,7 @@
 #include <vector>
 
 #include "proxy/prepared.hpp"
-#include "proxy/wire.hpp"
+#include "protocol/fields.hpp"
 
 namespace pgsluice::proxy {
 namespace {
@@ -33,8 +33,10 @@ TEST(statement_names, injected_parse_message_carries_server_name_text_and_types)
   auto s = make_statement("SELECT $1", one_int4);
   ASSERT_GE(s->parse_message.size(), 5u);
   EXPECT_EQ(s->parse_message[0], 'P');
-  EXPECT_EQ(wire::read_u32(s->parse_message.data() + 1), s->parse_message.size() - 1);
-  auto f = wire::read_parse(std::span(s->parse_message).subspan(5));
+  EXPECT_EQ((std::size_t{s->parse_message[1]} << 24 | std::size_t{s->parse_message[2]} << 16 |
+             std::size_t{s->parse_message[3]} << 8 | s->parse_message[4]),
+            s->parse_message.size() - 1);
+  auto f = protocol::read_parse(std::span(s->parse_message).subspan(5));
   ASSERT_TRUE(f);
   EXPECT_EQ(f->name, s->server_name);
   EXPECT_EQ(f->query, "SELECT $1");

@@ -1,4 +1,4 @@
-// Unit tests for the relay's small pure parts: session-ending rules, buffers and gather lists, wire field readers.
+// Unit tests for the relay's small pure parts: session-ending rules, buffers and gather lists (the field readers are protocol's, tested in protocol_fields_test).
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -10,7 +10,6 @@
 
 #include "proxy/buffer.hpp"
 #include "proxy/session_rules.hpp"
-#include "proxy/wire.hpp"
 
 namespace pgsluice::proxy {
 namespace {
@@ -169,69 +168,6 @@ TEST(gather_list, send_now_writes_everything_a_socket_takes_and_copy_tail_keeps_
   }
   EXPECT_EQ(err, EPIPE);
   ::close(fds[0]);
-}
-
-// --- wire readers --------------------------------------------------------------------------------
-
-std::vector<std::uint8_t> bytes_of(const std::string& s) { return {s.begin(), s.end()}; }
-
-TEST(wire, parse_bind_target_and_parameter_status_fields) {
-  auto parse = bytes_of(std::string("s1\0SELECT $1\0", 13));
-  parse.insert(parse.end(), {0, 1, 0, 0, 0, 23});
-  auto p = wire::read_parse(parse);
-  ASSERT_TRUE(p);
-  EXPECT_EQ(p->name, "s1");
-  EXPECT_EQ(p->query, "SELECT $1");
-  EXPECT_EQ(p->param_types.size(), 6u);
-  parse.push_back(0);  // a stray byte: the OID count no longer matches
-  EXPECT_FALSE(wire::read_parse(parse));
-
-  auto bind = bytes_of(std::string("portal\0s1\0\0\0", 12));
-  auto b = wire::read_bind(bind);
-  ASSERT_TRUE(b);
-  EXPECT_EQ(b->portal, "portal");
-  EXPECT_EQ(b->statement, "s1");
-  EXPECT_EQ(b->rest.size(), 2u);
-  EXPECT_FALSE(wire::read_bind(bytes_of("no terminator")));
-
-  // The readers return views: keep the bytes alive while looking at them.
-  const auto target = bytes_of(std::string("Sname\0", 6));
-  auto t = wire::read_target(target);
-  ASSERT_TRUE(t);
-  EXPECT_EQ(t->kind, 'S');
-  EXPECT_EQ(t->name, "name");
-  EXPECT_FALSE(wire::read_target(bytes_of(std::string("Xname\0", 6))));
-
-  const auto status = bytes_of(std::string("TimeZone\0UTC\0", 13));
-  auto ps = wire::read_parameter_status(status);
-  ASSERT_TRUE(ps);
-  EXPECT_EQ(ps->name, "TimeZone");
-  EXPECT_EQ(ps->value, "UTC");
-}
-
-TEST(wire, error_fields_and_rewritten_messages_round_trip) {
-  const auto error = bytes_of(std::string("SFATAL\0VFATAL\0C28P01\0Mpassword authentication failed\0Dmore\0\0", 60));
-  const auto e = wire::read_error_fields(error);
-  EXPECT_EQ(e.severity, "FATAL");
-  EXPECT_EQ(e.sqlstate, "28P01");
-  EXPECT_EQ(e.message, "password authentication failed");
-  EXPECT_EQ(e.detail, "more");
-
-  std::vector<std::uint8_t> out;
-  const std::vector<std::uint8_t> rest = {0, 0, 0, 0, 0, 0};
-  wire::append_bind(out, "", "pgsluice_x", rest);
-  ASSERT_EQ(out[0], 'B');
-  EXPECT_EQ(wire::read_u32(out.data() + 1), out.size() - 1);
-  auto b = wire::read_bind(std::span(out).subspan(5));
-  ASSERT_TRUE(b);
-  EXPECT_EQ(b->statement, "pgsluice_x");
-  EXPECT_EQ(std::vector<std::uint8_t>(b->rest.begin(), b->rest.end()), rest);
-
-  out.clear();
-  wire::append_target(out, 'C', 'S', "pgsluice_y");
-  auto t = wire::read_target(std::span(out).subspan(5));
-  ASSERT_TRUE(t);
-  EXPECT_EQ(t->name, "pgsluice_y");
 }
 
 }  // namespace
