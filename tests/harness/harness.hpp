@@ -8,6 +8,7 @@
 #pragma once
 
 #include "bench/cluster.hpp"
+#include "tests/harness/observe.hpp"
 
 #include <chrono>
 #include <csignal>
@@ -73,6 +74,7 @@ public:
     std::filesystem::path config_file() const { return dir_ / "pgsluice.toml"; }
     std::filesystem::path log_file() const { return server_->record().log_file; }
     bool running() { return server_->running(); }
+    pid_t pid() const { return server_->pid(); }
     void stop() { server_->stop(); }
 
 private:

@@ -8,7 +8,6 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
-#include <thread>
 
 #include "bench/cli.hpp"
 #include "bench/dataset.hpp"
@@ -137,15 +136,15 @@ TEST(bench, connect_per_transaction_opens_a_connection_per_request) {
     EXPECT_GE(r.connections_opened, r.requests);
 }
 
+// "Not a hang": run() returns on its own (the test's own time limit is the guard); what it
+// returns says why nothing was measured.
 TEST(bench, a_target_that_is_down_shows_connect_failures_not_a_hang) {
-    const auto started = std::chrono::steady_clock::now();
     const auto r = run_load("postgresql://sluice_admin@127.0.0.1:" + std::to_string(b::pick_free_port()) +
                                 "/sluice?sslmode=disable",
                             "select-only", b::protocol_mode::simple, 4, 1000ms);
     EXPECT_EQ(r.requests, 0u);
     EXPECT_GT(r.errors.count("connect_failed"), 0u) << errors_of(r);
-    // warm-up + the 5 s "no client got in" allowance + duration, with slack for a loaded machine.
-    EXPECT_LT(std::chrono::steady_clock::now() - started, 30s);
+    EXPECT_EQ(r.connections_opened, 0u);
 }
 
 TEST(bench, a_wrong_password_is_an_auth_failure) {
@@ -165,19 +164,26 @@ TEST(bench, a_pooler_killed_mid_run_shows_lost_connections_and_the_run_ends) {
     auto bouncer = b::start_pgbouncer(spec);
     const std::string url = "postgresql://" + c.admin().name + ":" + c.admin().password + "@127.0.0.1:" +
                             std::to_string(bouncer->port()) + "/sluice?sslmode=disable";
-    b::load_result r;
-    std::thread load([&] { r = run_load(url, "select-only", b::protocol_mode::simple, 4, 3000ms); });
-    // Kill it once requests flow (a readiness check, not a blind sleep).
-    ASSERT_TRUE(b::poll_until(20s, 10ms, [&] {
-        try {
-            return t::connect(url).scalar("SELECT 1") == "1";
-        } catch (const std::exception&) {
-            return false;
+    b::workload_options w;
+    w.name = "select-only";
+    b::load_options o;
+    o.conninfo = url;
+    o.clients = 4;
+    o.warmup = 300ms;
+    o.duration = 5000ms;
+    o.connect_timeout = 3s;
+    o.request_timeout = 5s;
+    b::load_generator g(o, b::make_workload(w, loaded()));
+    // Readiness from the run itself: the first second reported outside the warm-up with
+    // requests served is when PgBouncer dies; the run then goes on to its end.
+    bool killed = false;
+    const auto r = g.run([&](const b::live_sample& s) {
+        if (!killed && !s.warmup && s.point.requests > 0) {
+            bouncer->kill_now();
+            killed = true;
         }
-    }));
-    std::this_thread::sleep_for(1200ms);  // inside the measured window: warm-up is 300 ms
-    bouncer->kill_now();
-    load.join();
+    });
+    ASSERT_TRUE(killed) << "no second of the measured window served a request";
     EXPECT_GT(r.requests, 0u);
     EXPECT_GT(r.errors.count("connection_lost") + r.errors.count("connect_failed"), 0u) << errors_of(r);
 }

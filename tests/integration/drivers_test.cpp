@@ -9,9 +9,12 @@
 // Targets:
 //  - direct: PostgreSQL itself, proving each script right on its own;
 //  - pgsluice in transaction and in session mode, pool size 3;
-//  - PgBouncer 1.18 in transaction mode, pool size 3: it has no prepared-statement support
-//    there (it came in 1.21), so the drivers that use named statements are expected to
-//    fail with a prepared-statement error, and the others to pass.
+//  - PgBouncer 1.18 in transaction mode, pool size 3, for comparison: it has no
+//    prepared-statement support there (it came in 1.21). The drivers that send no named
+//    statements must pass through it (it is the working reference for those); for the
+//    others what PgBouncer did (exit status, error) is printed, not judged.
+// Through pgsluice, the server connections coming from it are sampled (PostgreSQL's
+// pg_stat_activity) while the driver runs: never more than the pool size.
 // A missing runtime or driver package fails the case naming it; nothing is skipped.
 #include "tests/harness/harness.hpp"
 #include "tests/integration/drivers_libpq.hpp"
@@ -19,14 +22,13 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <string>
-#include <thread>
 #include <utility>
 #include <vector>
 
@@ -249,82 +251,71 @@ run_result run_driver(const std::string& name, std::uint16_t port, const std::st
                             : failure};
 }
 
-// Watches how many server connections the scenario's user holds on the primary while a
-// case runs (over the unix socket as the local superuser, so the watcher is not counted):
-// through a pooler the case may add at most pool_size to what was open before it.
-class server_connection_watch {
-public:
-    server_connection_watch() : conn_(t::connect(t::cluster().local_conninfo(t::cluster().primary_index()))) {
-        before_ = count_();
-        max_ = before_;
-        thread_ = std::jthread([this](std::stop_token stop) {
-            while (!stop.stop_requested()) {
-                const int n = count_();
-                max_ = std::max(max_.load(), n);
-                std::this_thread::sleep_for(10ms);
-            }
-        });
+std::vector<std::string> lines_of(const std::string& text) {
+    std::vector<std::string> lines;
+    for (std::size_t pos = 0; pos < text.size();) {
+        const auto end = std::min(text.find('\n', pos), text.size());
+        lines.push_back(text.substr(pos, end - pos));
+        pos = end + 1;
     }
-    // Stops sampling; returns {connections before the case, most seen during it}.
-    std::pair<int, int> finish() {
-        thread_.request_stop();
-        thread_.join();
-        return {before_, max_.load()};
-    }
+    return lines;
+}
 
-private:
-    int count_() {
-        const auto rows = conn_.query("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' "
-                                      "AND usename = '" + std::string(user) + "'");
-        return std::stoi(rows.at(0).at(0).value_or("0"));
-    }
-
-    t::pq_connection conn_;
-    int before_ = 0;
-    std::atomic<int> max_{0};
-    std::jthread thread_;
-};
+// The first line of a driver's output that reports a failure or an error (else its first line).
+std::string first_error_line(const std::string& output) {
+    const auto lines = lines_of(output);
+    for (const auto& line : lines)
+        if (line.starts_with("FAIL ") || line.find("ERROR") != std::string::npos ||
+            line.find("rror:") != std::string::npos || line.find("prepared statement") != std::string::npos)
+            return line;
+    return lines.empty() ? "" : lines.front();
+}
 
 class driver_test : public testing::TestWithParam<std::tuple<target, driver>> {};
+
+// The pooler process a case goes through (none for direct).
+pid_t pooler_pid(target where, const endpoint& at) {
+    if (at.proxy != nullptr)
+        return at.proxy->pid();
+    return where == target::pgbouncer_transaction ? pgbouncer().pid() : 0;
+}
 
 TEST_P(driver_test, runs_the_scenario) {
     const auto [where, drv] = GetParam();
     const endpoint at = endpoint_for(where);
     const std::string table = "drv_" + drv.name + "_" + to_string(where);
-    server_connection_watch watch;
+    const pid_t pooler = pooler_pid(where, at);
+    std::optional<t::server_connection_sampler> sampler;
+    if (pooler != 0)
+        sampler.emplace(pooler, t::cluster().primary_index());
     const auto start = std::chrono::steady_clock::now();
     const run_result r = run_driver(drv.name, at.port, table);
     const auto seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    const auto [before, most] = watch.finish();
-    RecordProperty("seconds", std::to_string(seconds));
+    const auto servers = sampler ? sampler->finish() : t::server_connection_sampler::result{};
+    RecordProperty("seconds", std::to_string(seconds)); // information only
+    const std::string connections =
+        sampler ? "server connections at most " + std::to_string(servers.most) + " of a pool of " +
+                      std::to_string(pool_size) + " (" + std::to_string(servers.samples) + " samples)"
+                : "no pooler";
     const std::string shown = "--- " + drv.name + " via " + to_string(where) + " (exit " + std::to_string(r.exit_code) +
-                              ", " + std::to_string(seconds) + " s, server connections " + std::to_string(before) +
-                              " before, at most " + std::to_string(most) + " during) ---\n" + r.output;
-    if (where != target::direct) {
-        EXPECT_LE(most, before + pool_size) << "the pooler opened more server connections than its pool size\n" << shown;
-    }
+                              ", " + connections + ") ---\n" + r.output;
 
     // The script's verdict line (OK ... / FAIL ...) in the test log, whatever the outcome.
-    for (std::size_t pos = 0; pos < r.output.size();) {
-        const auto end = std::min(r.output.find('\n', pos), r.output.size());
-        const auto line = r.output.substr(pos, end - pos);
+    for (const auto& line : lines_of(r.output))
         if (line.starts_with("OK ") || line.starts_with("FAIL "))
-            std::cout << "    " << to_string(where) << ": " << line << " [server connections: " << before
-                      << " before, at most " << most << " during]\n";
-        pos = end + 1;
-    }
+            std::cout << "    " << to_string(where) << ": " << line << " [" << connections << "]\n";
 
     if (where == target::pgbouncer_transaction && drv.named_statements) {
-        // PgBouncer 1.18 hands each transaction any server connection and forwards
-        // statement names unchanged, so a statement prepared on one is missing (or already
-        // exists) on another.
-        EXPECT_NE(r.exit_code, 0) << "expected PgBouncer 1.18 to break named prepared statements\n" << shown;
-        EXPECT_NE(r.output.find("prepared statement"), std::string::npos)
-            << "expected a prepared-statement error from PgBouncer\n" << shown;
+        // For comparison only: PgBouncer 1.18 has no named-statement support in transaction
+        // mode. What it did is shown, not asserted.
+        std::cout << "    pgbouncer_transaction: " << drv.name << " exited " << r.exit_code
+                  << (r.exit_code == 0 ? "" : ", first error: " + first_error_line(r.output)) << "\n";
+        RecordProperty("pgbouncer_exit_code", r.exit_code);
         return;
     }
     EXPECT_EQ(r.exit_code, 0) << shown;
     if (at.proxy != nullptr) {
+        t::expect_within_pool(servers, pool_size);
         EXPECT_TRUE(at.proxy->running()) << "pgsluice exited; its log:\n" << b::read_file_tail(at.proxy->log_file(), 6000);
         if (r.exit_code != 0)
             ADD_FAILURE() << "pgsluice log tail:\n" << b::read_file_tail(at.proxy->log_file(), 6000);

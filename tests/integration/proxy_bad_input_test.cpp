@@ -15,7 +15,8 @@ pgsluice_process& proxy() {
     // trust: a raw client logs in with a bare StartupMessage.
     auto s = admin_setup("transaction", 2);
     s.auth_type = "trust";
-    s.globals = "client_login_timeout = \"1s\"\nmax_message_size = \"1MB\"\n";
+    // query_wait_timeout: a test that finds the pool taken gets an error instead of hanging.
+    s.globals = "client_login_timeout = \"1s\"\nmax_message_size = \"1MB\"\nquery_wait_timeout = \"5s\"\n";
     p = start_proxy(s);
   }
   return *p;
@@ -43,13 +44,39 @@ std::unique_ptr<raw_client> logged_in() {
   return c;
 }
 
+// Readiness: pgsluice has read every byte `c` sent (nothing in flight, nothing unread).
+void wait_until_read(raw_client& c) {
+  ASSERT_TRUE(b::poll_until(10s, 10ms, [&] { return peer_has_read_all(c.fd()); }))
+      << "pgsluice never read what the client sent";
+}
+
+// PostgreSQL closes a connection with a bad startup length at once, answering nothing.
+void expect_closed_without_a_word(raw_client& c) {
+  const auto rest = c.rest_until_closed(10s);
+  ASSERT_TRUE(rest) << "not closed";
+  EXPECT_TRUE(rest->empty()) << rest->size() << " bytes sent before closing";
+}
+
+// What PostgreSQL does on a protocol violation: FATAL 08P01 (with `wording`, when given), then
+// it closes; and everyone else is still served.
+void expect_fatal_protocol_violation(raw_client& c, const std::string& wording = {}) {
+  auto m = c.read_message(10s);
+  ASSERT_TRUE(m) << "no answer";
+  EXPECT_EQ(m->first, 'E');
+  EXPECT_EQ(error_field(m->second, 'C'), "08P01");
+  EXPECT_EQ(error_field(m->second, 'S'), "FATAL");
+  if (!wording.empty()) EXPECT_EQ(error_field(m->second, 'M'), wording);
+  EXPECT_TRUE(c.closed_within(10s));
+  expect_proxy_serves_others();
+}
+
 TEST(bad_startup, length_below_the_minimum_is_closed) {
   raw_client c(proxy().port());
   ASSERT_TRUE(c.ok());
   std::vector<std::uint8_t> bytes;
   put32(bytes, 3);
   c.send(bytes);
-  EXPECT_TRUE(c.closed_within(10s));
+  expect_closed_without_a_word(c);
   expect_proxy_serves_others();
 }
 
@@ -59,7 +86,7 @@ TEST(bad_startup, length_above_10000_is_closed_before_reading_it) {
   put32(bytes, 20000);
   put32(bytes, 196608);
   c.send(bytes);
-  EXPECT_TRUE(c.closed_within(10s));
+  expect_closed_without_a_word(c);
   expect_proxy_serves_others();
 }
 
@@ -82,12 +109,7 @@ TEST(bad_startup, garbage_parameters_get_an_error) {
   put32(bytes, static_cast<std::uint32_t>(body.size() + 4));
   bytes.insert(bytes.end(), body.begin(), body.end());
   c.send(bytes);
-  auto m = c.read_message(10s);
-  ASSERT_TRUE(m);
-  EXPECT_EQ(m->first, 'E');
-  EXPECT_EQ(error_field(m->second, 'C'), "08P01");
-  EXPECT_TRUE(c.closed_within(10s));
-  expect_proxy_serves_others();
+  expect_fatal_protocol_violation(c, "invalid startup packet layout: expected terminator as last byte");
 }
 
 TEST(bad_startup, half_a_startup_packet_then_silence_hits_the_login_timeout) {
@@ -95,7 +117,9 @@ TEST(bad_startup, half_a_startup_packet_then_silence_hits_the_login_timeout) {
   auto bytes = startup_packet(login_params());
   bytes.resize(bytes.size() / 2);
   c.send(bytes);
+  wait_until_read(c);
   expect_proxy_serves_others();  // while it stalls
+  // client_login_timeout is 1 s; without it the connection would stay open for good.
   EXPECT_TRUE(c.closed_within(20s));
 }
 
@@ -141,7 +165,7 @@ TEST(negotiation, cancel_request_with_an_unknown_key_is_just_closed) {
   put32(req, 12345);
   put32(req, 67890);
   c.send(req);
-  EXPECT_TRUE(c.closed_within(10s));
+  expect_closed_without_a_word(c);
   expect_proxy_serves_others();
 }
 
@@ -150,25 +174,13 @@ TEST(bad_messages, oversized_message_is_refused_from_its_header) {
   std::vector<std::uint8_t> bytes{'Q'};
   put32(bytes, 512u << 20);  // 512 MiB announced, limit 1 MiB: judged before any body arrives
   c->send(bytes);
-  auto m = c->read_message(10s);
-  ASSERT_TRUE(m);
-  EXPECT_EQ(m->first, 'E');
-  EXPECT_EQ(error_field(m->second, 'C'), "08P01");
-  EXPECT_EQ(error_field(m->second, 'S'), "FATAL");
-  EXPECT_TRUE(c->closed_within(10s));
-  expect_proxy_serves_others();
+  expect_fatal_protocol_violation(*c);
 }
 
 TEST(bad_messages, unknown_message_type_is_a_protocol_violation) {
   auto c = logged_in();
   c->send(message('z', "abc"));
-  auto m = c->read_message(10s);
-  ASSERT_TRUE(m);
-  EXPECT_EQ(m->first, 'E');
-  EXPECT_EQ(error_field(m->second, 'C'), "08P01");
-  EXPECT_EQ(error_field(m->second, 'M'), "invalid frontend message type 122");
-  EXPECT_TRUE(c->closed_within(10s));
-  expect_proxy_serves_others();
+  expect_fatal_protocol_violation(*c, "invalid frontend message type 122");
 }
 
 TEST(bad_messages, random_bytes_after_login) {
@@ -183,13 +195,17 @@ TEST(bad_messages, random_bytes_after_login) {
   }
   junk[0] = 0xfe;  // not a message type
   c->send(junk);
-  auto m = c->read_message(10s);
-  if (m) {
-    EXPECT_EQ(m->first, 'E');
-    EXPECT_EQ(error_field(m->second, 'C'), "08P01");
-  }
-  EXPECT_TRUE(c->closed_within(10s));
-  expect_proxy_serves_others();
+  expect_fatal_protocol_violation(*c);
+}
+
+// PostgreSQL judges the type byte before the length (postgres.c SocketBackend): an unknown
+// type with an absurd length is "invalid frontend message type", not a length error.
+TEST(bad_messages, an_unknown_type_is_reported_before_its_length) {
+  auto c = logged_in();
+  std::vector<std::uint8_t> bytes{0xfe};
+  put32(bytes, 0xffffffffu);
+  c->send(bytes);
+  expect_fatal_protocol_violation(*c, "invalid frontend message type 254");
 }
 
 TEST(bad_messages, half_a_message_then_silence_hurts_only_that_client) {
@@ -197,6 +213,7 @@ TEST(bad_messages, half_a_message_then_silence_hurts_only_that_client) {
   const auto q = message('Q', std::string("SELECT 1") + '\0');
   const std::vector<std::uint8_t> first(q.begin(), q.end() - 4), rest(q.end() - 4, q.end());
   c->send(first);
+  wait_until_read(*c);
   // Everyone else is served, repeatedly, while this client sits on half a message; it holds
   // no server connection meanwhile (the pool has two and both stay usable).
   for (int i = 0; i < 3; ++i) expect_proxy_serves_others();
@@ -214,25 +231,56 @@ TEST(bad_messages, half_a_message_then_silence_hurts_only_that_client) {
   EXPECT_EQ(tags, "TDCZ");
 }
 
+// Twenty bad clients at once, half with a bad startup length, half logged in and then
+// sending a Query without its terminator and an unknown message type: every one of them is
+// refused and closed, and a good client is served before they misbehave and after.
 TEST(bad_messages, many_bad_clients_at_once) {
+  constexpr int bad_clients = 20;
+  std::vector<std::unique_ptr<raw_client>> clients;
+  for (int t = 0; t < bad_clients; ++t) {
+    clients.push_back(std::make_unique<raw_client>(proxy().port()));
+    ASSERT_TRUE(clients.back()->ok());
+  }
+  // The logged-in half first, so their logins are not what the others' closing races with.
+  for (int t = 1; t < bad_clients; t += 2) {
+    auto& c = *clients[t];
+    c.send(startup_packet(login_params()));
+    const auto tags = c.read_until_ready(10s);
+    ASSERT_FALSE(tags.empty());
+    ASSERT_EQ(tags.back(), 'Z') << tags;
+  }
+  expect_proxy_serves_others();
   std::vector<std::thread> threads;
-  for (int t = 0; t < 20; ++t) {
-    threads.emplace_back([t] {
-      raw_client c(proxy().port());
+  std::vector<std::string> outcome(bad_clients);
+  for (int t = 0; t < bad_clients; ++t) {
+    threads.emplace_back([&, t] {
+      auto& c = *clients[t];
+      std::string codes;
       if (t % 2 == 0) {
         std::vector<std::uint8_t> bytes;
         put32(bytes, 7);
         c.send(bytes);
       } else {
-        c.send(startup_packet(login_params()));
-        c.read_until_ready(10s);
-        c.send(message('Q', "no terminator"));
-        c.send(message('?', ""));
+        auto bad = message('Q', "no terminator");
+        const auto unknown = message('?', "");
+        bad.insert(bad.end(), unknown.begin(), unknown.end());
+        c.send(bad);
+        // PostgreSQL's answer: each error in turn, the last one FATAL, then the close.
+        while (auto m = c.read_message(10s)) {
+          if (m->first == 'E') codes += error_field(m->second, 'S') + " " + error_field(m->second, 'C') + ";";
+        }
       }
-      c.closed_within(10s);
+      outcome[t] = codes + (c.closed_within(10s) ? "closed" : "open");
     });
   }
   for (auto& th : threads) th.join();
+  for (int t = 0; t < bad_clients; ++t) {
+    if (t % 2 == 0) {
+      EXPECT_EQ(outcome[t], "closed") << "client " << t << " (startup length 7)";
+    } else {
+      EXPECT_TRUE(outcome[t].ends_with("FATAL 08P01;closed")) << "client " << t << ": " << outcome[t];
+    }
+  }
   expect_proxy_serves_others();
 }
 

@@ -40,44 +40,119 @@ class both_modes : public ::testing::TestWithParam<std::string> {};
 
 // --- cancel -------------------------------------------------------------------------------------
 
-TEST_P(both_modes, cancel_reaches_the_running_query_and_the_server_is_reused) {
+// The pid of the one active server backend running a statement that contains `marker`, or "".
+std::string active_backend_running(const std::string& marker) {
   auto& c = cluster();
-  pg_raw a(ci(GetParam()));
+  const auto rows = c.exec_sql(c.primary_index(),
+                               "SELECT pid FROM pg_stat_activity WHERE state = 'active' AND backend_type = 'client "
+                               "backend' AND position('" + marker + "' in query) > 0 AND pid <> pg_backend_pid()");
+  return rows.size() == 1 ? rows[0].at(0).value_or("") : "";
+}
+
+// A statement that runs until the test lets it finish: it waits for an advisory lock held here
+// on a connection straight to PostgreSQL.
+class held_lock {
+ public:
+  explicit held_lock(std::int64_t key)
+      : key_(std::to_string(key)), conn_(connect(cluster().conninfo(cluster().primary_index(), cluster().admin().name))) {
+    conn_.query("SELECT pg_advisory_lock(" + key_ + ")");
+  }
+  std::string waiting_statement(const std::string& marker) const {
+    return "SELECT pg_advisory_xact_lock(" + key_ + ") /* " + marker + " */";
+  }
+  void release() { conn_.query("SELECT pg_advisory_unlock(" + key_ + ")"); }
+
+ private:
+  std::string key_;
+  pq_connection conn_;
+};
+
+// The result of the statement sent on `c`: its status, or its SQLSTATE when it failed.
+std::string outcome_of_sent(PGconn* c) {
+  PGresult* r = PQgetResult(c);
+  std::string out = r == nullptr ? "no result" : PQresultStatus(r) == PGRES_TUPLES_OK ? "ok" : "error " + sqlstate_of(r);
+  PQclear(r);
+  while ((r = PQgetResult(c)) != nullptr) PQclear(r);
+  return out;
+}
+
+// Two clients run long statements at once, each on its own server connection. The cancel
+// sent with the first client's key (libpq's PQcancel, through pgsluice) must stop the first
+// client's statement — a 60 s sleep ending in 57014 "due to user request", not a timeout —
+// and nothing else: the second client's statement is still running afterwards and then
+// completes normally.
+TEST_P(both_modes, cancel_reaches_the_running_query_and_the_server_is_reused) {
+  const std::string mode = GetParam();
+  const std::string cancel_marker = "cancel me " + mode, keep_marker = "keep me " + mode;
+  pg_raw a(ci(mode)), other(ci(mode));
   ASSERT_TRUE(a.ok()) << a.error();
-  const std::string pid = exec_ok(a.conn, "SELECT pg_backend_pid()");
-  ASSERT_EQ(PQsendQuery(a.conn, "SELECT pg_sleep(30) /* cancel me */"), 1);
-  // Wait until the server runs it, then cancel with the key pgsluice gave the client.
+  ASSERT_TRUE(other.ok()) << other.error();
+  // The other client's statement is still running when the cancel arrives and ends only
+  // when this test releases the lock.
+  held_lock lock(mode == "transaction" ? 5701401 : 5701402);
+  ASSERT_EQ(PQsendQuery(other.conn, lock.waiting_statement(keep_marker).c_str()), 1);
+  ASSERT_EQ(PQsendQuery(a.conn, ("SELECT pg_sleep(60) /* " + cancel_marker + " */").c_str()), 1);
+  // Readiness: both statements run on the server, each on its own backend.
+  std::string cancelled_pid, kept_pid;
   ASSERT_TRUE(b::poll_until(std::chrono::seconds(10), std::chrono::milliseconds(20), [&] {
-    return !c.exec_sql(c.primary_index(),
-                       "SELECT 1 FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%cancel me%' AND "
-                       "query NOT LIKE '%pg_stat_activity%'")
-                .empty();
-  }));
+    cancelled_pid = active_backend_running(cancel_marker);
+    kept_pid = active_backend_running(keep_marker);
+    return !cancelled_pid.empty() && !kept_pid.empty();
+  })) << "the two statements never ran at once";
+  ASSERT_NE(cancelled_pid, kept_pid);
+
   PGcancel* cancel = PQgetCancel(a.conn);
+  ASSERT_NE(cancel, nullptr);
   char errbuf[256];
   ASSERT_EQ(PQcancel(cancel, errbuf, sizeof errbuf), 1) << errbuf;
   PQfreeCancel(cancel);
   PGresult* r = PQgetResult(a.conn);
+  ASSERT_NE(r, nullptr);
   EXPECT_EQ(sqlstate_of(r), "57014") << PQresultErrorMessage(r);
+  // A cancel, not statement_timeout (also 57014): the 60 s sleep was stopped by the request.
+  const char* primary = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+  EXPECT_STREQ(primary ? primary : "", "canceling statement due to user request");
   PQclear(r);
   while ((r = PQgetResult(a.conn)) != nullptr) PQclear(r);
-  // Same client, and another one: both served (the cancelled server connection was reusable).
+  EXPECT_EQ(active_backend_running(cancel_marker), "") << "the cancelled statement still runs";
+
+  // The other client's statement was not touched: still running on its backend, and once the
+  // lock is released it completes without error.
+  EXPECT_EQ(active_backend_running(keep_marker), kept_pid) << "the cancel reached the other client's server";
+  lock.release();
+  EXPECT_EQ(outcome_of_sent(other.conn), "ok");
+
+  // Same client, and the other one: both served (the cancelled server connection was reusable).
   EXPECT_EQ(exec_ok(a.conn, "SELECT 41 + 1"), "42");
-  pg_raw other(ci(GetParam()));
   EXPECT_EQ(exec_ok(other.conn, "SELECT 'ok'"), "ok");
-  (void)pid;
 }
 
+// A cancel sent with the key of a client that runs nothing stops nothing: not the statement
+// another client is running at that moment, not the idle client's next one.
 TEST_P(both_modes, cancel_with_no_query_running_cancels_nothing) {
-  pg_raw a(ci(GetParam()));
-  pg_raw busy(ci(GetParam()));
+  const std::string mode = GetParam();
+  const std::string marker = "busy while idle cancel " + mode;
+  pg_raw a(ci(mode));
+  pg_raw busy(ci(mode));
   ASSERT_TRUE(a.ok() && busy.ok());
+  exec_ok(a.conn, "SELECT 1");  // in session mode `a` now holds its own (idle) server
+  held_lock lock(mode == "transaction" ? 5701403 : 5701404);
+  ASSERT_EQ(PQsendQuery(busy.conn, lock.waiting_statement(marker).c_str()), 1);
+  std::string busy_pid;
+  ASSERT_TRUE(b::poll_until(std::chrono::seconds(10), std::chrono::milliseconds(20), [&] {
+    busy_pid = active_backend_running(marker);
+    return !busy_pid.empty();
+  }));
   PGcancel* cancel = PQgetCancel(a.conn);
+  ASSERT_NE(cancel, nullptr);
   char errbuf[256];
+  // libpq returns once the other end has closed the cancel connection, i.e. dealt with it.
   ASSERT_EQ(PQcancel(cancel, errbuf, sizeof errbuf), 1) << errbuf;
   PQfreeCancel(cancel);
-  EXPECT_EQ(exec_ok(busy.conn, "SELECT count(*) FROM pg_sleep(0.2)"), "1");
   EXPECT_EQ(exec_ok(a.conn, "SELECT 1"), "1");
+  EXPECT_EQ(active_backend_running(marker), busy_pid) << "the busy client's statement was stopped";
+  lock.release();
+  EXPECT_EQ(outcome_of_sent(busy.conn), "ok");
 }
 
 // --- COPY ----------------------------------------------------------------------------------------
@@ -317,6 +392,17 @@ TEST(prepared_statements, many_clients_many_statements_small_cache) {
   }
   for (auto& th : threads) th.join();
   EXPECT_EQ(failures.load(), 0);
+  // Eight statement texts went through each of the two servers; each keeps at most three.
+  pg_raw x(admin_conninfo(*p)), y(admin_conninfo(*p));
+  exec_ok(x.conn, "BEGIN");
+  exec_ok(y.conn, "BEGIN");
+  for (auto* conn : {x.conn, y.conn}) {
+    const int kept = std::stoi(exec_ok(conn, "SELECT count(*) FROM pg_prepared_statements WHERE name LIKE 'pgsluice%'"));
+    EXPECT_GT(kept, 0) << "no statement of pgsluice prepared on this server";
+    EXPECT_LE(kept, 3) << "more statements prepared than max_prepared_statements";
+  }
+  exec_ok(x.conn, "COMMIT");
+  exec_ok(y.conn, "COMMIT");
 }
 
 // --- pipelines ---------------------------------------------------------------------------------

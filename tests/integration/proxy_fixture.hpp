@@ -162,6 +162,7 @@ class raw_client {
   raw_client(const raw_client&) = delete;
   raw_client& operator=(const raw_client&) = delete;
   bool ok() const { return fd_ >= 0; }
+  int fd() const { return fd_; }
 
   bool send(const std::vector<std::uint8_t>& bytes) {
     std::size_t off = 0;
@@ -214,6 +215,16 @@ class raw_client {
       buf_.clear();
     }
     return eof_;
+  }
+
+  // Everything the peer sends from now until it closes, or nullopt when it has not closed
+  // within the timeout.
+  std::optional<std::vector<std::uint8_t>> rest_until_closed(std::chrono::milliseconds timeout) {
+    read_some(SIZE_MAX, timeout);
+    if (!eof_) return std::nullopt;
+    auto rest = std::move(buf_);
+    buf_.clear();
+    return rest;
   }
 
   // Reads messages until ReadyForQuery (login) or an ErrorResponse; returns the tags seen.
