@@ -1,8 +1,11 @@
 // Clusters of backends and their registry (see cluster.hpp).
 #include "proxy/cluster.hpp"
 
+#include <algorithm>
+
 #include <spdlog/spdlog.h>
 
+#include "proxy/monitor.hpp"
 #include "proxy/pool.hpp"
 #include "proxy/runtime.hpp"
 
@@ -124,8 +127,19 @@ void cluster::remember_scram_keys(const protocol::scram_client_keys& keys) {
   for (const auto& b : backends_) b->pool->remember_scram_keys(keys);
 }
 
+bool cluster::has_replicas() const noexcept {
+  return std::any_of(backends_.begin(), backends_.end(), [](const auto& b) { return b->role != router::role::primary; });
+}
+
+void cluster::start_monitor(runtime& rt, std::chrono::milliseconds interval) {
+  if (monitor_ || !has_replicas()) return;
+  monitor_ = std::make_shared<cluster_monitor>(rt, shared_from_this(), interval);
+  monitor_->start();
+}
+
 void cluster::retire() {
   retired_.store(true, std::memory_order_relaxed);
+  if (monitor_) monitor_->stop();
   for (const auto& b : backends_) b->pool->retire();
 }
 
@@ -171,6 +185,7 @@ std::shared_ptr<cluster> cluster_registry::get(const conf::config& cfg, const co
   if (it != clusters_.end() && !it->second->retired()) return it->second;
   auto c = build(cfg, db, database, user, auth_secret);
   clusters_[key] = c;
+  c->start_monitor(rt_, std::chrono::milliseconds(500));
   return c;
 }
 

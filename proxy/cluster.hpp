@@ -12,6 +12,7 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -32,13 +33,24 @@ class pool;
 class runtime;
 class connection_budget;
 
-class cluster {
+class cluster_monitor;
+
+class cluster : public std::enable_shared_from_this<cluster> {
  public:
+  // What the monitor last saw of a backend's WAL position, published for the router.
+  static constexpr std::uint64_t unknown = ~std::uint64_t{0};
   struct backend {
     conf::backend_config cfg;
     std::shared_ptr<proxy::pool> pool;
     router::role role = router::role::primary;
     std::atomic<router::health> health{router::health::up};
+    // Replay position (a replica) or current WAL position (the primary), in bytes since 0/0.
+    std::atomic<std::uint64_t> position{0};
+    std::atomic<std::uint64_t> lag_bytes{unknown};   // behind the primary's position
+    std::atomic<std::int64_t> lag_ms{-1};            // replay time behind; -1 unknown
+    // Transactions routed here, by why, for the counters logged at exit.
+    std::atomic<std::uint64_t> routed_reads{0};
+    std::atomic<std::uint64_t> routed_writes{0};
   };
 
   cluster(std::string name, std::vector<std::unique_ptr<backend>> backends);
@@ -65,6 +77,11 @@ class cluster {
   // Keys a client proved in its SCRAM login, for every backend holding the same verifier.
   void remember_scram_keys(const protocol::scram_client_keys& keys);
 
+  bool has_replicas() const noexcept;
+
+  // Starts the lag monitor (clusters with replicas); stopped by retire().
+  void start_monitor(runtime& rt, std::chrono::milliseconds interval);
+
   void retire();
   bool retired() const noexcept { return retired_.load(std::memory_order_relaxed); }
   // The pools' settings as text: a reload retires the cluster when they change.
@@ -75,6 +92,7 @@ class cluster {
   std::vector<std::unique_ptr<backend>> backends_;
   std::string fingerprint_;
   std::atomic<bool> retired_{false};
+  std::shared_ptr<cluster_monitor> monitor_;
 };
 
 // All clusters by (client-facing database, user), created on first use.

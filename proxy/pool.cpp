@@ -214,12 +214,7 @@ awaitable<std::pair<std::shared_ptr<server_connection>, std::optional<server_err
   auto fresh = std::make_shared<server_connection>(rt_, rt_.next_server_id(), w.io(), w.index());
   fresh->owner = weak_from_this();
   fresh->statements = server_statements(cfg_.max_prepared_statements);
-  server_credentials creds;
-  {
-    std::lock_guard lk(mu_);
-    creds = cfg_.credentials;
-    if (scram_keys_) creds.scram_keys = scram_keys_;
-  }
+  server_credentials creds = login_credentials();
   auto err = co_await fresh->login(cfg_.target, creds, cfg_.connect_timeout);
   std::vector<grant> grants;
   std::vector<std::shared_ptr<waiter_slot>> wake_list;
@@ -255,6 +250,23 @@ awaitable<std::pair<std::shared_ptr<server_connection>, std::optional<server_err
 
 awaitable<void> pool::open_idle(worker& w) { co_await open_server(w, false); }
 
+bool pool::can_log_in_locked() const {
+  return cfg_.credentials.kind == conf::secret_kind::plaintext || cfg_.credentials.kind == conf::secret_kind::md5 ||
+         scram_keys_.has_value() || cfg_.credentials.kind == conf::secret_kind::none;
+}
+
+bool pool::can_log_in_alone() const {
+  std::lock_guard lk(mu_);
+  return can_log_in_locked();
+}
+
+server_credentials pool::login_credentials() const {
+  std::lock_guard lk(mu_);
+  server_credentials creds = cfg_.credentials;
+  if (scram_keys_) creds.scram_keys = scram_keys_;
+  return creds;
+}
+
 void pool::maintain(clock::time_point now) {
   std::vector<std::shared_ptr<server_connection>> expired;
   std::vector<grant> grants;
@@ -267,9 +279,7 @@ void pool::maintain(clock::time_point now) {
     }
     // Connections for min_pool_size only when logins work (server_login_retry after a failure)
     // and the credentials can be used without a client (a plaintext password or known keys).
-    const bool can_log_in = cfg_.credentials.kind == conf::secret_kind::plaintext ||
-                            cfg_.credentials.kind == conf::secret_kind::md5 || scram_keys_.has_value() ||
-                            cfg_.credentials.kind == conf::secret_kind::none;
+    const bool can_log_in = can_log_in_locked();
     if (!retired() && can_log_in && now - last_login_failure_ >= cfg_.login_retry) to_open = ledger_.open_for_min();
     ledger_.dispatch(now, grants);
     wake_list = deliver_locked(grants);

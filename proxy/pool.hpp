@@ -91,6 +91,10 @@ class pool : public std::enable_shared_from_this<pool> {
   std::optional<parameter_set> initial_params() const;
   // Keys a client proved in its SCRAM login, for servers that hold the same verifier.
   void remember_scram_keys(const protocol::scram_client_keys& keys);
+  // What a connection of this pool logs in with now (the configured secret and any keys learnt).
+  server_credentials login_credentials() const;
+  // Whether that is enough to log in without a client's help (plaintext, an MD5 hash, known keys).
+  bool can_log_in_alone() const;
 
   // Statements (by digest) that a server of this pool accepted: a client's Parse of one of them
   // can be answered without a server (it is prepared on the server when first used).
@@ -125,6 +129,7 @@ class pool : public std::enable_shared_from_this<pool> {
   };
 
   std::shared_ptr<server_connection> take_idle_locked(server_id id);
+  bool can_log_in_locked() const;
   // Checks and prepares an idle server just taken for a client on `w`; false (and the server
   // closed and released) when it died while idle.
   bool activate(const std::shared_ptr<server_connection>& srv, worker& w);

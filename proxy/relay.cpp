@@ -33,6 +33,17 @@ namespace {
 constexpr std::size_t stream_threshold = 256 * 1024;
 constexpr std::size_t server_message_limit = protocol::default_max_message_size;
 
+// Message types a client may send once logged in (postgres.c, SocketBackend).
+bool is_client_message_type(std::uint8_t tag) noexcept {
+  switch (tag) {
+    case 'Q': case 'P': case 'B': case 'D': case 'E': case 'S': case 'H': case 'C':
+    case 'd': case 'c': case 'f': case 'F': case 'X':
+      return true;
+    default:
+      return false;
+  }
+}
+
 bool needs_no_server(char tag) noexcept {
   // CopyData/CopyDone/CopyFail outside COPY are ignored by PostgreSQL; Flush with nothing
   // pending has no effect; Terminate ends the session.
@@ -555,10 +566,7 @@ bool client_session::process_client(std::span<const std::uint8_t> data) {
         // What came before Terminate in the same read is still sent; then the session ends.
         return false;
       default:
-        // As PostgreSQL's postgres.c: FATAL "invalid frontend message type %d".
-        spdlog::info("{} protocol_violation message_type={}", name_, static_cast<int>(static_cast<unsigned char>(tag)));
-        fail(end_reason::client_protocol_error, "08P01",
-             "invalid frontend message type " + std::to_string(static_cast<int>(static_cast<unsigned char>(tag))));
+        // Framing stops at any other type (client_pump); nothing else reaches here.
         return false;
     }
   }
@@ -589,9 +597,14 @@ awaitable<void> client_session::client_pump() {
     std::size_t framed = stream_now;
     bool want_server = false;
     bool invalid = false;
+    int bad_type = -1;  // PostgreSQL judges the type byte before the length that follows it
     frames_.clear();
     if (machine_.client_stream_left() == 0) {
       for (;;) {
+        if (framed < data.size() && !is_client_message_type(data[framed])) {
+          bad_type = data[framed];
+          break;
+        }
         const auto r = protocol::next_frame(data.subspan(framed), max_message_size_);
         if (r.is_frame()) {
           frames_.push_back(client_frame{r.f.tag, static_cast<std::uint32_t>(framed), static_cast<std::uint32_t>(r.f.size)});
@@ -669,6 +682,11 @@ awaitable<void> client_session::client_pump() {
     cbuf_.consume(used);
     cbuf_.shrink_if_empty(64 * 1024);
     if (!go_on) end(end_reason::client_terminate);  // no-op when a protocol error ended it already
+    if (bad_type >= 0) {
+      // As PostgreSQL's postgres.c: FATAL "invalid frontend message type %d".
+      spdlog::info("{} protocol_violation message_type={}", name_, bad_type);
+      fail(end_reason::client_protocol_error, "08P01", "invalid frontend message type " + std::to_string(bad_type));
+    }
     if (invalid) fail(end_reason::client_protocol_error, "08P01", "invalid message length");
     if (machine_.ending()) co_return;
   }

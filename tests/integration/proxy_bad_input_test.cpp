@@ -65,7 +65,9 @@ void expect_fatal_protocol_violation(raw_client& c, const std::string& wording =
   EXPECT_EQ(m->first, 'E');
   EXPECT_EQ(error_field(m->second, 'C'), "08P01");
   EXPECT_EQ(error_field(m->second, 'S'), "FATAL");
-  if (!wording.empty()) EXPECT_EQ(error_field(m->second, 'M'), wording);
+  if (!wording.empty()) {
+    EXPECT_EQ(error_field(m->second, 'M'), wording);
+  }
   EXPECT_TRUE(c.closed_within(10s));
   expect_proxy_serves_others();
 }
