@@ -41,6 +41,13 @@ const backend_config* database_config::primary() const noexcept {
   return nullptr;
 }
 
+bool database_config::has_replicas() const noexcept {
+  for (const auto& b : backends) {
+    if (b.role == backend_role::replica) return true;
+  }
+  return false;
+}
+
 const database_config* config::find_database(std::string_view name) const noexcept {
   const database_config* fallback = nullptr;
   for (const auto& db : databases) {
@@ -70,6 +77,22 @@ pool_settings config::effective_pool(const database_config& db, const user_confi
   s.max_db_connections = db.max_db_connections.value_or(max_db_connections);
   s.max_user_connections = max_user_connections;
   if (user != nullptr && user->max_user_connections) s.max_user_connections = *user->max_user_connections;
+  return s;
+}
+
+routing_settings config::effective_routing(const database_config& db, const user_config* user) const {
+  routing_settings s;
+  s.read_write_split = db.read_write_split.value_or(read_write_split.value_or(db.has_replicas()));
+  s.load_balance = db.load_balance.value_or(load_balance);
+  s.primary_reads = db.primary_reads.value_or(primary_reads);
+  s.max_replica_lag = db.max_replica_lag.value_or(max_replica_lag);
+  s.consistency = db.consistency.value_or(consistency);
+  s.primary_after_write_for = db.primary_after_write_for.value_or(primary_after_write_for);
+  s.read_your_writes_wait = db.read_your_writes_wait.value_or(read_your_writes_wait);
+  s.write_functions = db.write_functions.value_or(write_functions);
+  s.target_session_attrs = db.target_session_attrs.value_or(target_session_attrs);
+  if (user != nullptr && user->target_session_attrs) s.target_session_attrs = *user->target_session_attrs;
+  s.lag_check_interval = lag_check_interval;
   return s;
 }
 

@@ -47,6 +47,23 @@ enum class backend_role { primary, replica, automatic };
 // https://www.postgresql.org/docs/15/libpq-ssl.html#LIBPQ-SSL-PROTECTION
 enum class tls_mode { disable, allow, prefer, require, verify_ca, verify_full };
 
+// How reads are spread over a database's replicas (weights apply to each): smooth weighted
+// round robin, fewest active connections per weight, or weighted random.
+enum class load_balance { round_robin, least_connections, random };
+
+// When the primary serves reads: never (they wait or fail), as a fallback when no replica may,
+// or always (as one more candidate with its own weight).
+enum class primary_reads { never, fallback, always };
+
+// What a client's reads see of its own writes: read_your_writes (a replica only once it has
+// replayed the client's last commit), primary_after_write (the primary for
+// primary_after_write_for after a write), eventual (any replica within max_replica_lag).
+enum class consistency { read_your_writes, primary_after_write, eventual };
+
+// libpq's target_session_attrs, choosing a backend at login in session mode.
+// https://www.postgresql.org/docs/15/libpq-connect.html#LIBPQ-CONNECT-TARGET-SESSION-ATTRS
+enum class target_session_attrs { any, read_write, read_only, primary, standby, prefer_standby };
+
 enum class log_level { trace, debug, info, warning, error, off };
 enum class log_format { text, json };
 
@@ -55,6 +72,10 @@ std::string_view to_string(auth_type) noexcept;      // "trust", "md5", "scram-s
 std::string_view to_string(secret_kind) noexcept;
 std::string_view to_string(backend_role) noexcept;   // "primary", "replica", "auto"
 std::string_view to_string(tls_mode) noexcept;       // "disable", ..., "verify-full"
+std::string_view to_string(load_balance) noexcept;         // "round_robin", "least_connections", "random"
+std::string_view to_string(primary_reads) noexcept;        // "never", "fallback", "always"
+std::string_view to_string(consistency) noexcept;          // "read_your_writes", ...
+std::string_view to_string(target_session_attrs) noexcept; // "any", "read-write", ..., "prefer-standby"
 std::string_view to_string(log_level) noexcept;
 std::string_view to_string(log_format) noexcept;
 
@@ -74,6 +95,15 @@ std::string format_duration(duration);   // shortest exact unit: "90s", "2h", "1
 std::optional<std::uint64_t> parse_size(std::string_view) noexcept;
 std::string format_size(std::uint64_t);  // "64MiB", "1000B"
 
+// How far behind the primary a replica may be and still get new reads: WAL bytes not yet
+// replayed and replay delay; 0 = that limit is off. TOML: max_replica_lag = "16MB", "2s",
+// ["16MB", "2s"] or 0.
+struct replica_lag {
+  std::uint64_t bytes = 0;
+  duration time{0};
+  bool operator==(const replica_lag&) const = default;
+};
+
 struct listen_endpoint {
   std::string host = "127.0.0.1";   // an address or host name; "0.0.0.0" / "::" for all
   std::uint16_t port = 6432;
@@ -85,7 +115,7 @@ struct backend_config {
   std::string host;                 // "127.0.0.1", a host name
   std::uint16_t port = 5432;
   backend_role role = backend_role::primary;
-  std::uint32_t weight = 1;         // load-balancing weight among replicas (0 = never chosen for reads)
+  std::uint32_t weight = 1;         // load-balancing weight for reads (0 = never chosen for reads)
   bool operator==(const backend_config&) const = default;
 };
 
@@ -94,7 +124,9 @@ struct backend_config {
 struct database_config {
   std::string name;                 // client-facing name; "*" is the fallback for any other name
   std::string dbname;               // database on the server; empty only for "*" (= the client's name)
-  std::vector<backend_config> backends;  // exactly one after loading, the primary (replicas are not supported yet)
+  // At least one after loading, exactly one of them the primary (several only when routing is
+  // supported; see conf/schema.hpp).
+  std::vector<backend_config> backends;
   // Log in to the server as this user (PgBouncer's forced user) instead of as the client's user.
   std::optional<std::string> user;
   std::optional<std::string> password;   // for `user`; otherwise taken from [users.<user>]
@@ -104,12 +136,23 @@ struct database_config {
   std::optional<std::uint32_t> min_pool_size;
   std::optional<std::uint32_t> reserve_pool_size;
   std::optional<std::uint32_t> max_db_connections;  // 0 = unlimited
+  // Read/write routing; unset = the global setting (see routing_settings).
+  std::optional<bool> read_write_split;
+  std::optional<conf::load_balance> load_balance;
+  std::optional<conf::primary_reads> primary_reads;
+  std::optional<replica_lag> max_replica_lag;
+  std::optional<conf::consistency> consistency;
+  std::optional<duration> primary_after_write_for;
+  std::optional<duration> read_your_writes_wait;
+  std::optional<std::vector<std::string>> write_functions;  // replaces the global list
+  std::optional<conf::target_session_attrs> target_session_attrs;
 
   // The server-side database name for a client that asked for `requested`.
   std::string_view backend_dbname(std::string_view requested) const noexcept {
     return dbname.empty() ? requested : std::string_view(dbname);
   }
   const backend_config* primary() const noexcept;
+  bool has_replicas() const noexcept;
 };
 
 // A user known to pgsluice. TOML: [users.<name>].
@@ -120,6 +163,7 @@ struct user_config {
   std::optional<conf::pool_mode> pool_mode;
   std::optional<std::uint32_t> pool_size;
   std::optional<std::uint32_t> max_user_connections;  // server connections over all pools; 0 = unlimited
+  std::optional<conf::target_session_attrs> target_session_attrs;  // wins over the database's
 };
 
 // Who may use the admin console (database "pgsluice" or "pgbouncer"). Not supported yet:
@@ -164,6 +208,21 @@ struct pool_settings {
   std::uint32_t reserve_pool_size;
   std::uint32_t max_db_connections;    // 0 = unlimited
   std::uint32_t max_user_connections;  // 0 = unlimited
+};
+
+// Resolved read/write routing for one (database, user) pair: database > global, and user >
+// database for target_session_attrs.
+struct routing_settings {
+  bool read_write_split = false;   // unset everywhere: on when the database lists replicas
+  conf::load_balance load_balance = conf::load_balance::round_robin;
+  conf::primary_reads primary_reads = conf::primary_reads::fallback;
+  replica_lag max_replica_lag;
+  conf::consistency consistency = conf::consistency::read_your_writes;
+  duration primary_after_write_for{0};
+  duration read_your_writes_wait{0};
+  std::vector<std::string> write_functions;
+  conf::target_session_attrs target_session_attrs = conf::target_session_attrs::any;
+  duration lag_check_interval{0};
 };
 
 // One problem found while loading; line/column are 1-based, 0 when unknown.
@@ -223,6 +282,23 @@ struct config {
   std::string auth_query = "SELECT usename, passwd FROM pg_shadow WHERE usename=$1";
   std::string auth_dbname;          // database to run auth_query in; empty = the client's database
 
+  // --- read/write routing (each overridable per database) ------------------
+  // Reads to replicas, writes to the primary. Unset: on for a database that lists replicas.
+  std::optional<bool> read_write_split;
+  conf::load_balance load_balance = conf::load_balance::round_robin;
+  conf::primary_reads primary_reads = conf::primary_reads::fallback;
+  replica_lag max_replica_lag{};   // off
+  conf::consistency consistency = conf::consistency::read_your_writes;
+  duration primary_after_write_for = std::chrono::seconds{1};
+  duration read_your_writes_wait = std::chrono::milliseconds{0};  // 0 = the primary serves at once
+  // Functions that write or take locks beyond the built-in ones (nextval, setval,
+  // pg_advisory_*, lo_*, txid_current, pg_notify...): a statement calling one is a write.
+  std::vector<std::string> write_functions;
+  // Session mode: the backend chosen at login when the client does not say (libpq's values).
+  conf::target_session_attrs target_session_attrs = conf::target_session_attrs::any;
+  // How often each backend's replay position and lag are sampled.
+  duration lag_check_interval = std::chrono::milliseconds{500};
+
   tls_config tls;
   log_config log;
   admin_config admin;
@@ -244,6 +320,10 @@ struct config {
   conf::pool_mode effective_pool_mode(const database_config& db, const user_config* user) const noexcept {
     return effective_pool(db, user).pool_mode;
   }
+
+  // Read/write routing resolved database > global (user > database > global for
+  // target_session_attrs). `user` may be nullptr.
+  routing_settings effective_routing(const database_config& db, const user_config* user) const;
 
   // workers, with 0 resolved to the number of cores (at least 1).
   std::uint32_t effective_workers() const noexcept;

@@ -45,6 +45,36 @@ struct enum_names<tls_mode> {
       {"verify-ca", tls_mode::verify_ca}, {"verify-full", tls_mode::verify_full}};
 };
 template <>
+struct enum_names<load_balance> {
+  static constexpr std::pair<std::string_view, load_balance> values[] = {
+      {"round_robin", load_balance::round_robin},
+      {"least_connections", load_balance::least_connections},
+      {"random", load_balance::random}};
+};
+template <>
+struct enum_names<primary_reads> {
+  static constexpr std::pair<std::string_view, primary_reads> values[] = {
+      {"never", primary_reads::never}, {"fallback", primary_reads::fallback}, {"always", primary_reads::always}};
+};
+template <>
+struct enum_names<consistency> {
+  static constexpr std::pair<std::string_view, consistency> values[] = {
+      {"read_your_writes", consistency::read_your_writes},
+      {"primary_after_write", consistency::primary_after_write},
+      {"eventual", consistency::eventual}};
+};
+template <>
+struct enum_names<target_session_attrs> {
+  // Spelled as libpq's: https://www.postgresql.org/docs/15/libpq-connect.html#LIBPQ-CONNECT-TARGET-SESSION-ATTRS
+  static constexpr std::pair<std::string_view, target_session_attrs> values[] = {
+      {"any", target_session_attrs::any},
+      {"read-write", target_session_attrs::read_write},
+      {"read-only", target_session_attrs::read_only},
+      {"primary", target_session_attrs::primary},
+      {"standby", target_session_attrs::standby},
+      {"prefer-standby", target_session_attrs::prefer_standby}};
+};
+template <>
 struct enum_names<log_level> {
   static constexpr std::pair<std::string_view, log_level> values[] = {
       {"trace", log_level::trace},     {"debug", log_level::debug}, {"info", log_level::info},

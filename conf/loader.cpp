@@ -17,6 +17,7 @@
 
 #include "conf/config.hpp"
 #include "conf/loading.hpp"
+#include "conf/schema.hpp"
 
 namespace pgsluice::conf {
 namespace {
@@ -34,6 +35,7 @@ std::shared_ptr<const config> load(context& ctx, std::string_view text, std::fil
   c->source = std::move(source);
   if (!detail::read_document(ctx, text, *c)) throw config_error(std::move(ctx.problems));
   detail::check_cross_references(ctx, *c);
+  detail::check_routing(ctx, *c);
 
   if (!ctx.problems.empty()) {
     sort_by_line(ctx.problems);
@@ -48,6 +50,7 @@ std::shared_ptr<const config> load(context& ctx, std::string_view text, std::fil
 
 std::shared_ptr<const config> load_config(const std::filesystem::path& file) {
   context ctx;
+  ctx.routing = detail::routing_supported;
   ctx.file = file.string();
   std::error_code ec;
   if (std::filesystem::is_directory(file, ec)) {
@@ -66,8 +69,14 @@ std::shared_ptr<const config> load_config(const std::filesystem::path& file) {
 }
 
 std::shared_ptr<const config> load_config_from_string(std::string_view text, std::string_view name) {
+  return detail::load_config_from_string(text, name, detail::load_options{detail::routing_supported});
+}
+
+std::shared_ptr<const config> detail::load_config_from_string(std::string_view text, std::string_view name,
+                                                              const load_options& options) {
   context ctx;
   ctx.file = std::string(name);
+  ctx.routing = options.routing;
   return load(ctx, text, {});
 }
 

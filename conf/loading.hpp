@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
 #include <string_view>
@@ -19,8 +20,14 @@ struct position {
   std::uint32_t column = 0;
 };
 
+// What one load accepts beyond the released defaults (tests of features not switched on yet).
+struct load_options {
+  bool routing;  // read/write routing keys accepted (routing_supported in released builds)
+};
+
 struct context {
   std::string file;
+  bool routing = false;  // see load_options
   std::vector<config_problem> problems;
   std::vector<config_problem> warnings;
   std::map<std::string, position, std::less<>> positions;  // dotted key -> where it was written
@@ -55,9 +62,15 @@ struct context {
 bool read_document(context& ctx, std::string_view text, config& c);
 
 // conf/validate.cpp: checks that span several keys.
-// A database's backend list: one server for now.
+// A database's backend list: one primary, and replicas when routing is on.
 void check_backends(context& ctx, const database_config& db, const std::string& prefix);
+// The routing settings of every database, resolved, against each other and its backends.
+void check_routing(context& ctx, const config& c);
 // Passwords against auth_type, users that must exist, the keys that need auth_user.
 void check_cross_references(context& ctx, config& c);
+
+// conf/loader.cpp: load_config_from_string with the features `options` switches on.
+std::shared_ptr<const config> load_config_from_string(std::string_view text, std::string_view name,
+                                                      const load_options& options);
 
 }  // namespace pgsluice::conf::detail

@@ -107,6 +107,76 @@ constexpr bool is_enum_value = std::is_enum_v<T>;
 
 std::string range_text(std::int64_t v) { return v == unlimited ? std::string("unlimited") : std::to_string(v); }
 
+// One part of max_replica_lag: a size (WAL bytes) or a duration (replay delay). A bare number
+// would be either, so only 0 ("off") may go without a unit.
+constexpr std::string_view lag_forms =
+    "must be a size of WAL such as \"16MB\", a replay delay such as \"2s\", both as [\"16MB\", \"2s\"], or 0";
+
+bool read_lag_part(context& ctx, const toml::node& node, const std::string& key, replica_lag& lag, bool& seen_bytes,
+                   bool& seen_time) {
+  const position p = at(node.source());
+  const auto* s = node.as_string();
+  if (s == nullptr) {
+    ctx.error(p, key, std::string(lag_forms) + " (got " + type_name(node) + ")");
+    return false;
+  }
+  const std::string_view text = s->get();
+  const auto bytes = parse_size(text);
+  const auto time = parse_duration(text);
+  if (bytes && time) {  // a bare number
+    if (*bytes == 0) return true;
+    ctx.error(p, key, "needs a unit: a size of WAL such as \"16MB\" or a replay delay such as \"2s\" (got " +
+                          quote(text) + ")");
+    return false;
+  }
+  if (!bytes && !time) {
+    ctx.error(p, key, std::string(lag_forms) + " (got " + quote(text) + ")");
+    return false;
+  }
+  if ((bytes && seen_bytes) || (time && seen_time)) {
+    ctx.error(p, key, std::string("gives the ") + (bytes ? "WAL size" : "replay delay") + " twice (got " +
+                          quote(text) + ")");
+    return false;
+  }
+  if (time && *time > duration{day_ms}) {
+    ctx.error(p, key, "must be at most 1d of replay delay (got " + quote(text) + ")");
+    return false;
+  }
+  if (bytes) {
+    lag.bytes = *bytes;
+    seen_bytes = true;
+  } else {
+    lag.time = *time;
+    seen_time = true;
+  }
+  return true;
+}
+
+std::optional<replica_lag> read_replica_lag(context& ctx, const toml::node& node, const std::string& key) {
+  replica_lag lag;
+  bool seen_bytes = false;
+  bool seen_time = false;
+  if (const auto* i = node.as_integer()) {
+    if (i->get() == 0) return lag;
+    ctx.error(at(node.source()), key, std::string(lag_forms) + " (got " + std::to_string(i->get()) + ")");
+    return std::nullopt;
+  }
+  if (const auto* a = node.as_array()) {
+    if (a->empty() || a->size() > 2) {
+      ctx.error(at(node.source()), key, std::string(lag_forms) + " (got an array of " + std::to_string(a->size()) + ")");
+      return std::nullopt;
+    }
+    bool ok = true;
+    for (std::size_t i = 0; i < a->size(); ++i) {
+      ok = read_lag_part(ctx, *a->get(i), key + '[' + std::to_string(i) + ']', lag, seen_bytes, seen_time) && ok;
+    }
+    if (!ok) return std::nullopt;
+    return lag;
+  }
+  if (!read_lag_part(ctx, node, key, lag, seen_bytes, seen_time)) return std::nullopt;
+  return lag;
+}
+
 template <class T>
 std::optional<T> read_value(context& ctx, const toml::node& node, const std::string& key, bounds range) {
   const position p = at(node.source());
@@ -180,6 +250,9 @@ std::optional<T> read_value(context& ctx, const toml::node& node, const std::str
               "must be one of " + detail::quoted_names<T>() + " (got " + quote(s->get()) + ")" +
                   enum_suggestion<T>(s->get()));
     return std::nullopt;
+  } else if constexpr (std::is_same_v<T, replica_lag>) {
+    (void)range;
+    return read_replica_lag(ctx, node, key);
   } else if constexpr (std::is_same_v<T, std::vector<std::string>>) {
     const auto* a = node.as_array();
     if (a == nullptr) return wrong_type("an array of strings");
@@ -236,8 +309,9 @@ void unknown_key(context& ctx, position p, std::string key, std::string_view nam
 template <class Owner, class Member>
 void refuse_unless_default(context& ctx, position p, const std::string& key, const setting<Owner>& s,
                            const Owner& owner, Member member) {
-  if (!s.missing.empty() && owner.*member != defaults_of<Owner>().*member) {
-    ctx.error(p, key, "not supported yet: " + std::string(s.missing));
+  const std::string_view missing = missing_of(s, ctx.routing);
+  if (!missing.empty() && owner.*member != defaults_of<Owner>().*member) {
+    ctx.error(p, key, "not supported yet: " + std::string(missing));
   }
 }
 

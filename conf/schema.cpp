@@ -25,8 +25,9 @@ constexpr std::string_view no_tls = "pgsluice has no TLS in this version (it ans
 constexpr std::string_view no_json_logs = "pgsluice writes text logs only in this version";
 constexpr std::string_view no_admin_console = "pgsluice has no admin console in this version";
 constexpr std::string_view no_metrics = "pgsluice has no /metrics endpoint in this version";
-constexpr std::string_view no_replicas =
-    "pgsluice sends every statement to one primary in this version (no replicas, no read/write routing)";
+
+// Routing keys: whether the reader refuses them depends on the one switch (routing_supported).
+constexpr bool routing = true;
 
 // --- the schema -------------------------------------------------------------
 
@@ -67,6 +68,37 @@ const setting<config> root_keys[] = {
      "User that runs auth_query to fetch the password of users not listed in [users]; empty = no lookups."},
     {"auth_query", &config::auth_query, any_value, "Query returning (usename, passwd) for $1, run as auth_user."},
     {"auth_dbname", &config::auth_dbname, any_value, "Database auth_query runs in; empty = the database the client asked for."},
+    {"read_write_split", &config::read_write_split, any_value,
+     "Send reads to replicas and writes to the primary; false = every transaction to the primary.",
+     "(true for a database that lists replicas)", {}, routing},
+    {"load_balance", &config::load_balance, any_value,
+     "How reads are spread over the replicas, by their weights: \"round_robin\" (smooth weighted), "
+     "\"least_connections\" (fewest active per weight) or \"random\" (weighted).", {}, {}, routing},
+    {"primary_reads", &config::primary_reads, any_value,
+     "When the primary serves reads: \"fallback\" (only when no replica may), \"always\" (one more candidate, "
+     "with its weight) or \"never\" (reads wait, then fail, rather than go to the primary).", {}, {}, routing},
+    {"max_replica_lag", &config::max_replica_lag, any_value,
+     "A replica further behind gets no new reads: WAL not replayed (\"16MB\"), replay delay (\"2s\"), or both "
+     "([\"16MB\", \"2s\"]); 0 = no limit. When every replica lags, reads go to the primary.", {}, {}, routing},
+    {"consistency", &config::consistency, any_value,
+     "\"read_your_writes\": after a write, a client reads only from a replica that replayed it (else the "
+     "primary). \"primary_after_write\": its reads go to the primary for primary_after_write_for. "
+     "\"eventual\": any replica within max_replica_lag.", {}, {}, routing},
+    {"primary_after_write_for", &config::primary_after_write_for, up_to_a_day,
+     "With consistency = \"primary_after_write\": how long after its last write a client reads from the primary.",
+     {}, {}, routing},
+    {"read_your_writes_wait", &config::read_your_writes_wait, up_to_a_day,
+     "With consistency = \"read_your_writes\": how long a read waits for a replica to replay the client's "
+     "write before the primary serves it; 0 = the primary at once.", {}, {}, routing},
+    {"write_functions", &config::write_functions, any_value,
+     "Functions that write or take locks, besides the built-in ones (nextval, setval, pg_advisory_*, lo_*, "
+     "txid_current, pg_notify...): a statement calling one goes to the primary.", {}, {}, routing},
+    {"target_session_attrs", &config::target_session_attrs, any_value,
+     "Session mode: the backend a client gets at login when it does not ask itself, as libpq's values: "
+     "\"any\", \"read-write\", \"read-only\", \"primary\", \"standby\", \"prefer-standby\".", {}, {}, routing},
+    {"lag_check_interval", &config::lag_check_interval, {10, day_ms},
+     "How often each backend's replay position and lag are sampled (for max_replica_lag and read_your_writes).",
+     {}, {}, routing},
     {"tls", std::monostate{}, any_value, "", ""},
     {"log", std::monostate{}, any_value, "", ""},
     {"admin", std::monostate{}, any_value, "", ""},
@@ -114,8 +146,8 @@ const setting<database_config> database_keys[] = {
     {"host", std::monostate{}, any_value, "Server host of a single-backend database (shorthand for one primary in backends).", "(required unless backends is given)"},
     {"port", std::monostate{}, any_value, "Server port for host.", "5432"},
     {"backends", std::monostate{}, any_value,
-     "Array of tables {host, port, role, weight}: the servers behind this database; only one, the primary, "
-     "is supported yet.", "(none)"},
+     "Array of tables {host, port, role, weight}: the servers behind this database, one primary and its "
+     "replicas (only the primary while read/write routing is not supported).", "(none)"},
     {"dbname", &database_config::dbname, non_empty, "Database name on the server.", "(the client-facing name)"},
     {"user", &database_config::user, non_empty, "Log in to the server as this user whoever the client is.", "(the client's user)"},
     {"password", &database_config::password, non_empty, "Password for user (otherwise taken from [users.<user>]).", "(unset)"},
@@ -125,14 +157,35 @@ const setting<database_config> database_keys[] = {
     {"min_pool_size", &database_config::min_pool_size, count_range, "min_pool_size for this database.", "(min_pool_size)"},
     {"reserve_pool_size", &database_config::reserve_pool_size, count_range, "reserve_pool_size for this database.", "(reserve_pool_size)"},
     {"max_db_connections", &database_config::max_db_connections, connections, "max_db_connections for this database.", "(max_db_connections)"},
+    {"read_write_split", &database_config::read_write_split, any_value, "read_write_split for this database.",
+     "(read_write_split)", {}, routing},
+    {"load_balance", &database_config::load_balance, any_value, "load_balance for this database.", "(load_balance)", {},
+     routing},
+    {"primary_reads", &database_config::primary_reads, any_value, "primary_reads for this database.",
+     "(primary_reads)", {}, routing},
+    {"max_replica_lag", &database_config::max_replica_lag, any_value, "max_replica_lag for this database.",
+     "(max_replica_lag)", {}, routing},
+    {"consistency", &database_config::consistency, any_value, "consistency for this database.", "(consistency)", {},
+     routing},
+    {"primary_after_write_for", &database_config::primary_after_write_for, up_to_a_day,
+     "primary_after_write_for for this database.", "(primary_after_write_for)", {}, routing},
+    {"read_your_writes_wait", &database_config::read_your_writes_wait, up_to_a_day,
+     "read_your_writes_wait for this database.", "(read_your_writes_wait)", {}, routing},
+    {"write_functions", &database_config::write_functions, any_value,
+     "write_functions for this database (replaces the global list).", "(write_functions)", {}, routing},
+    {"target_session_attrs", &database_config::target_session_attrs, any_value,
+     "target_session_attrs for this database.", "(target_session_attrs)", {}, routing},
 };
 
 const setting<backend_config> backend_keys[] = {
     {"host", &backend_config::host, non_empty, "Server host.", "(required)"},
     {"port", &backend_config::port, port_range, "Server port."},
     {"role", &backend_config::role, any_value,
-     "\"primary\", \"replica\" or \"auto\" (ask the server and follow promotions).", {}, no_replicas},
-    {"weight", &backend_config::weight, {0, 1000}, "Share of reads among replicas; 0 = never chosen for reads.", {}, no_replicas},
+     "\"primary\" (exactly one per database) or \"replica\" (a streaming standby serving reads); \"auto\" "
+     "(ask the server and follow promotions) is not supported yet.", {}, {}, routing},
+    {"weight", &backend_config::weight, {0, 1000},
+     "Share of reads (among replicas, and the primary with primary_reads = \"always\"); 0 = never chosen for reads.",
+     {}, {}, routing},
 };
 
 const setting<user_config> user_keys[] = {
@@ -142,9 +195,17 @@ const setting<user_config> user_keys[] = {
     {"pool_mode", &user_config::pool_mode, any_value, "pool_mode for this user (wins over the database's).", "(pool_mode)"},
     {"pool_size", &user_config::pool_size, pool_range, "Pool size for this user (wins over the database's).", "(default_pool_size)"},
     {"max_user_connections", &user_config::max_user_connections, connections, "max_user_connections for this user.", "(max_user_connections)"},
+    {"target_session_attrs", &user_config::target_session_attrs, any_value,
+     "target_session_attrs for this user (wins over the database's).", "(target_session_attrs)", {}, routing},
 };
 
 }  // namespace
+
+// THE SWITCH for read/write routing (see schema.hpp): true once the proxy honours replicas,
+// weights and the routing keys.
+const bool routing_supported = false;
+const std::string_view routing_missing =
+    "pgsluice sends every statement to one primary in this version (no replicas, no read/write routing)";
 
 constinit const std::span<const setting<config>> root_schema{root_keys};
 constinit const std::span<const setting<listen_endpoint>> listen_schema{listen_keys};
@@ -203,6 +264,11 @@ std::string render(const T& v) {
     return v ? render(*v) : std::string("(unset)");
   } else if constexpr (std::is_same_v<T, duration>) {
     return v.count() == 0 ? std::string("0") : quote(format_duration(v));
+  } else if constexpr (std::is_same_v<T, replica_lag>) {
+    if (v.bytes != 0 && v.time.count() != 0) return "[" + quote(format_size(v.bytes)) + ", " + quote(format_duration(v.time)) + "]";
+    if (v.bytes != 0) return quote(format_size(v.bytes));
+    if (v.time.count() != 0) return quote(format_duration(v.time));
+    return "0";
   } else if constexpr (std::is_same_v<T, std::uint64_t>) {
     return quote(format_size(v));
   } else if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
@@ -239,7 +305,8 @@ void describe(std::vector<setting_doc>& out, std::span<const setting<Owner>> sch
     if (s.description.empty()) continue;  // sections, documented by their own keys
     out.push_back({join_key(prefix, s.key),
                    s.default_text.empty() ? render_member(s, defaults) : std::string(s.default_text),
-                   std::string(s.description) + (s.missing.empty() ? "" : " (not supported yet; only the default is accepted)")});
+                   std::string(s.description) +
+                       (missing_of(s, routing_supported).empty() ? "" : " (not supported yet; only the default is accepted)")});
   }
 }
 

@@ -36,7 +36,23 @@ using target = std::variant<std::monostate, std::uint32_t Owner::*, std::uint16_
                             auth_type Owner::*, backend_role Owner::*, tls_mode Owner::*, log_level Owner::*,
                             log_format Owner::*, std::filesystem::path Owner::*,
                             std::vector<std::string> Owner::*, std::optional<std::uint32_t> Owner::*,
-                            std::optional<std::string> Owner::*, std::optional<pool_mode> Owner::*>;
+                            std::optional<std::string> Owner::*, std::optional<pool_mode> Owner::*,
+                            std::optional<bool> Owner::*, std::optional<duration> Owner::*,
+                            load_balance Owner::*, std::optional<load_balance> Owner::*, primary_reads Owner::*,
+                            std::optional<primary_reads> Owner::*, consistency Owner::*,
+                            std::optional<consistency> Owner::*, target_session_attrs Owner::*,
+                            std::optional<target_session_attrs> Owner::*, replica_lag Owner::*,
+                            std::optional<replica_lag> Owner::*, std::optional<std::vector<std::string>> Owner::*>;
+
+// THE SWITCH for read/write routing (defined in conf/schema.cpp). While it is false, `check`
+// and `serve` refuse as "not supported yet", naming key and line: a second backend in a
+// database, a backend's role and weight, and every key of a setting marked `routing` below
+// unless it repeats its default. Setting it to true lifts all of those refusals at once (the
+// keys are read and checked fully either way); role = "auto" stays refused, as it belongs to
+// failover. Tests load with it on through detail::load_options.
+extern const bool routing_supported;
+// What the refusal of a routing key says while routing is not supported.
+extern const std::string_view routing_missing;
 
 template <class Owner>
 struct setting {
@@ -49,7 +65,16 @@ struct setting {
   // Non-empty: the key is not supported yet, and this says what is missing. The loader then
   // refuses any value but the default (which asks for nothing) and the docs mark the key.
   std::string_view missing = {};
+  // A key of read/write routing: refused with routing_missing while routing is off.
+  bool routing = false;
 };
+
+// What is missing for `s` to be accepted with any value (empty: nothing), routing on or off.
+template <class Owner>
+std::string_view missing_of(const setting<Owner>& s, bool routing_on) noexcept {
+  if (!s.missing.empty()) return s.missing;
+  return s.routing && !routing_on ? routing_missing : std::string_view{};
+}
 
 inline constexpr bounds any_value{};
 inline constexpr bounds non_empty{1, unlimited};

@@ -1,6 +1,7 @@
 // Checks across keys of a loaded config: backends, passwords against auth_type, referenced users, auth lookups.
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "conf/config.hpp"
 #include "conf/loading.hpp"
@@ -8,11 +9,98 @@
 namespace pgsluice::conf::detail {
 
 void check_backends(context& ctx, const database_config& db, const std::string& prefix) {
-  // Each backend's role and weight are refused on their own lines when not the default.
-  if (db.backends.size() > 1) {
-    ctx.error_at(prefix + ".backends[1]",
-                 "not supported yet: pgsluice uses one backend per database in this version (no replicas, no "
-                 "read/write routing); list only the primary");
+  if (!ctx.routing) {
+    // Each backend's role and weight are refused on their own lines when not the default.
+    if (db.backends.size() > 1) {
+      ctx.error_at(prefix + ".backends[1]",
+                   "not supported yet: pgsluice uses one backend per database in this version (no replicas, no "
+                   "read/write routing); list only the primary");
+    }
+    return;
+  }
+  std::size_t primaries = 0;
+  bool automatic = false;
+  for (std::size_t i = 0; i < db.backends.size(); ++i) {
+    const auto& b = db.backends[i];
+    const std::string element = prefix + ".backends[" + std::to_string(i) + "]";
+    if (b.role == backend_role::automatic) {
+      // Roles discovered by the health checks come with failover, not with routing.
+      automatic = true;
+      ctx.error_at(element + ".role",
+                   "not supported yet: pgsluice does not discover roles in this version; give \"primary\" or "
+                   "\"replica\"");
+    } else if (b.role == backend_role::primary && ++primaries == 2) {
+      ctx.error_at(element + ".role", "a second primary: a database has exactly one (never two writable primaries)");
+    }
+    for (std::size_t j = 0; j < i; ++j) {
+      if (db.backends[j].host == b.host && db.backends[j].port == b.port && !b.host.empty()) {
+        ctx.error_at(element, "the same server as backends[" + std::to_string(j) + "] (" + b.host + ":" +
+                                  std::to_string(b.port) + ")");
+        break;
+      }
+    }
+  }
+  if (primaries == 0 && !automatic && !db.backends.empty()) {
+    ctx.error_at(prefix + ".backends", "needs a backend with role = \"primary\" (writes go there)");
+  }
+}
+
+namespace {
+
+// Where a routing setting of `db` was written: the database's own key, else the global one.
+std::string routing_key(const context& ctx, const database_config& db, std::string_view key) {
+  const std::string own = "databases." + db.name + "." + std::string(key);
+  return ctx.positions.count(own) != 0 ? own : std::string(key);
+}
+
+// A function name as SQL writes it, unquoted: [schema.]name, letters, digits, _ and $.
+bool is_function_name(std::string_view name) {
+  bool start = true;
+  for (char c : name) {
+    const bool letter = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+    const bool digit = (c >= '0' && c <= '9') || c == '$';
+    if (c == '.') {
+      if (start) return false;
+      start = true;
+      continue;
+    }
+    if (!letter && !(digit && !start)) return false;
+    start = false;
+  }
+  return !start;
+}
+
+void check_function_names(context& ctx, const std::vector<std::string>& names, const std::string& key) {
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    if (!is_function_name(names[i])) {
+      ctx.error_at(key + "[" + std::to_string(i) + "]",
+                   "must be a function name such as \"audit_insert\" or \"app.next_ticket\", without parentheses "
+                   "or quotes (got \"" + names[i] + "\")");
+    }
+  }
+}
+
+}  // namespace
+
+void check_routing(context& ctx, const config& c) {
+  check_function_names(ctx, c.write_functions, "write_functions");
+  for (const auto& db : c.databases) {
+    if (db.write_functions) check_function_names(ctx, *db.write_functions, "databases." + db.name + ".write_functions");
+  }
+  // While routing is off every routing key is refused unless at its default; the defaults agree.
+  if (!ctx.routing) return;
+  for (const auto& db : c.databases) {
+    const routing_settings r = c.effective_routing(db, nullptr);
+    if (!r.read_write_split) continue;
+    if (r.primary_reads == primary_reads::never && !db.has_replicas()) {
+      ctx.error_at(routing_key(ctx, db, "primary_reads"),
+                   "\"never\" leaves database '" + db.name + "' no backend for reads: it lists no replica");
+    }
+    if (r.primary_reads == primary_reads::never && r.consistency == consistency::primary_after_write) {
+      ctx.error_at(routing_key(ctx, db, "primary_reads"),
+                   "\"never\" contradicts consistency = \"primary_after_write\" for database '" + db.name +
+                       "' (which sends reads after a write to the primary)");
+    }
   }
 }
 

@@ -12,6 +12,8 @@
 
 #include "conf/check.hpp"
 #include "conf/config.hpp"
+#include "conf/loading.hpp"
+#include "conf/schema.hpp"
 
 namespace pgsluice::test {
 namespace {
@@ -393,6 +395,26 @@ TEST(conf_unsupported, defaults_written_out_are_accepted) {
   EXPECT_EQ(one->primary(), &one->backends[0]);
 }
 
+// The problems of `text`, which must fail with exactly `want` (line, key), in order, each
+// refused as not supported yet.
+std::vector<conf::config_problem> refusals_of(const std::string& text,
+                                              const std::vector<std::pair<std::uint32_t, std::string>>& want) {
+  try {
+    load_config_from_string(text, "u.toml");
+  } catch (const conf::config_error& e) {
+    const auto& p = e.problems();
+    EXPECT_EQ(p.size(), want.size()) << e.what();
+    for (std::size_t i = 0; i < p.size() && i < want.size(); ++i) {
+      EXPECT_EQ(p[i].line, want[i].first) << p[i].to_string();
+      EXPECT_EQ(p[i].key, want[i].second) << p[i].to_string();
+      EXPECT_TRUE(p[i].message.starts_with("not supported yet: ")) << p[i].to_string();
+    }
+    return p;
+  }
+  ADD_FAILURE() << "loaded";
+  return {};
+}
+
 // Anything else is refused, every key on its own line, all in one run; nothing is
 // accepted and ignored.
 TEST(conf_unsupported, other_values_are_refused_naming_key_and_line) {
@@ -409,37 +431,320 @@ client_tls_mode = "require"
 app = "x"
 [databases.app]
 host = "h"
-[databases.rw]
-backends = [{ host = "p" }, { host = "r", role = "replica", weight = 2 }]
 )";
-  try {
-    load_config_from_string(text, "u.toml");
-    FAIL() << "loaded";
-  } catch (const conf::config_error& e) {
-    const auto& p = e.problems();
-    ASSERT_EQ(p.size(), 8u) << e.what();
-    const std::pair<std::uint32_t, std::string> want[] = {
-        {1, "query_timeout"},          {3, "log.format"},
-        {5, "admin.admin_users"},      {7, "metrics.port"},
-        {9, "tls.client_tls_mode"},    {15, "databases.rw.backends[1].role"},
-        {15, "databases.rw.backends[1].weight"}, {15, "databases.rw.backends[1]"}};
-    for (std::size_t i = 0; i < p.size(); ++i) {
-      EXPECT_EQ(p[i].line, want[i].first) << p[i].to_string();
-      EXPECT_EQ(p[i].key, want[i].second) << p[i].to_string();
-      EXPECT_TRUE(p[i].message.starts_with("not supported yet: ")) << p[i].to_string();
-    }
-    EXPECT_EQ(p[3].to_string(), "u.toml:7: key 'metrics.port': not supported yet: pgsluice has no /metrics endpoint in this version");
-  }
+  // (Read/write routing has its own switch and tests: conf_routing_off below.)
+  const auto p = refusals_of(text, {{1, "query_timeout"},
+                                    {3, "log.format"},
+                                    {5, "admin.admin_users"},
+                                    {7, "metrics.port"},
+                                    {9, "tls.client_tls_mode"}});
+  ASSERT_EQ(p.size(), 5u);
+  EXPECT_EQ(p[3].to_string(), "u.toml:7: key 'metrics.port': not supported yet: pgsluice has no /metrics endpoint in this version");
 }
+
+// The keys of read/write routing, refused together while conf::detail::routing_supported is false.
+const std::set<std::string> routing_keys = {
+    "read_write_split", "load_balance", "primary_reads", "max_replica_lag", "consistency", "primary_after_write_for",
+    "read_your_writes_wait", "write_functions", "target_session_attrs", "lag_check_interval",
+    "databases.<name>.read_write_split", "databases.<name>.load_balance", "databases.<name>.primary_reads",
+    "databases.<name>.max_replica_lag", "databases.<name>.consistency", "databases.<name>.primary_after_write_for",
+    "databases.<name>.read_your_writes_wait", "databases.<name>.write_functions",
+    "databases.<name>.target_session_attrs", "users.<name>.target_session_attrs",
+    "databases.<name>.backends[].role", "databases.<name>.backends[].weight"};
 
 TEST(conf_unsupported, docs_mark_them) {
   for (const auto& d : conf::describe_settings()) {
     const bool marked = d.description.find("(not supported yet") != std::string::npos;
     const bool unsupported = d.key == "query_timeout" || d.key == "log.format" || d.key.starts_with("admin.") ||
                              d.key.starts_with("metrics.") || d.key.starts_with("tls.") ||
-                             d.key == "databases.<name>.backends[].role" || d.key == "databases.<name>.backends[].weight";
+                             (!conf::detail::routing_supported && routing_keys.count(d.key) != 0);
     EXPECT_EQ(marked, unsupported) << d.key << ": " << d.description;
   }
+  for (const auto& k : routing_keys) {
+    const auto docs = conf::describe_settings();
+    EXPECT_TRUE(std::any_of(docs.begin(), docs.end(), [&](const auto& d) { return d.key == k; })) << k;
+  }
+}
+
+// --- read/write routing: refused while the switch is off --------------------------------
+
+TEST(conf_routing_off, routing_keys_at_their_defaults_are_accepted) {
+  if (conf::detail::routing_supported) GTEST_SKIP() << "routing is supported";
+  const auto c = load_config_from_string(
+      with("load_balance = \"round_robin\"\nprimary_reads = \"fallback\"\nmax_replica_lag = 0\n"
+           "consistency = \"read_your_writes\"\nprimary_after_write_for = \"1s\"\nread_your_writes_wait = 0\n"
+           "write_functions = []\ntarget_session_attrs = \"any\"\nlag_check_interval = \"500ms\"\n"),
+      "t.toml");
+  const auto r = c->effective_routing(c->databases[0], c->find_user("app"));
+  EXPECT_FALSE(r.read_write_split);  // no replicas
+}
+
+TEST(conf_routing_off, replicas_and_weights_are_refused) {
+  if (conf::detail::routing_supported) GTEST_SKIP() << "routing is supported";
+  const std::string text = R"([users]
+app = "x"
+[databases.rw]
+backends = [{ host = "p" }, { host = "r", role = "replica", weight = 2 }]
+)";
+  refusals_of(text, {{4, "databases.rw.backends[1].role"},
+                     {4, "databases.rw.backends[1].weight"},
+                     {4, "databases.rw.backends[1]"}});
+}
+
+TEST(conf_routing_off, every_routing_key_is_refused_naming_key_and_line) {
+  if (conf::detail::routing_supported) GTEST_SKIP() << "routing is supported";
+  const std::string text = R"(read_write_split = true
+load_balance = "random"
+primary_reads = "always"
+max_replica_lag = "16MB"
+consistency = "eventual"
+primary_after_write_for = "2s"
+read_your_writes_wait = "100ms"
+write_functions = ["audit"]
+target_session_attrs = "read-write"
+lag_check_interval = "1s"
+[users.app]
+password = "x"
+target_session_attrs = "primary"
+[databases.app]
+host = "h"
+read_write_split = false
+load_balance = "round_robin"
+max_replica_lag = "2s"
+primary_reads = "fallback"
+consistency = "read_your_writes"
+primary_after_write_for = "1s"
+read_your_writes_wait = 0
+write_functions = []
+target_session_attrs = "any"
+)";
+  try {
+    load_config_from_string(text, "r.toml");
+    FAIL() << "loaded";
+  } catch (const conf::config_error& e) {
+    const auto& p = e.problems();
+    // Every line but the table headers and host: a database's own value is an override even
+    // when it equals the global default.
+    std::vector<std::uint32_t> want;
+    for (std::uint32_t line = 1; line <= 24; ++line) {
+      if (line != 11 && line != 12 && line != 14 && line != 15) want.push_back(line);
+    }
+    ASSERT_EQ(p.size(), want.size()) << e.what();
+    for (std::size_t i = 0; i < p.size(); ++i) {
+      EXPECT_EQ(p[i].line, want[i]) << p[i].to_string();
+      EXPECT_EQ(p[i].message, "not supported yet: pgsluice sends every statement to one primary in this version "
+                              "(no replicas, no read/write routing)")
+          << p[i].to_string();
+    }
+    EXPECT_EQ(p[0].key, "read_write_split");
+    EXPECT_EQ(p[10].key, "users.app.target_session_attrs");
+    EXPECT_EQ(p[11].key, "databases.app.read_write_split");
+  }
+}
+
+// --- read/write routing: the keys as they load once the switch is on -----------------------
+
+std::shared_ptr<const conf::config> load_routed(const std::string& text) {
+  return conf::detail::load_config_from_string(text, "r.toml", conf::detail::load_options{true});
+}
+
+std::string routed_problems_of(const std::string& text) {
+  try {
+    load_routed(text);
+  } catch (const conf::config_error& e) {
+    return e.what();
+  }
+  return "(loaded)";
+}
+
+constexpr std::string_view replicated = R"(
+[users]
+app = "x"
+[databases.app]
+backends = [{ host = "p" },
+            { host = "r1", role = "replica", weight = 2 },
+            { host = "r2", role = "replica", port = 5433, weight = 0 }]
+)";
+
+std::string routed(std::string_view head, std::string_view tail = "") {
+  return std::string(head) + "\n" + std::string(replicated) + std::string(tail);
+}
+
+TEST(conf_routing, defaults) {
+  const auto c = load_routed(routed("", "[databases.single]\nhost = \"h\"\n"));
+  EXPECT_FALSE(c->read_write_split.has_value());
+  EXPECT_EQ(c->load_balance, conf::load_balance::round_robin);
+  EXPECT_EQ(c->primary_reads, conf::primary_reads::fallback);
+  EXPECT_EQ(c->max_replica_lag, (conf::replica_lag{0, 0ms}));
+  EXPECT_EQ(c->consistency, conf::consistency::read_your_writes);
+  EXPECT_EQ(c->primary_after_write_for, 1s);
+  EXPECT_EQ(c->read_your_writes_wait, 0ms);
+  EXPECT_TRUE(c->write_functions.empty());
+  EXPECT_EQ(c->target_session_attrs, conf::target_session_attrs::any);
+  EXPECT_EQ(c->lag_check_interval, 500ms);
+
+  const auto* app = c->find_database("app");
+  ASSERT_NE(app, nullptr);
+  ASSERT_EQ(app->backends.size(), 3u);
+  EXPECT_EQ(app->backends[0].role, conf::backend_role::primary);
+  EXPECT_EQ(app->backends[1].role, conf::backend_role::replica);
+  EXPECT_EQ(app->backends[1].weight, 2u);
+  EXPECT_EQ(app->backends[2].port, 5433);
+  EXPECT_EQ(app->backends[2].weight, 0u);
+  EXPECT_EQ(app->primary(), &app->backends[0]);
+  EXPECT_TRUE(app->has_replicas());
+
+  const auto r = c->effective_routing(*app, c->find_user("app"));
+  EXPECT_TRUE(r.read_write_split);  // the database lists replicas
+  EXPECT_EQ(r.load_balance, conf::load_balance::round_robin);
+  EXPECT_EQ(r.primary_reads, conf::primary_reads::fallback);
+  EXPECT_EQ(r.max_replica_lag, (conf::replica_lag{0, 0ms}));
+  EXPECT_EQ(r.consistency, conf::consistency::read_your_writes);
+  EXPECT_EQ(r.primary_after_write_for, 1s);
+  EXPECT_EQ(r.read_your_writes_wait, 0ms);
+  EXPECT_EQ(r.target_session_attrs, conf::target_session_attrs::any);
+  EXPECT_EQ(r.lag_check_interval, 500ms);
+  EXPECT_FALSE(c->effective_routing(*c->find_database("single"), nullptr).read_write_split);
+}
+
+TEST(conf_routing, database_wins_over_global_and_user_over_database) {
+  const auto c = load_routed(routed(R"(read_write_split = false
+load_balance = "least_connections"
+primary_reads = "always"
+max_replica_lag = ["16MB", "2s"]
+consistency = "primary_after_write"
+primary_after_write_for = "3s"
+read_your_writes_wait = "200ms"
+write_functions = ["audit_insert", "app.next_ticket"]
+target_session_attrs = "prefer-standby"
+lag_check_interval = "1s"
+[users.ro]
+password = "x"
+target_session_attrs = "read-only"
+)",
+                                    R"(read_write_split = true
+load_balance = "random"
+max_replica_lag = "1MB"
+consistency = "eventual"
+write_functions = ["only_here"]
+target_session_attrs = "standby"
+[databases.plain]
+backends = [{ host = "p2" }, { host = "r3", role = "replica" }]
+)"));
+  const auto* app = c->find_database("app");
+  const auto* plain = c->find_database("plain");
+  ASSERT_TRUE(app && plain);
+
+  auto r = c->effective_routing(*plain, nullptr);  // everything from the globals
+  EXPECT_FALSE(r.read_write_split);                // explicitly off, replicas or not
+  EXPECT_EQ(r.load_balance, conf::load_balance::least_connections);
+  EXPECT_EQ(r.primary_reads, conf::primary_reads::always);
+  EXPECT_EQ(r.max_replica_lag, (conf::replica_lag{16u << 20, 2s}));
+  EXPECT_EQ(r.consistency, conf::consistency::primary_after_write);
+  EXPECT_EQ(r.primary_after_write_for, 3s);
+  EXPECT_EQ(r.read_your_writes_wait, 200ms);
+  EXPECT_EQ(r.write_functions, (std::vector<std::string>{"audit_insert", "app.next_ticket"}));
+  EXPECT_EQ(r.target_session_attrs, conf::target_session_attrs::prefer_standby);
+  EXPECT_EQ(r.lag_check_interval, 1s);
+
+  r = c->effective_routing(*app, c->find_user("app"));  // the database's own, else the globals
+  EXPECT_TRUE(r.read_write_split);
+  EXPECT_EQ(r.load_balance, conf::load_balance::random);
+  EXPECT_EQ(r.primary_reads, conf::primary_reads::always);
+  EXPECT_EQ(r.max_replica_lag, (conf::replica_lag{1u << 20, 0ms}));  // replaces both limits
+  EXPECT_EQ(r.consistency, conf::consistency::eventual);
+  EXPECT_EQ(r.primary_after_write_for, 3s);
+  EXPECT_EQ(r.write_functions, (std::vector<std::string>{"only_here"}));
+  EXPECT_EQ(r.target_session_attrs, conf::target_session_attrs::standby);
+
+  r = c->effective_routing(*app, c->find_user("ro"));
+  EXPECT_EQ(r.target_session_attrs, conf::target_session_attrs::read_only);
+}
+
+TEST(conf_routing, max_replica_lag_forms) {
+  const std::pair<std::string, conf::replica_lag> forms[] = {
+      {"0", {0, 0ms}},
+      {"\"0\"", {0, 0ms}},
+      {"\"16MB\"", {16u << 20, 0ms}},
+      {"\"512kB\"", {512u << 10, 0ms}},
+      {"\"2s\"", {0, 2s}},
+      {"\"250ms\"", {0, 250ms}},
+      {"[\"16MB\", \"2s\"]", {16u << 20, 2s}},
+      {"[\"2s\", \"1GB\"]", {1u << 30, 2s}},
+      {"[\"2s\"]", {0, 2s}},
+  };
+  for (const auto& [text, want] : forms) {
+    const auto c = load_routed(routed("max_replica_lag = " + text));
+    EXPECT_EQ(c->max_replica_lag, want) << text;
+    EXPECT_EQ(c->effective_routing(c->databases[0], nullptr).max_replica_lag, want) << text;
+  }
+  // Rendered back in the same forms (SHOW CONFIG, --defaults).
+  const auto c = load_routed(routed("max_replica_lag = [\"16MB\", \"2s\"]"));
+  for (const auto& s : conf::current_settings(*c)) {
+    if (s.key == "max_replica_lag") {
+      EXPECT_EQ(s.value, "[\"16MiB\", \"2s\"]");
+      EXPECT_EQ(s.default_value, "0");
+    }
+  }
+}
+
+TEST(conf_routing, bad_values_name_key_and_line) {
+  const std::pair<std::string, std::string> cases[] = {
+      {"max_replica_lag = 100", "r.toml:1: key 'max_replica_lag': must be a size of WAL such as \"16MB\""},
+      {"max_replica_lag = \"100\"", "r.toml:1: key 'max_replica_lag': needs a unit"},
+      {"max_replica_lag = \"2 weeks\"", "r.toml:1: key 'max_replica_lag': must be a size of WAL"},
+      {"max_replica_lag = [\"1MB\", \"2MB\"]", "r.toml:1: key 'max_replica_lag[1]': gives the WAL size twice"},
+      {"max_replica_lag = [\"1s\", \"2s\"]", "r.toml:1: key 'max_replica_lag[1]': gives the replay delay twice"},
+      {"max_replica_lag = []", "r.toml:1: key 'max_replica_lag': must be a size of WAL"},
+      {"max_replica_lag = \"2d\"", "r.toml:1: key 'max_replica_lag': must be at most 1d of replay delay"},
+      {"load_balance = \"round-robin\"", "r.toml:1: key 'load_balance': must be one of \"round_robin\", "
+                                        "\"least_connections\", \"random\" (got \"round-robin\"); did you mean "
+                                        "\"round_robin\"?"},
+      {"primary_reads = \"sometimes\"", "r.toml:1: key 'primary_reads': must be one of \"never\", \"fallback\", \"always\""},
+      {"consistency = \"strong\"", "r.toml:1: key 'consistency': must be one of \"read_your_writes\""},
+      {"target_session_attrs = \"read_write\"", "did you mean \"read-write\"?"},
+      {"read_write_split = \"yes\"", "r.toml:1: key 'read_write_split': must be true or false (got a string)"},
+      {"primary_after_write_for = \"-1s\"", "r.toml:1: key 'primary_after_write_for': must be a duration"},
+      {"lag_check_interval = \"5ms\"", "r.toml:1: key 'lag_check_interval': must be between 10ms and 1d"},
+      {"write_functions = [\"nextval()\"]", "r.toml:1: key 'write_functions[0]': must be a function name"},
+      {"write_functions = [\"ok\", \"\\\"Quoted\\\"\"]", "r.toml:1: key 'write_functions[1]': must be a function name"},
+      {"write_functions = [\"app..f\"]", "r.toml:1: key 'write_functions[0]': must be a function name"},
+      {"write_functions = \"audit\"", "r.toml:1: key 'write_functions': must be an array of strings"},
+  };
+  for (const auto& [line, want] : cases) {
+    const std::string got = routed_problems_of(routed(line));
+    EXPECT_NE(got.find(want), std::string::npos) << line << "\n" << got;
+    EXPECT_EQ(std::count(got.begin(), got.end(), '\n'), 0) << line << "\n" << got;  // one problem each
+  }
+}
+
+TEST(conf_routing, backends_must_make_one_cluster) {
+  const std::string head = "[users]\napp = \"x\"\n[databases.app]\n";
+  // role = "auto" belongs to failover: refused even with routing on.
+  EXPECT_EQ(routed_problems_of(head + "backends = [{ host = \"p\" }, { host = \"r\", role = \"auto\" }]\n"),
+            "r.toml:4: key 'databases.app.backends[1].role': not supported yet: pgsluice does not discover roles "
+            "in this version; give \"primary\" or \"replica\"");
+  EXPECT_EQ(routed_problems_of(head + "backends = [{ host = \"p\" }, { host = \"q\", role = \"primary\" }]\n"),
+            "r.toml:4: key 'databases.app.backends[1].role': a second primary: a database has exactly one (never "
+            "two writable primaries)");
+  EXPECT_EQ(routed_problems_of(head + "backends = [{ host = \"r\", role = \"replica\" }]\n"),
+            "r.toml:4: key 'databases.app.backends': needs a backend with role = \"primary\" (writes go there)");
+  EXPECT_EQ(routed_problems_of(head + "backends = [{ host = \"p\" }, { host = \"p\", port = 5432, role = \"replica\" }]\n"),
+            "r.toml:4: key 'databases.app.backends[1]': the same server as backends[0] (p:5432)");
+  // The same host on another port is another server.
+  EXPECT_NO_THROW(load_routed(head + "backends = [{ host = \"p\" }, { host = \"p\", port = 5433, role = \"replica\" }]\n"));
+}
+
+TEST(conf_routing, contradictions_are_refused) {
+  // never without a replica: reads would have no backend at all.
+  EXPECT_EQ(routed_problems_of(with("primary_reads = \"never\"\nread_write_split = true")),
+            "r.toml:1: key 'primary_reads': \"never\" leaves database 'app' no backend for reads: it lists no replica");
+  // Without the split there are no reads to route: never says nothing then.
+  EXPECT_NO_THROW(load_routed(with("primary_reads = \"never\"")));
+  EXPECT_EQ(routed_problems_of(routed("consistency = \"primary_after_write\"", "primary_reads = \"never\"\n")),
+            "r.toml:9: key 'databases.app.primary_reads': \"never\" contradicts consistency = "
+            "\"primary_after_write\" for database 'app' (which sends reads after a write to the primary)");
+  EXPECT_NO_THROW(load_routed(routed("primary_reads = \"never\"")));
 }
 
 // --- reload ------------------------------------------------------------------------------
