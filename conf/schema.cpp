@@ -203,7 +203,7 @@ const setting<user_config> user_keys[] = {
 
 // THE SWITCH for read/write routing (see schema.hpp): true once the proxy honours replicas,
 // weights and the routing keys.
-const bool routing_supported = false;
+const bool routing_supported = true;
 const std::string_view routing_missing =
     "pgsluice sends every statement to one primary in this version (no replicas, no read/write routing)";
 

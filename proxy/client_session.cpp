@@ -224,6 +224,8 @@ awaitable<void> client_session::finish() {
     auto s = std::move(server_);
     set_cancel_target(nullptr);
     tracker_.clear();
+    if (counted_backend_ != nullptr) counted_backend_->active.fetch_sub(1, std::memory_order_relaxed);
+    counted_backend_ = nullptr;
     bool reusable = d != server_disposition::close && s->is_open();
     if (reusable && d == server_disposition::reset) {
       s->set_state(server_state::resetting);

@@ -31,6 +31,7 @@
 #include "protocol/scram.hpp"
 #include "proxy/asio.hpp"
 #include "proxy/buffer.hpp"
+#include "proxy/cluster.hpp"
 #include "proxy/metrics.hpp"
 #include "proxy/params.hpp"
 #include "proxy/pipeline.hpp"
@@ -119,9 +120,20 @@ class client_session : public std::enable_shared_from_this<client_session>,
   awaitable<bool> attach_server(bool for_login = false);
   // The common case without a coroutine: an idle server is there for the taking.
   bool attach_now();
-  // The pool of the backend the next transaction (or the session) goes to; false (session
-  // ended with an error) when the cluster has none to offer.
-  bool choose_pool();
+  // The pool of the backend the next transaction (or the session) goes to, for what it needs
+  // (route_of_batch / the session's target_session_attrs). False: none now; `wait` set when
+  // read-your-writes asks to wait for a replica, else the session ended with an error.
+  bool choose_pool(bool* wait = nullptr);
+  // --- read/write routing (a cluster with replicas) ---
+  // What the batch about to start a transaction needs, from its statements and the hints.
+  router::route_request route_of_batch(std::span<const std::uint8_t> data);
+  // Answers SET/SHOW of pgsluice's own settings, a plain BEGIN held until its first statement,
+  // and an empty held transaction's end; true when the whole batch was answered.
+  bool answer_routing_statement(std::span<const std::uint8_t> data);
+  // After a write that may have committed: the WAL position, read behind it on the same server.
+  void capture_write_lsn();
+  // Applies pgsluice.* startup options and target_session_attrs; false (session ended) on a bad value.
+  bool take_routing_options();
   void on_attached(std::shared_ptr<server_connection> s, bool for_login);
   // Brings the attached server's session settings in line with what this client was told and
   // asked for (`restore`: after the client reset them, back to its startup values), as an
@@ -185,6 +197,9 @@ class client_session : public std::enable_shared_from_this<client_session>,
   client_startup startup_;
   std::shared_ptr<cluster> cluster_;
   std::shared_ptr<pool> pool_;  // the chosen backend's pool (the attached server's, when one is)
+  cluster::backend* chosen_ = nullptr;  // its backend record
+  bool chosen_now_ = false;             // attach_now() chose it for the attach under way
+  cluster::backend* counted_backend_ = nullptr;  // counted in that backend's `active` while a server is attached
   bool counted_ = false;        // counted in runtime::client_count
   std::optional<protocol::scram_client_keys> scram_keys_;
   std::int32_t cancel_pid_ = 0;
@@ -209,6 +224,18 @@ class client_session : public std::enable_shared_from_this<client_session>,
   std::vector<std::pair<std::string, statement_ptr>> deferred_parses_;  // session mode, before a server is attached
   std::vector<std::uint8_t> unnamed_parse_;  // transaction mode: the client's last Parse of the unnamed statement
   bool has_unnamed_ = false;
+  // Routing.
+  bool routing_ = false;                                 // the cluster routes reads: statements are classified
+  router::route_request route_;                          // what the next transaction (session mode: the session) needs
+  router::route_hint session_route_ = router::route_hint::automatic;  // SET pgsluice.route, startup option
+  std::optional<router::route_hint> local_route_;        // SET LOCAL pgsluice.route: until the transaction ends
+  bool session_read_only_ = false;                       // default_transaction_read_only asked at login
+  conf::target_session_attrs session_attrs_ = conf::target_session_attrs::any;
+  std::uint64_t last_write_lsn_ = 0;                     // at or after the client's last write's commit
+  std::uint64_t min_lsn_ = 0;                            // SET pgsluice.min_lsn (passed back by the application)
+  bool txn_wrote_ = false;                               // the transaction under way wrote: its position is due
+  std::uint8_t unnamed_flags_ = 0;                       // statement_flags of the client's unnamed statement
+  std::vector<std::uint8_t> held_begin_;                 // a plain BEGIN, sent with the statement that follows it
   std::shared_ptr<server_connection> server_;
   response_tracker tracker_;
   std::optional<server_error> internal_error_;  // the proxy's own query on the server failed

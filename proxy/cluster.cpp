@@ -64,20 +64,44 @@ pool_config make_pool_config(const conf::config& cfg, const conf::database_confi
   return pc;
 }
 
+cluster::routing make_routing(const conf::config& cfg, const conf::database_config& db, std::string_view user) {
+  const auto rs = cfg.effective_routing(db, cfg.find_user(user));
+  cluster::routing r;
+  r.policy = router::make_route_policy(rs);
+  r.classify.write_functions = rs.write_functions;
+  r.session_attrs = rs.target_session_attrs;
+  r.lag_check_interval = rs.lag_check_interval;
+  return r;
+}
+
+std::string routing_fingerprint(const cluster::routing& r) {
+  const auto& p = r.policy;
+  std::string f = std::string(p.read_write_split ? "split" : "nosplit") + '\n' + std::string(router::to_string(p.load_balance)) +
+                  '\n' + std::string(router::to_string(p.primary_reads)) + '\n' +
+                  std::to_string(p.max_replica_lag_bytes) + '\n' + std::to_string(p.max_replica_lag_time.count()) + '\n' +
+                  std::string(router::to_string(p.consistency)) + '\n' + std::to_string(p.primary_after_write_for.count()) +
+                  '\n' + std::to_string(p.read_your_writes_wait.count()) + '\n' +
+                  std::string(conf::to_string(r.session_attrs)) + '\n' + std::to_string(r.lag_check_interval.count()) + '\n';
+  for (const auto& fn : r.classify.write_functions) f += fn + ',';
+  return f;
+}
+
 std::string cluster_fingerprint(const conf::config& cfg, const conf::database_config& db, std::string_view database,
                                 std::string_view user, const std::optional<std::string>& auth_secret) {
   std::string f;
   for (const auto& be : db.backends) f += make_pool_config(cfg, db, be, database, user, auth_secret).fingerprint + "\n--\n";
-  return f;
+  return f + routing_fingerprint(make_routing(cfg, db, user));
 }
 
 }  // namespace
 
 // --- cluster -----------------------------------------------------------------------------------
 
-cluster::cluster(std::string name, std::vector<std::unique_ptr<backend>> backends)
-    : name_(std::move(name)), backends_(std::move(backends)) {
+cluster::cluster(std::string name, std::vector<std::unique_ptr<backend>> backends, routing r)
+    : name_(std::move(name)), backends_(std::move(backends)), routing_(std::move(r)) {
   for (const auto& b : backends_) fingerprint_ += b->pool->cfg().fingerprint + "\n--\n";
+  fingerprint_ += routing_fingerprint(routing_);
+  routes_reads_ = routing_.policy.read_write_split && has_replicas();
 }
 
 cluster::~cluster() = default;
@@ -86,7 +110,7 @@ bool cluster::transaction_mode() const noexcept {
   return !backends_.empty() && backends_.front()->pool->transaction_mode();
 }
 
-cluster::pick cluster::choose(const router::route_request& req) const {
+cluster::pick cluster::choose(const router::route_request& req) {
   // A snapshot for the pure decision; small (one entry per backend), on the caller's stack.
   constexpr std::size_t inline_backends = 8;
   std::array<router::backend_view, inline_backends> small{};
@@ -100,12 +124,31 @@ cluster::pick cluster::choose(const router::route_request& req) const {
   }
   for (std::size_t i = 0; i < backends_.size(); ++i) {
     const auto& b = *backends_[i];
-    views[i] = router::backend_view{b.role, b.health.load(std::memory_order_relaxed), b.cfg.weight, 0};
+    auto& v = views[i];
+    v.role = b.role;
+    v.health = b.health.load(std::memory_order_relaxed);
+    v.weight = b.cfg.weight;
+    v.active = b.active.load(std::memory_order_relaxed);
+    v.replay_lsn = b.position.load(std::memory_order_relaxed);
+    if (const auto lb = b.lag_bytes.load(std::memory_order_relaxed); lb != unknown) v.lag_bytes = lb;
+    if (const auto lt = b.lag_ms.load(std::memory_order_relaxed); lt >= 0) v.lag_time = std::chrono::milliseconds(lt);
   }
-  const auto c = router::choose_backend(views, req);
+  router::route_choice c;
+  if (req.need == router::need::write || backends_.size() == 1) {
+    c = router::choose_backend(views, req);
+  } else {
+    std::lock_guard lk(balancer_mu_);
+    c = router::choose_backend(views, req, balancer_);
+  }
   pick p;
   p.status = c.status;
-  if (c.chosen()) p.pool = &backends_[c.backend]->pool;
+  p.reason = c.reason;
+  if (c.chosen()) {
+    auto& b = *backends_[c.backend];
+    p.pool = &b.pool;
+    p.chosen = &b;
+    b.routed[static_cast<std::size_t>(c.reason)].fetch_add(1, std::memory_order_relaxed);
+  }
   return p;
 }
 
@@ -125,6 +168,20 @@ bool cluster::statement_known(const statement_digest& d) const {
 
 void cluster::remember_scram_keys(const protocol::scram_client_keys& keys) {
   for (const auto& b : backends_) b->pool->remember_scram_keys(keys);
+}
+
+void cluster::log_routing() const {
+  for (const auto& b : backends_) {
+    std::string counts;
+    for (std::size_t r = 0; r < router::route_reason_count; ++r) {
+      const auto n = b->routed[r].load(std::memory_order_relaxed);
+      if (n == 0) continue;
+      if (!counts.empty()) counts += ' ';
+      counts += std::string(router::to_string(static_cast<router::route_reason>(r))) + '=' + std::to_string(n);
+    }
+    spdlog::info("routed cluster={} backend={}:{} role={} {}", name_, b->cfg.host, b->cfg.port, router::to_string(b->role),
+                 counts.empty() ? std::string("none") : counts);
+  }
 }
 
 bool cluster::has_replicas() const noexcept {
@@ -173,7 +230,7 @@ std::shared_ptr<cluster> cluster_registry::build(const conf::config& cfg, const 
     b->pool = std::make_shared<pool>(rt_, pool_name, std::move(pc), std::move(db_budget), std::move(user_budget));
     backends.push_back(std::move(b));
   }
-  return std::make_shared<cluster>(name, std::move(backends));
+  return std::make_shared<cluster>(name, std::move(backends), make_routing(cfg, db, user));
 }
 
 std::shared_ptr<cluster> cluster_registry::get(const conf::config& cfg, const conf::database_config& db,
@@ -185,7 +242,7 @@ std::shared_ptr<cluster> cluster_registry::get(const conf::config& cfg, const co
   if (it != clusters_.end() && !it->second->retired()) return it->second;
   auto c = build(cfg, db, database, user, auth_secret);
   clusters_[key] = c;
-  c->start_monitor(rt_, std::chrono::milliseconds(500));
+  c->start_monitor(rt_, c->route_settings().lag_check_interval);
   return c;
 }
 
@@ -232,7 +289,10 @@ void cluster_registry::clear() {
     std::lock_guard lk(mu_);
     clusters.swap(clusters_);
   }
-  for (auto& [k, c] : clusters) c->retire();
+  for (auto& [k, c] : clusters) {
+    if (c->routes_reads()) c->log_routing();
+    c->retire();
+  }
 }
 
 }  // namespace pgsluice::proxy

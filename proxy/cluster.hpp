@@ -25,6 +25,7 @@
 #include "proxy/params.hpp"
 #include "protocol/scram.hpp"
 #include "proxy/prepared.hpp"
+#include "router/classify.hpp"
 #include "router/select.hpp"
 
 namespace pgsluice::proxy {
@@ -48,12 +49,20 @@ class cluster : public std::enable_shared_from_this<cluster> {
     std::atomic<std::uint64_t> position{0};
     std::atomic<std::uint64_t> lag_bytes{unknown};   // behind the primary's position
     std::atomic<std::int64_t> lag_ms{-1};            // replay time behind; -1 unknown
-    // Transactions routed here, by why, for the counters logged at exit.
-    std::atomic<std::uint64_t> routed_reads{0};
-    std::atomic<std::uint64_t> routed_writes{0};
+    std::atomic<std::uint32_t> active{0};             // server connections attached to clients now
+    // Transactions (or sessions) routed here, by why, for the counters logged at exit.
+    std::array<std::atomic<std::uint64_t>, router::route_reason_count> routed{};
   };
 
-  cluster(std::string name, std::vector<std::unique_ptr<backend>> backends);
+  // How a cluster routes: the database's resolved settings.
+  struct routing {
+    router::route_policy policy;
+    router::classify_options classify;
+    conf::target_session_attrs session_attrs = conf::target_session_attrs::any;
+    std::chrono::milliseconds lag_check_interval{500};
+  };
+
+  cluster(std::string name, std::vector<std::unique_ptr<backend>> backends, routing r);
   ~cluster();
   cluster(const cluster&) = delete;
   cluster& operator=(const cluster&) = delete;
@@ -66,9 +75,17 @@ class cluster : public std::enable_shared_from_this<cluster> {
   // into the cluster, which outlives every session using it.
   struct pick {
     const std::shared_ptr<proxy::pool>* pool = nullptr;
+    backend* chosen = nullptr;
     router::route_status status = router::route_status::no_primary;
+    router::route_reason reason = router::route_reason::write;
   };
-  pick choose(const router::route_request& req) const;
+  pick choose(const router::route_request& req);
+  // Whether reads may go elsewhere than the primary (replicas listed, splitting on): when not,
+  // the proxy skips classifying statements altogether.
+  bool routes_reads() const noexcept { return routes_reads_; }
+  const routing& route_settings() const noexcept { return routing_; }
+  // The per-backend routing counters, one line per backend, for the log at exit.
+  void log_routing() const;
 
   // ParameterStatus values a new client is told: those of the first backend that logged in.
   std::optional<parameter_set> initial_params() const;
@@ -90,6 +107,10 @@ class cluster : public std::enable_shared_from_this<cluster> {
  private:
   std::string name_;
   std::vector<std::unique_ptr<backend>> backends_;
+  routing routing_;
+  bool routes_reads_ = false;
+  std::mutex balancer_mu_;
+  router::balancer_state balancer_;
   std::string fingerprint_;
   std::atomic<bool> retired_{false};
   std::shared_ptr<cluster_monitor> monitor_;

@@ -51,6 +51,7 @@ struct expectation {
   statement_ptr stmt;                 // parse*, close_injected, close_synthetic
   std::string client_name;            // parse / parse_synthetic / close_synthetic of a named statement
   std::vector<std::uint8_t> payload;  // error_synthetic: the complete ErrorResponse
+  bool capture_lsn = false;           // internal_query: the WAL position after a client's write
 };
 
 class response_tracker {

@@ -9,8 +9,10 @@
 
 namespace pgsluice::proxy {
 
-statement_ptr make_statement(std::string_view query, std::span<const std::uint8_t> param_types) {
+statement_ptr make_statement(std::string_view query, std::span<const std::uint8_t> param_types,
+                             std::uint8_t route_flags) {
   auto stmt = std::make_shared<prepared_statement>();
+  stmt->route_flags = route_flags;
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int md_len = 0;
   EVP_MD_CTX* ctx = EVP_MD_CTX_new();

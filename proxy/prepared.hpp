@@ -41,10 +41,18 @@ struct prepared_statement {
   std::string query;
   std::vector<std::uint8_t> param_types;     // Int16 count + Int32 OIDs, as sent by the client
   std::vector<std::uint8_t> parse_message;   // complete Parse under server_name, ready to inject
+  std::uint8_t route_flags = 0;              // statement_flags of router::classify, when routing
 };
 using statement_ptr = std::shared_ptr<const prepared_statement>;
 
-statement_ptr make_statement(std::string_view query, std::span<const std::uint8_t> param_types);
+// What routing needs to remember of a statement's class (router::classify).
+namespace statement_flags {
+inline constexpr std::uint8_t read = 1;    // may run on a replica
+inline constexpr std::uint8_t begins = 2;  // opens a transaction
+inline constexpr std::uint8_t ends = 4;    // ends one
+}  // namespace statement_flags
+statement_ptr make_statement(std::string_view query, std::span<const std::uint8_t> param_types,
+                             std::uint8_t route_flags = 0);
 
 // The statements one client prepared, by the client's own names.
 class client_statements {

@@ -10,6 +10,8 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <cctype>
+#include <charconv>
 #include <cstring>
 
 #include <spdlog/spdlog.h>
@@ -19,6 +21,7 @@
 #include "protocol/framing.hpp"
 #include "proxy/client_session.hpp"
 #include "proxy/cluster.hpp"
+#include "proxy/monitor.hpp"
 #include "proxy/pinning.hpp"
 #include "proxy/pool.hpp"
 #include "proxy/runtime.hpp"
@@ -52,6 +55,48 @@ bool needs_no_server(char tag) noexcept {
 
 std::span<const std::uint8_t> body_of(std::span<const std::uint8_t> data, std::uint32_t offset, std::uint32_t size) {
   return data.subspan(offset + 5, size - 5);
+}
+
+// A statement's class as the flags a prepared statement keeps.
+std::uint8_t flags_of(const router::statement_class& c) noexcept {
+  std::uint8_t f = 0;
+  if (c.is_read()) f |= statement_flags::read;
+  if (c.begins_transaction) f |= statement_flags::begins;
+  if (c.ends_transaction) f |= statement_flags::ends;
+  return f;
+}
+
+// A statement that writes, as opposed to transaction control alone (BEGIN, COMMIT, SET TRANSACTION).
+bool writes(const router::statement_class& c) noexcept {
+  if (c.is_read()) return false;
+  const bool control = c.begins_transaction || c.ends_transaction || c.set_mode != router::access_mode::unspecified;
+  return !(control && c.statements == 1);
+}
+
+router::route_hint hint_of(router::comment_hint h) noexcept {
+  switch (h) {
+    case router::comment_hint::primary: return router::route_hint::primary;
+    case router::comment_hint::replica: return router::route_hint::replica;
+    default: return router::route_hint::automatic;
+  }
+}
+
+// The first column of a DataRow as text (the proxy's own one-value queries).
+std::optional<std::string_view> first_column(std::span<const std::uint8_t> body) noexcept {
+  if (body.size() < 6 || ((body[0] << 8) | body[1]) < 1) return std::nullopt;
+  const std::int32_t len = static_cast<std::int32_t>((std::uint32_t{body[2]} << 24) | (std::uint32_t{body[3]} << 16) |
+                                                     (std::uint32_t{body[4]} << 8) | body[5]);
+  if (len < 0 || static_cast<std::size_t>(len) > body.size() - 6) return std::nullopt;
+  return std::string_view(reinterpret_cast<const char*>(body.data() + 6), static_cast<std::size_t>(len));
+}
+
+// The first word of a statement, lower-cased, for the few replies the proxy words itself.
+std::string first_word(std::string_view sql) {
+  std::size_t i = 0;
+  while (i < sql.size() && std::isspace(static_cast<unsigned char>(sql[i]))) ++i;
+  std::string w;
+  while (i < sql.size() && std::isalpha(static_cast<unsigned char>(sql[i]))) w += static_cast<char>(std::tolower(static_cast<unsigned char>(sql[i++])));
+  return w;
 }
 
 // Server-side statement names are "pgsluice_" and 32 hex digits (prepared.hpp).
@@ -101,25 +146,41 @@ void client_session::release_server() {
   set_cancel_target(nullptr);
   tracker_.clear();
   machine_.detached();
+  if (counted_backend_ != nullptr) counted_backend_->active.fetch_sub(1, std::memory_order_relaxed);
+  counted_backend_ = nullptr;
   pool_->release(std::move(s), true);
 }
 
-bool client_session::choose_pool() {
-  // Every transaction asks for a read-write backend until statements are classified for routing.
-  const auto pick = cluster_->choose(router::route_request{router::need::write});
+bool client_session::choose_pool(bool* wait) {
+  // route_ says what the transaction (or session) needs: a write unless routing classified it.
+  if (routing_) route_.now = clock::now();
+  const auto pick = cluster_->choose(route_);
   if (pick.pool == nullptr) {
+    if (pick.status == router::route_status::wait && wait != nullptr) {
+      *wait = true;
+      return false;
+    }
     spdlog::warn("{} no_backend cluster={} status={}", name_, cluster_->name(), router::to_string(pick.status));
     fail(end_reason::server_unavailable, "08006",
          "pgsluice: no server available for database \"" + startup_.database + "\" (" +
              std::string(router::to_string(pick.status)) + ")");
     return false;
   }
+  chosen_ = pick.chosen;
   if (pool_.get() != pick.pool->get()) pool_ = *pick.pool;
   return true;
 }
 
 awaitable<bool> client_session::attach_server(bool for_login) {
-  if (!choose_pool()) co_return false;
+  // Read-your-writes may ask to wait a little for a replica to replay the client's last write.
+  // A backend attach_now() chose a moment ago stands: choosing twice would skew the balance.
+  for (bool wait = false; !std::exchange(chosen_now_, false) && !choose_pool(&wait); wait = false) {
+    if (!wait || machine_.ending()) co_return false;
+    if (!route_.waiting_since) route_.waiting_since = clock::now();
+    asio::steady_timer t(worker_.io(), std::chrono::milliseconds(5));
+    co_await t.async_wait(nothrow_awaitable);
+  }
+  route_.waiting_since.reset();
   machine_.needs_server();
   const auto wait = cfg_->query_wait_timeout.count() > 0 ? cfg_->query_wait_timeout : std::chrono::hours(24 * 365);
   auto r = co_await pool_->acquire(worker_, id_, clock::now() + wait, &wait_);
@@ -157,15 +218,21 @@ awaitable<bool> client_session::attach_server(bool for_login) {
 }
 
 bool client_session::attach_now() {
-  if (!choose_pool()) return false;
+  bool wait = false;
+  if (!choose_pool(&wait)) return false;
   auto s = pool_->try_acquire(worker_);
-  if (!s) return false;
+  if (!s) {
+    chosen_now_ = true;  // attach_server() waits on this backend's pool
+    return false;
+  }
   on_attached(std::move(s), false);
   return true;
 }
 
 void client_session::on_attached(std::shared_ptr<server_connection> s, bool for_login) {
   server_ = std::move(s);
+  counted_backend_ = chosen_;
+  if (counted_backend_ != nullptr) counted_backend_->active.fetch_add(1, std::memory_order_relaxed);
   tracker_.clear();
   machine_.attached(for_login);
   set_cancel_target(server_.get());
@@ -278,6 +345,228 @@ void client_session::rollback(const expectation& e) {
 
 void client_session::completed(const expectation& e) {
   if ((e.kind == expect::parse || e.kind == expect::parse_injected) && e.stmt) pool_->statement_validated(e.stmt->digest);
+}
+
+// --- routing ---------------------------------------------------------------------------------
+
+bool client_session::take_routing_options() {
+  routing_ = cluster_->routes_reads();
+  const auto& rs = cluster_->route_settings();
+  route_.policy = rs.policy;
+  // pgsluice.* settings in the startup packet are the proxy's, never sent to a server.
+  if (const std::string* v = startup_.settings.find("pgsluice.route")) {
+    const auto c = router::classify("SET pgsluice.route = " + *v);
+    if (c.kind != router::statement_kind::route_set || c.route == router::route_value::invalid) {
+      fail(end_reason::login_refused, "22023", "invalid value for parameter \"pgsluice.route\": \"" + *v + "\"");
+      return false;
+    }
+    session_route_ = c.route == router::route_value::primary   ? router::route_hint::primary
+                     : c.route == router::route_value::replica ? router::route_hint::replica
+                                                               : router::route_hint::automatic;
+    startup_.settings.erase("pgsluice.route");
+  }
+  if (const std::string* v = startup_.settings.find("pgsluice.min_lsn")) {
+    const auto lsn = parse_lsn(*v);
+    if (!lsn) {
+      fail(end_reason::login_refused, "22P02", "invalid input syntax for type pg_lsn: \"" + *v + "\"");
+      return false;
+    }
+    min_lsn_ = *lsn;
+    startup_.settings.erase("pgsluice.min_lsn");
+  }
+  auto attrs = rs.session_attrs;
+  if (const std::string* v = startup_.settings.find("target_session_attrs")) {
+    bool known = false;
+    for (auto a : {conf::target_session_attrs::any, conf::target_session_attrs::read_write,
+                   conf::target_session_attrs::read_only, conf::target_session_attrs::primary,
+                   conf::target_session_attrs::standby, conf::target_session_attrs::prefer_standby}) {
+      if (conf::to_string(a) == *v) {
+        attrs = a;
+        known = true;
+      }
+    }
+    if (!known) {
+      fail(end_reason::login_refused, "22023", "invalid value for parameter \"target_session_attrs\": \"" + *v + "\"");
+      return false;
+    }
+    startup_.settings.erase("target_session_attrs");
+  }
+  if (const std::string* v = startup_.settings.find("default_transaction_read_only")) {
+    session_read_only_ = *v == "on" || *v == "true" || *v == "1" || *v == "yes";
+  }
+  if (!routing_) return true;
+  // Session pooling: the backend is chosen once, at login, by target_session_attrs; in
+  // transaction pooling anything but "any" decides for every transaction alike.
+  session_attrs_ = attrs;
+  switch (attrs) {
+    case conf::target_session_attrs::any:
+      route_.need = session_read_only_ ? router::need::read : router::need::write;
+      break;
+    case conf::target_session_attrs::read_write:
+    case conf::target_session_attrs::primary:
+      route_.need = router::need::write;
+      break;
+    case conf::target_session_attrs::standby:
+      route_.policy.primary_reads = router::primary_reads::never;
+      [[fallthrough]];
+    case conf::target_session_attrs::read_only:
+      route_.need = router::need::read;
+      route_.force = router::route_hint::replica;
+      break;
+    case conf::target_session_attrs::prefer_standby:
+      route_.need = router::need::read;
+      break;
+  }
+  return true;
+}
+
+router::route_request client_session::route_of_batch(std::span<const std::uint8_t> data) {
+  router::route_request r = route_;
+  const auto& opts = cluster_->route_settings().classify;
+  bool read = true;
+  auto hint = router::comment_hint::none;
+  std::uint8_t unnamed = unnamed_flags_;
+  for (const auto& f : frames_) {
+    const auto body = body_of(data, f.offset, f.size);
+    switch (f.tag) {
+      case 'Q': {
+        const auto c = router::classify(protocol::read_query(body).value_or(std::string_view()), opts);
+        if (c.hint != router::comment_hint::none) hint = c.hint;
+        read = read && c.is_read();
+        break;
+      }
+      case 'P': {
+        const auto p = protocol::read_parse(body);
+        if (!p) {
+          read = false;
+          break;
+        }
+        const auto c = router::classify(p->query, opts);
+        if (c.hint != router::comment_hint::none) hint = c.hint;
+        if (p->name.empty()) unnamed = flags_of(c);
+        read = read && c.is_read();
+        break;
+      }
+      case 'B': {
+        const auto b = protocol::read_bind(body);
+        std::uint8_t flags = 0;
+        if (b && b->statement.empty()) {
+          flags = unnamed;
+        } else if (const statement_ptr* st = b ? statements_.find(b->statement) : nullptr) {
+          flags = (*st)->route_flags;
+        }
+        read = read && (flags & statement_flags::read) != 0;
+        break;
+      }
+      case 'F':
+        read = false;
+        break;
+      default:
+        break;
+    }
+  }
+  r.need = read || session_read_only_ ? router::need::read : router::need::write;
+  if (session_attrs_ != conf::target_session_attrs::any) r.need = route_.need;  // as the session asked
+  r.force = local_route_ ? *local_route_ : hint != router::comment_hint::none ? hint_of(hint) : session_route_;
+  if (session_attrs_ != conf::target_session_attrs::any && r.force == router::route_hint::automatic) r.force = route_.force;
+  r.min_lsn = r.policy.consistency == router::consistency::read_your_writes ? std::max(last_write_lsn_, min_lsn_) : 0;
+  return r;
+}
+
+bool client_session::answer_routing_statement(std::span<const std::uint8_t> data) {
+  if (frames_.size() != 1 || frames_[0].tag != 'Q') return false;
+  const std::string_view sql =
+      protocol::read_query(body_of(data, frames_[0].offset, frames_[0].size)).value_or(std::string_view());
+  const auto c = router::classify(sql, cluster_->route_settings().classify);
+  const char status = server_ ? server_->transaction_status : held_begin_.empty() ? 'I' : 'T';
+  auto& out = client_emit_.begin_owned();
+  auto done = [&](std::string_view tag, char st) {
+    protocol::encode(protocol::command_complete{tag}, out);
+    protocol::encode_ready_for_query(st, out);
+    client_emit_.end_owned();
+    return true;
+  };
+  auto error = [&](std::string_view sqlstate, const std::string& message) {
+    protocol::encode_error_response("ERROR", sqlstate, message, out);
+    protocol::encode_ready_for_query(status == 'I' ? 'I' : 'E', out);
+    client_emit_.end_owned();
+    return true;
+  };
+  const bool reset = first_word(sql) == "reset";
+  switch (c.kind) {
+    case router::statement_kind::ordinary:
+      // Transaction pooling: a plain BEGIN waits for its first statement, which decides where
+      // the transaction goes; a transaction that ends with nothing in it needs no server at all.
+      if (!transaction_mode_ || server_ || c.statements != 1) break;
+      if (c.begins_transaction && c.begin_mode == router::access_mode::unspecified && held_begin_.empty() &&
+          first_word(sql) != "commit" && first_word(sql) != "rollback") {
+        held_begin_.assign(data.data() + frames_[0].offset, data.data() + frames_[0].offset + frames_[0].size);
+        return done("BEGIN", 'T');
+      }
+      if (c.ends_transaction && !held_begin_.empty()) {
+        const std::string w = first_word(sql);
+        if (w == "commit" || w == "end" || w == "rollback" || w == "abort") {
+          held_begin_.clear();
+          local_route_.reset();
+          return done(w == "commit" || w == "end" ? "COMMIT" : "ROLLBACK", 'I');
+        }
+      }
+      break;
+    case router::statement_kind::route_set: {
+      if (c.route == router::route_value::invalid) {
+        return error("22023", "invalid value for parameter \"pgsluice.route\": \"" + std::string(c.value) +
+                                  "\"");
+      }
+      const auto h = c.route == router::route_value::primary   ? router::route_hint::primary
+                     : c.route == router::route_value::replica ? router::route_hint::replica
+                                                               : router::route_hint::automatic;
+      if (c.local) {
+        if (status != 'I') local_route_ = h;  // outside a transaction block SET LOCAL has no effect
+      } else {
+        session_route_ = h;
+      }
+      return done(reset ? "RESET" : "SET", status);
+    }
+    case router::statement_kind::show_last_write_lsn: {
+      protocol::row_description rd;
+      rd.fields.push_back(protocol::field_description{"pgsluice.last_write_lsn", 0, 0, 25, -1, -1, 0});
+      protocol::encode(rd, out);
+      const std::string v = format_lsn(last_write_lsn_);
+      protocol::data_row row;
+      row.columns.emplace_back(protocol::bytes_view(reinterpret_cast<const std::uint8_t*>(v.data()), v.size()));
+      protocol::encode(row, out);
+      return done("SHOW", status);
+    }
+    case router::statement_kind::set_min_lsn: {
+      if (c.value.empty()) {
+        min_lsn_ = 0;
+      } else if (const auto lsn = parse_lsn(c.value)) {
+        min_lsn_ = *lsn;
+      } else {
+        return error("22P02", "invalid input syntax for type pg_lsn: \"" + std::string(c.value) + "\"");
+      }
+      return done(reset ? "RESET" : "SET", status);
+    }
+    case router::statement_kind::unknown_pgsluice_name:
+      return error("42704", "unrecognized configuration parameter \"pgsluice." + std::string(c.value) + "\"");
+    case router::statement_kind::pgsluice_in_batch:
+      return error("0A000", "pgsluice: SET, SHOW and RESET of pgsluice.* settings must be sent as a query of their own");
+  }
+  client_emit_.end_owned();
+  return false;
+}
+
+void client_session::capture_write_lsn() {
+  txn_wrote_ = false;
+  if (route_.policy.consistency != router::consistency::read_your_writes) return;
+  auto& out = to_server_.begin_owned();
+  protocol::append_query(out, "SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::text");
+  to_server_.end_owned();
+  expectation e;
+  e.kind = expect::internal_query;
+  e.capture_lsn = true;
+  tracker_.push(std::move(e));
+  server_->unnamed_owner = 0;  // a simple Query drops the unnamed statement
 }
 
 // --- client -> server ------------------------------------------------------------------------
@@ -430,6 +719,31 @@ bool client_session::process_client(std::span<const std::uint8_t> data) {
       sync_settings(true);
     }
   };
+  // Routing: a transaction held at its BEGIN starts now, on the server its first statement chose.
+  const bool on_primary = counted_backend_ != nullptr && counted_backend_->role == router::role::primary;
+  const bool started_idle = server_ && server_->transaction_status == 'I';
+  bool begun = false, ended = false;
+  if (routing_ && server_ && !held_begin_.empty()) {
+    to_server_.add_owned(held_begin_);
+    tracker_.push(expect::internal_query);
+    server_->unnamed_owner = 0;
+    held_begin_.clear();
+    begun = true;
+  }
+  // What a statement about to run tells routing: whether it writes (its position is then read
+  // once the transaction may have committed) and whether it opens or ends a transaction.
+  auto note = [&](std::uint8_t flags, bool wrote) {
+    if (wrote) {
+      txn_wrote_ = true;
+      route_.last_write = clock::now();
+    }
+    begun = begun || (flags & statement_flags::begins) != 0;
+    ended = ended || (flags & statement_flags::ends) != 0;
+  };
+  auto lsn_after = [&] {
+    if (routing_ && txn_wrote_ && on_primary && ((started_idle && !begun) || ended)) capture_write_lsn();
+  };
+  const router::classify_options* opts = routing_ ? &cluster_->route_settings().classify : nullptr;
   for (const auto& f : frames_) {
     if (machine_.ending()) break;
     const char tag = f.tag;
@@ -447,12 +761,18 @@ bool client_session::process_client(std::span<const std::uint8_t> data) {
     switch (tag) {
       case 'Q': {
         rt_.stats().add(counter::queries);
-        apply_effects(classify_session_effects(protocol::read_query(body).value_or(std::string_view())));
+        const std::string_view sql = protocol::read_query(body).value_or(std::string_view());
+        apply_effects(classify_session_effects(sql));
+        if (opts != nullptr) {
+          const auto c = router::classify(sql, *opts);
+          note(flags_of(c), writes(c));
+        }
         forward(expect::query);
         // A simple Query drops the unnamed statement, on the server as on a direct connection.
         has_unnamed_ = false;
         server_->unnamed_owner = id_;
         restore_after();
+        lsn_after();
         break;
       }
       case 'P': {
@@ -462,16 +782,18 @@ bool client_session::process_client(std::span<const std::uint8_t> data) {
           break;
         }
         apply_effects(classify_session_effects(p->query));
+        const std::uint8_t flags = opts != nullptr ? flags_of(router::classify(p->query, *opts)) : 0;
         if (p->name.empty() && transaction_mode_) {
           unnamed_parse_.assign(raw, raw + size);
           has_unnamed_ = true;
+          unnamed_flags_ = flags;
           server_->unnamed_owner = id_;
         }
         if (!rewrite_statements_ || p->name.empty()) {
           to_server_.add_input(raw, size);
           // A named statement the server accepts becomes known to the pool (see try_answer_locally).
-          tracker_.push(expectation{expect::parse, p->name.empty() ? nullptr : make_statement(p->query, p->param_types),
-                                    {}, {}});
+          tracker_.push(expectation{expect::parse,
+                                    p->name.empty() ? nullptr : make_statement(p->query, p->param_types, flags), {}, {}});
           break;
         }
         if (statements_.find(p->name) != nullptr) {
@@ -485,7 +807,7 @@ bool client_session::process_client(std::span<const std::uint8_t> data) {
           machine_.skip_to_sync();
           break;
         }
-        auto stmt = make_statement(p->query, p->param_types);
+        auto stmt = make_statement(p->query, p->param_types, flags);
         statements_.add(p->name, stmt);
         if (server_->statements.touch(stmt->digest)) {
           tracker_.push(expectation{expect::parse_synthetic, stmt, std::string(p->name), {}});
@@ -498,6 +820,10 @@ bool client_session::process_client(std::span<const std::uint8_t> data) {
         const auto b = protocol::read_bind(body);
         if (b && b->statement.empty()) ensure_unnamed();
         const statement_ptr* stmt = (b && rewrite_statements_ && !b->statement.empty()) ? statements_.find(b->statement) : nullptr;
+        if (opts != nullptr) {
+          const std::uint8_t flags = b && b->statement.empty() ? unnamed_flags_ : stmt != nullptr ? (*stmt)->route_flags : 0;
+          note(flags, (flags & statement_flags::read) == 0 && (flags & (statement_flags::begins | statement_flags::ends)) == 0);
+        }
         if (stmt == nullptr) {
           // Unnamed statement, session mode, or a name the client never prepared (the
           // server then reports it does not exist, with the client's own name).
@@ -552,8 +878,10 @@ bool client_session::process_client(std::span<const std::uint8_t> data) {
         machine_.sync_seen();
         forward(expect::sync);
         restore_after();
+        lsn_after();
         break;
       case 'F':
+        if (opts != nullptr) note(0, true);
         forward(expect::function_call);
         break;
       case 'H':
@@ -626,7 +954,11 @@ awaitable<void> client_session::client_pump() {
     bool go_on = true;
     if (want_server && !server_ && stream_now == 0 && try_answer_locally(data)) {
       want_server = false;
+    } else if (routing_ && stream_now == 0 && answer_routing_statement(data)) {
+      want_server = false;
     } else {
+      // Transaction pooling: each transaction goes where its first batch says.
+      if (routing_ && transaction_mode_ && want_server && !server_) route_ = route_of_batch(data);
       if (want_server && machine_.needs_server()) {
         if (!attach_now() && (machine_.ending() || !co_await attach_server())) co_return;
         data = cbuf_.data();
@@ -765,7 +1097,27 @@ std::size_t client_session::process_server(std::span<const std::uint8_t> data) {
 
     const expectation* head = tracker_.front();
     const bool internal = head != nullptr && head->kind == expect::internal_query;
+    const bool lsn_query = internal && head->capture_lsn;
     bool is_error = false;
+    if (lsn_query) {
+      // The position after a client's write: kept, everything else of the reply swallowed (an
+      // error too: the client's transaction had failed, and nothing was committed).
+      if (tag == 'D') {
+        if (const auto v = first_column(body)) {
+          std::uint64_t lsn = 0;
+          const auto res = std::from_chars(v->data(), v->data() + v->size(), lsn);
+          if (res.ec == std::errc{}) last_write_lsn_ = std::max(last_write_lsn_, lsn);
+        }
+      }
+      if (tag == 'Z') {
+        if (const auto st = protocol::read_ready_for_query(body)) server_->transaction_status = *st;
+      }
+      if (tag != 'S') {
+        tracker_.on_server_message(tag, *this);
+        tracker_.emit_ready(*this);
+        continue;
+      }
+    }
     switch (tag) {
       case 'S': {
         // Asynchronous: never consumes an expectation. https://www.postgresql.org/docs/15/protocol-flow.html#PROTOCOL-ASYNC
@@ -795,7 +1147,10 @@ std::size_t client_session::process_server(std::span<const std::uint8_t> data) {
         break;
       case 'Z':
         if (const auto st = protocol::read_ready_for_query(body)) server_->transaction_status = *st;
-        if (!internal && server_->transaction_status == 'I') rt_.stats().add(counter::transactions);
+        if (!internal && server_->transaction_status == 'I') {
+          rt_.stats().add(counter::transactions);
+          local_route_.reset();  // SET LOCAL pgsluice.route lasts until the transaction ends
+        }
         break;
       default:
         break;

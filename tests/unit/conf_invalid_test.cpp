@@ -5,9 +5,6 @@
 // The load must throw config_error with as many problems as expect lines, and
 // for each line a problem reported at LINE whose "FILE:LINE: key 'KEY': MESSAGE"
 // text contains FRAGMENT.
-//   # unless: routing
-// marks a file that is broken only while read/write routing is refused
-// (conf::detail::routing_supported): it is skipped once routing is supported.
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -16,7 +13,6 @@
 #include <gtest/gtest.h>
 
 #include "conf/config.hpp"
-#include "conf/schema.hpp"
 
 namespace pgsluice::test {
 namespace {
@@ -45,15 +41,6 @@ std::vector<expectation> read_expectations(const fs::path& file) {
   return out;
 }
 
-bool only_without_routing(const fs::path& file) {
-  std::ifstream in(file);
-  std::string text;
-  while (std::getline(in, text)) {
-    if (text == "# unless: routing") return true;
-  }
-  return false;
-}
-
 std::vector<fs::path> corpus() {
   std::vector<fs::path> files;
   for (const auto& entry : fs::directory_iterator(corpus_dir)) {
@@ -67,7 +54,6 @@ class invalid_config : public ::testing::TestWithParam<fs::path> {};
 
 TEST_P(invalid_config, fails_naming_key_and_line) {
   const fs::path file = GetParam();
-  if (conf::detail::routing_supported && only_without_routing(file)) GTEST_SKIP() << "routing is supported";
   const auto expected = read_expectations(file);
   ASSERT_FALSE(expected.empty()) << file << " has no '# expect: LINE: FRAGMENT' line";
   try {

@@ -432,7 +432,6 @@ app = "x"
 [databases.app]
 host = "h"
 )";
-  // (Read/write routing has its own switch and tests: conf_routing_off below.)
   const auto p = refusals_of(text, {{1, "query_timeout"},
                                     {3, "log.format"},
                                     {5, "admin.admin_users"},
@@ -463,82 +462,6 @@ TEST(conf_unsupported, docs_mark_them) {
   for (const auto& k : routing_keys) {
     const auto docs = conf::describe_settings();
     EXPECT_TRUE(std::any_of(docs.begin(), docs.end(), [&](const auto& d) { return d.key == k; })) << k;
-  }
-}
-
-// --- read/write routing: refused while the switch is off --------------------------------
-
-TEST(conf_routing_off, routing_keys_at_their_defaults_are_accepted) {
-  if (conf::detail::routing_supported) GTEST_SKIP() << "routing is supported";
-  const auto c = load_config_from_string(
-      with("load_balance = \"round_robin\"\nprimary_reads = \"fallback\"\nmax_replica_lag = 0\n"
-           "consistency = \"read_your_writes\"\nprimary_after_write_for = \"1s\"\nread_your_writes_wait = 0\n"
-           "write_functions = []\ntarget_session_attrs = \"any\"\nlag_check_interval = \"500ms\"\n"),
-      "t.toml");
-  const auto r = c->effective_routing(c->databases[0], c->find_user("app"));
-  EXPECT_FALSE(r.read_write_split);  // no replicas
-}
-
-TEST(conf_routing_off, replicas_and_weights_are_refused) {
-  if (conf::detail::routing_supported) GTEST_SKIP() << "routing is supported";
-  const std::string text = R"([users]
-app = "x"
-[databases.rw]
-backends = [{ host = "p" }, { host = "r", role = "replica", weight = 2 }]
-)";
-  refusals_of(text, {{4, "databases.rw.backends[1].role"},
-                     {4, "databases.rw.backends[1].weight"},
-                     {4, "databases.rw.backends[1]"}});
-}
-
-TEST(conf_routing_off, every_routing_key_is_refused_naming_key_and_line) {
-  if (conf::detail::routing_supported) GTEST_SKIP() << "routing is supported";
-  const std::string text = R"(read_write_split = true
-load_balance = "random"
-primary_reads = "always"
-max_replica_lag = "16MB"
-consistency = "eventual"
-primary_after_write_for = "2s"
-read_your_writes_wait = "100ms"
-write_functions = ["audit"]
-target_session_attrs = "read-write"
-lag_check_interval = "1s"
-[users.app]
-password = "x"
-target_session_attrs = "primary"
-[databases.app]
-host = "h"
-read_write_split = false
-load_balance = "round_robin"
-max_replica_lag = "2s"
-primary_reads = "fallback"
-consistency = "read_your_writes"
-primary_after_write_for = "1s"
-read_your_writes_wait = 0
-write_functions = []
-target_session_attrs = "any"
-)";
-  try {
-    load_config_from_string(text, "r.toml");
-    FAIL() << "loaded";
-  } catch (const conf::config_error& e) {
-    const auto& p = e.problems();
-    // Every line but the table headers and host: a database's own value is an override even
-    // when it equals the global default.
-    std::vector<std::uint32_t> want;
-    for (std::uint32_t line = 1; line <= 24; ++line) {
-      if (line != 11 && line != 12 && line != 14 && line != 15) want.push_back(line);
-    }
-    ASSERT_EQ(p.size(), want.size()) << e.what();
-    for (std::size_t i = 0; i < p.size(); ++i) {
-      EXPECT_EQ(p[i].line, want[i]) << p[i].to_string();
-      EXPECT_EQ(p[i].message, "not supported yet: pgsluice sends every statement to one primary in this version "
-                              "(no replicas, no read/write routing)")
-          << p[i].to_string();
-    }
-    EXPECT_EQ(p[0].key, "read_write_split");
-    EXPECT_EQ(p[10].key, "users.app.target_session_attrs");
-    EXPECT_EQ(p[11].key, "databases.app.read_write_split");
   }
 }
 
