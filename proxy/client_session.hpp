@@ -171,6 +171,7 @@ class client_session : public std::enable_shared_from_this<client_session>,
   awaitable<void> wait_signal();
   void signal() noexcept;
   void finish_internal_query();
+  void restore_reset_parameters(std::string_view sql);
   void update_settings_hash();
 
   // response_tracker::hooks

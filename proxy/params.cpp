@@ -5,6 +5,7 @@
 #include <cctype>
 
 #include "proxy/pinning.hpp"
+#include "router/lexer.hpp"
 
 namespace pgsluice::proxy {
 namespace {
@@ -144,6 +145,63 @@ std::optional<startup_error> sort_startup_parameters(
   // PostgreSQL: the database name defaults to the user name.
   if (out.database.empty()) out.database = out.user;
   return std::nullopt;
+}
+
+std::vector<std::string> reset_parameter_names(std::string_view sql) {
+  std::vector<std::string> out;
+  router::lexer lex(sql);
+  std::vector<router::token> st;  // one statement's tokens, comments left out
+  auto lower = [](std::string_view w) {
+    std::string l(w);
+    for (auto& ch : l) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    return l;
+  };
+  auto word = [&](std::size_t i, std::string_view kw) {
+    return i < st.size() && st[i].kind == router::token_kind::identifier && router::iequals_keyword(st[i].text, kw);
+  };
+  // A setting name at `i` (a word or quoted identifier, possibly dotted); its end in `next`.
+  auto name_at = [&](std::size_t i, std::size_t& next) -> std::string {
+    if (i >= st.size() || (st[i].kind != router::token_kind::identifier && st[i].kind != router::token_kind::quoted_identifier))
+      return {};
+    std::string n = st[i].kind == router::token_kind::identifier ? lower(st[i].text) : std::string(router::token_body(st[i]));
+    next = i + 1;
+    while (next + 1 < st.size() && st[next].is('.') && st[next + 1].kind == router::token_kind::identifier) {
+      n += '.' + lower(st[next + 1].text);
+      next += 2;
+    }
+    return n;
+  };
+  auto finish = [&] {
+    std::size_t next = 0;
+    if (word(0, "reset") && !word(1, "all")) {
+      const std::string n = name_at(1, next);
+      if (!n.empty() && next == st.size()) out.push_back(n);
+    } else if (word(0, "set") && !word(1, "local")) {
+      const std::size_t at = word(1, "session") ? 2 : 1;
+      if (word(at, "time") && word(at + 1, "zone") && (word(at + 2, "default") || word(at + 2, "local")) &&
+          at + 3 == st.size()) {
+        out.emplace_back("timezone");
+      } else {
+        const std::string n = name_at(at, next);
+        if (!n.empty() && (word(next, "to") || (next < st.size() && st[next].is('='))) && word(next + 1, "default") &&
+            next + 2 == st.size())
+          out.push_back(n);
+      }
+    }
+    st.clear();
+  };
+  for (;;) {
+    const auto t = lex.next();
+    if (t.kind == router::token_kind::end) break;
+    if (t.kind == router::token_kind::comment) continue;
+    if (t.is(';')) {
+      finish();
+      continue;
+    }
+    st.push_back(t);
+  }
+  finish();
+  return out;
 }
 
 std::string plan_settings_sync(const parameter_set& client_view, const parameter_set& client_settings,

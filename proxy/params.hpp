@@ -68,6 +68,12 @@ struct startup_error {
 std::optional<startup_error> sort_startup_parameters(const std::vector<std::pair<std::string_view, std::string_view>>& params,
                                                      client_startup& out);
 
+// The parameters a (possibly multi-statement) text puts back to their reset value one by one:
+// `RESET name`, `SET [SESSION] name {TO|=} DEFAULT`, `SET TIME ZONE {DEFAULT|LOCAL}` (as
+// "timezone"). Lower-cased; RESET ALL is not listed (session_effects::resets_settings says so),
+// SET LOCAL neither (it ends with the transaction).
+std::vector<std::string> reset_parameter_names(std::string_view sql);
+
 // The SQL (possibly empty) that brings a server in line with a client:
 //  - `client_view`: ParameterStatus values the client believes are current; only tracked
 //    parameters are compared with `server_reported`.

@@ -257,6 +257,20 @@ bool obviously_harmless(std::string_view sql) noexcept {
   return true;
 }
 
+// Whether `word` occurs in `text` as a whole word (case-insensitive; `_` and letters around it
+// make it part of another word).
+bool contains_word(std::string_view text, std::string_view word) noexcept {
+  for (std::size_t i = 0; i + word.size() <= text.size(); ++i) {
+    std::size_t k = 0;
+    while (k < word.size() && ascii_lower_equal(text[i + k], word[k])) ++k;
+    if (k != word.size()) continue;
+    const bool before = i > 0 && is_ident_char(text[i - 1]);
+    const bool after = i + k < text.size() && is_ident_char(text[i + k]);
+    if (!before && !after) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 bool is_tracked_parameter(std::string_view name) noexcept {
@@ -274,6 +288,7 @@ session_effects classify_session_effects(std::string_view sql) noexcept {
   std::size_t n = 0;
   bool leading = true;        // still collecting the statement's first words
   bool is_declare = false;    // DECLARE ... WITH HOLD
+  bool has_do = false;        // a DO block: its body is a string the lexer skips
   std::string_view prev;      // previous bare word in this statement
   auto end_statement = [&] {
     merge(out, classify_statement(first, n));
@@ -308,6 +323,7 @@ session_effects classify_session_effects(std::string_view sql) noexcept {
       if (n < first.size()) {
         first[n++] = t.text;
         if (n == 1 && iequals(t.text, "DECLARE")) is_declare = true;
+        if (n == 1 && iequals(t.text, "DO")) has_do = true;
       } else {
         leading = false;
       }
@@ -320,6 +336,11 @@ session_effects classify_session_effects(std::string_view sql) noexcept {
       merge(out, pin("temporary table"));
     prev = t.text;
   }
+  // A DO block runs PL/pgSQL the lexer does not read: one that may SET, RESET or call
+  // set_config() (looked for anywhere in the text, erring on the side of pinning) leaves its
+  // settings on the server like a SET would.
+  if (has_do && (contains_word(sql, "set") || contains_word(sql, "reset") || contains_word(sql, "set_config")))
+    merge(out, pin("SET inside DO"));
   return out;
 }
 

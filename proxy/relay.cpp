@@ -279,6 +279,31 @@ void client_session::sync_settings(bool restore) {
   deferred_parses_.clear();
 }
 
+void client_session::restore_reset_parameters(std::string_view sql) {
+  // RESET of one parameter puts a direct connection back at the client's startup value, and a
+  // pooled server at its own: the startup value goes back right behind the statement.
+  if (startup_.reported.empty() && startup_.settings.empty()) return;
+  auto mentions = [&](std::string_view w) {
+    return std::search(sql.begin(), sql.end(), w.begin(), w.end(), [](char a, char b) {
+             return std::tolower(static_cast<unsigned char>(a)) == b;
+           }) != sql.end();
+  };
+  if (!mentions("reset") && !mentions("default")) return;
+  parameter_set wanted;
+  for (const auto& name : reset_parameter_names(sql)) {
+    if (const std::string* v = startup_.reported.find(name)) wanted.set(name, *v);
+    if (const std::string* v = startup_.settings.find(name)) wanted.set(name, *v);
+  }
+  if (wanted.empty()) return;
+  const std::string set = plan_settings_sync(parameter_set{}, wanted, parameter_set{}, parameter_set{});
+  auto& out = to_server_.begin_owned();
+  protocol::append_query(out, set);
+  to_server_.end_owned();
+  tracker_.push(expect::internal_query);
+  server_->unnamed_owner = 0;
+  internal_error_.reset();
+}
+
 void client_session::finish_internal_query() {
   if (internal_error_) {
     spdlog::warn("{} settings_failed server={} error=\"{}\"", name_, server_->name(), internal_error_->message);
@@ -772,6 +797,7 @@ bool client_session::process_client(std::span<const std::uint8_t> data) {
         has_unnamed_ = false;
         server_->unnamed_owner = id_;
         restore_after();
+        restore_reset_parameters(sql);
         lsn_after();
         break;
       }

@@ -55,6 +55,28 @@ TEST_P(startup_parameters, psql_environment_on_first_and_later_connections) {
                              env, std::chrono::minutes(1));
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("PST8PDT|Postgres, MDY"), std::string::npos) << "after DISCARD ALL: " << r.output;
+  // RESET of one of them, and SET ... TO DEFAULT, likewise.
+  const auto one = run_program({"psql", "-X", "-At", "-d", admin_conninfo(*p), "-c", "SET datestyle TO ISO", "-c",
+                                "SET TIME ZONE 'Asia/Tokyo'", "-c", "RESET datestyle", "-c", "SET TIME ZONE DEFAULT", "-c",
+                                "SELECT current_setting('timezone') || '|' || current_setting('datestyle')"},
+                               env, std::chrono::minutes(1));
+  ASSERT_EQ(one.status, 0) << one.output;
+  EXPECT_NE(one.output.find("PST8PDT|Postgres, MDY"), std::string::npos) << "after RESET datestyle: " << one.output;
+}
+
+// A DO block that SETs something leaves it on the server like a SET: its client is pinned, and
+// the next client of that server does not inherit the setting.
+TEST(session_state, a_set_inside_do_does_not_reach_the_next_client) {
+  auto p = start_proxy(admin_setup("transaction", 1));
+  {
+    pg_raw a(admin_conninfo(*p));
+    ASSERT_TRUE(a.ok()) << a.error();
+    exec_ok(a.conn, "DO $x$ BEGIN SET enable_bitmapscan = 0; END $x$");
+    EXPECT_EQ(rows_of(a.conn, "SHOW enable_bitmapscan")[0][0], "off") << "the client keeps its own setting";
+  }
+  pg_raw b(admin_conninfo(*p));
+  ASSERT_TRUE(b.ok()) << b.error();
+  EXPECT_EQ(rows_of(b.conn, "SHOW enable_bitmapscan")[0][0], "on");
 }
 
 // `options=-c ...` in the connection string, and the parameters libpq sends itself, with

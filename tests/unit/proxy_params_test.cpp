@@ -113,3 +113,25 @@ TEST(settings_sync, settings_left_by_another_client_are_reset) {
 
 }  // namespace
 }  // namespace pgsluice::proxy
+
+namespace pgsluice::proxy {
+namespace {
+
+TEST(reset_parameter_names, finds_each_parameter_put_back_to_its_default) {
+  using v = std::vector<std::string>;
+  EXPECT_EQ(reset_parameter_names("RESET datestyle"), v{"datestyle"});
+  EXPECT_EQ(reset_parameter_names("reset TimeZone;"), v{"timezone"});
+  EXPECT_EQ(reset_parameter_names("SET search_path TO DEFAULT"), v{"search_path"});
+  EXPECT_EQ(reset_parameter_names("SET SESSION work_mem = default; RESET my.custom"), (v{"work_mem", "my.custom"}));
+  EXPECT_EQ(reset_parameter_names("SET TIME ZONE LOCAL"), v{"timezone"});
+  EXPECT_EQ(reset_parameter_names("/* c */ RESET \"DateStyle\""), v{"DateStyle"});
+  EXPECT_TRUE(reset_parameter_names("RESET ALL").empty());
+  EXPECT_TRUE(reset_parameter_names("SET LOCAL work_mem TO DEFAULT").empty());
+  EXPECT_TRUE(reset_parameter_names("SET work_mem TO '1MB'").empty());
+  EXPECT_TRUE(reset_parameter_names("SELECT 'RESET datestyle'").empty());
+  EXPECT_TRUE(reset_parameter_names("UPDATE t SET x = DEFAULT").empty());
+  EXPECT_TRUE(reset_parameter_names("RESET").empty());
+}
+
+}  // namespace
+}  // namespace pgsluice::proxy

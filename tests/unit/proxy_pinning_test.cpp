@@ -28,6 +28,11 @@ INSTANTIATE_TEST_SUITE_P(
     table, pinning,
     ::testing::Values(
         pin_case{"plain_select", "SELECT 1", false, false},
+        pin_case{"do_with_set", "DO $x$ BEGIN SET enable_bitmapscan = 0; END $x$", true, false},
+        pin_case{"do_with_set_config", "DO $$BEGIN PERFORM set_config('work_mem', '1MB', false); END$$", true, false},
+        pin_case{"do_with_reset", "do language plpgsql $$begin reset work_mem; end$$", true, false},
+        pin_case{"do_without_settings", "DO $$BEGIN INSERT INTO t VALUES (1); END$$", false, false},
+        pin_case{"do_word_offset_is_not_set", "DO $$BEGIN PERFORM x FROM t OFFSET 1; END$$", false, false},
         pin_case{"update_set", "UPDATE t SET x = 1 WHERE id = 2", false, false},
         pin_case{"set_session_param", "SET search_path = app, public", true, false},
         pin_case{"set_lowercase", "set work_mem to '64MB'", true, false},
