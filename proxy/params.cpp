@@ -173,7 +173,9 @@ std::vector<std::string> reset_parameter_names(std::string_view sql) {
   };
   auto finish = [&] {
     std::size_t next = 0;
-    if (word(0, "reset") && !word(1, "all")) {
+    if (word(0, "reset") && word(1, "time") && word(2, "zone") && st.size() == 3) {
+      out.emplace_back("timezone");
+    } else if (word(0, "reset") && !word(1, "all")) {
       const std::string n = name_at(1, next);
       if (!n.empty() && next == st.size()) out.push_back(n);
     } else if (word(0, "set") && !word(1, "local")) {

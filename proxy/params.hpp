@@ -69,8 +69,8 @@ std::optional<startup_error> sort_startup_parameters(const std::vector<std::pair
                                                      client_startup& out);
 
 // The parameters a (possibly multi-statement) text puts back to their reset value one by one:
-// `RESET name`, `SET [SESSION] name {TO|=} DEFAULT`, `SET TIME ZONE {DEFAULT|LOCAL}` (as
-// "timezone"). Lower-cased; RESET ALL is not listed (session_effects::resets_settings says so),
+// `RESET name`, `SET [SESSION] name {TO|=} DEFAULT`, `SET TIME ZONE {DEFAULT|LOCAL}` and
+// `RESET TIME ZONE` (as "timezone"). Lower-cased; RESET ALL is not listed (session_effects::resets_settings says so),
 // SET LOCAL neither (it ends with the transaction).
 std::vector<std::string> reset_parameter_names(std::string_view sql);
 

@@ -124,6 +124,7 @@ TEST(reset_parameter_names, finds_each_parameter_put_back_to_its_default) {
   EXPECT_EQ(reset_parameter_names("SET search_path TO DEFAULT"), v{"search_path"});
   EXPECT_EQ(reset_parameter_names("SET SESSION work_mem = default; RESET my.custom"), (v{"work_mem", "my.custom"}));
   EXPECT_EQ(reset_parameter_names("SET TIME ZONE LOCAL"), v{"timezone"});
+  EXPECT_EQ(reset_parameter_names("RESET TIME ZONE"), v{"timezone"});
   EXPECT_EQ(reset_parameter_names("/* c */ RESET \"DateStyle\""), v{"DateStyle"});
   EXPECT_TRUE(reset_parameter_names("RESET ALL").empty());
   EXPECT_TRUE(reset_parameter_names("SET LOCAL work_mem TO DEFAULT").empty());
