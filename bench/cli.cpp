@@ -90,7 +90,7 @@ struct workload_args {
 };
 
 struct run_args {
-  std::string targets = "direct,pgbouncer,pgpool,pgbouncer-pgpool,pgsluice";
+  std::string targets = "direct,pgbouncer,pgpool,pgbouncer-pgpool,pgsluice,pgsluice-routed";
   std::string clients = "10";
   std::string protocols = "simple";
   std::string duration = "20s";
@@ -204,6 +204,7 @@ std::vector<bench_target> resolve_targets(const std::vector<target_spec>& specs,
       t.url = st->url;
       t.pids = st->pids;
       t.memory_scope = st->memory_scope;
+      for (const auto& n : st->nodes) t.nodes.push_back({n.name, n.url});
       if (!st->running) notes.push_back(spec.name + " was not running when the run started (" + st->problem + ")");
     }
     out.push_back(std::move(t));
@@ -252,6 +253,30 @@ dataset_info probe_any(local_stack* stack, const std::vector<bench_target>& targ
   assumed.has_pgbench = assumed.has_purchases = assumed.has_weather = assumed.has_vehicles = true;
   assumed.sizes = dataset_sizes::for_scale(1);
   return assumed;
+}
+
+bool uses_read_after_write(const std::vector<run_plan>& plans) {
+  return std::any_of(plans.begin(), plans.end(), [](const run_plan& p) { return p.workload.name == "read-after-write"; });
+}
+
+// The read-after-write table, created (or emptied) on the primary before the run: through
+// the stack's primary, else through the first target that takes it.
+void prepare_read_after_write(local_stack* stack, const std::vector<bench_target>& targets,
+                              std::vector<std::string>& notes) {
+  std::vector<std::string> urls;
+  if (stack) urls.push_back(stack->admin_url());
+  for (const auto& t : targets) urls.push_back(t.url);
+  std::string error;
+  for (const auto& url : urls) {
+    try {
+      ensure_read_after_write_table(url);
+      return;
+    } catch (const std::exception& e) {
+      if (error.empty()) error = scrub(e.what(), url);
+    }
+  }
+  notes.push_back("could not create " + std::string(read_after_write_table) + " (" + error +
+                  "): read-after-write runs will show its errors");
 }
 
 std::vector<run_plan> cross_product(const run_setup& s, bool connect_per_transaction) {
@@ -316,12 +341,14 @@ int cmd_run(const common_args& c, const run_args& r, const workload_args& w) {
   run.notes = notes;
   if (stack)
     for (const auto& n : stack->notes()) run.notes.push_back(n);
+  const auto plans = cross_product(s, r.connect_per_transaction);
+  if (uses_read_after_write(plans)) prepare_read_after_write(stack.get(), targets, run.notes);
   print_notes(run, std::cout);
   interrupt_guard guard;
   runner_options ro = s.runner;
   ro.out = &std::cout;
   ro.stop = &interrupted;
-  execute_plans(run, targets, cross_product(s, r.connect_per_transaction), data, ro);
+  execute_plans(run, targets, plans, data, ro);
   finish_run(run, r, std::cout);
   return 0;
 }
@@ -408,24 +435,39 @@ int cmd_quick(const common_args& c, const stack_args& s, const init_args& a, run
     plans = cross_product(setup, r.connect_per_transaction);
   } else {
     // The README comparison: pgbench's select-only at 10 and 100 clients, prepared
-    // mode (transaction pooling must keep it working) and TPC-B.
+    // mode (transaction pooling must keep it working) and TPC-B; then read-after-write
+    // through the targets that read from replicas (pgsluice-routed, Pgpool-II) next to
+    // plain pooling. pgsluice-routed joins the select-only groups only: TPC-B writes
+    // everything, so routing has nothing to do there.
     workload_options select_only = setup.workloads.front();
     select_only.name = "select-only";
     workload_options tpcb = select_only;
     tpcb.name = "tpcb";
+    workload_options read_after_write = select_only;
+    read_after_write.name = "read-after-write";
+    std::vector<std::string> not_routed;
+    for (const auto& t : targets)
+      if (t.name != "pgsluice-routed") not_routed.push_back(t.name);
     plans = {{select_only, protocol_mode::simple, 10, false},
              {select_only, protocol_mode::simple, 100, false},
              {select_only, protocol_mode::prepared, 10, false},
-             {tpcb, protocol_mode::simple, 10, false}};
+             {tpcb, protocol_mode::simple, 10, false, not_routed},
+             {read_after_write, protocol_mode::simple, 10, false, {"pgpool", "pgsluice", "pgsluice-routed"}}};
     setup.clients = {10, 100};
     setup.protocols = {protocol_mode::simple, protocol_mode::prepared};
-    setup.workloads = {select_only, tpcb};
+    setup.workloads = {select_only, tpcb, read_after_write};
   }
   bench_run run = new_run(setup, r, w, targets);
   run.config.scale = data.sizes.scale;
   run.notes = notes;
   for (const auto& n : stack->notes()) run.notes.push_back(n);
-  std::cout << "== comparison (" << plans.size() << " groups x " << targets.size() << " targets, "
+  if (uses_read_after_write(plans)) prepare_read_after_write(stack.get(), targets, run.notes);
+  std::size_t runs = 0;
+  for (const auto& plan : plans)
+    for (const auto& t : targets)
+      runs += plan.only_targets.empty() || std::find(plan.only_targets.begin(), plan.only_targets.end(), t.name) !=
+                                               plan.only_targets.end();
+  std::cout << "== comparison (" << plans.size() << " groups, " << runs * setup.runner.repeat << " runs of "
             << r.duration << " each after " << r.warmup << " warm-up)\n";
   print_notes(run, std::cout);
   interrupt_guard guard;
@@ -563,7 +605,8 @@ int run_bench_command(int argc, char** argv) {
   };
   auto add_run_options = [&](CLI::App* cmd) {
     cmd->add_option("-t,--targets", ra.targets,
-                    "Targets (comma-separated): direct, pgbouncer, pgpool, pgbouncer-pgpool, pgsluice, NAME=postgresql://...");
+                    "Targets (comma-separated): direct, pgbouncer, pgpool, pgbouncer-pgpool, pgsluice, pgsluice-routed, "
+                    "NAME=postgresql://...");
     cmd->add_option("-c,--clients", ra.clients, "Client counts (comma-separated), 1 to 10000");
     cmd->add_option("-M,--protocol", ra.protocols, "simple, extended, prepared (comma-separated)");
     cmd->add_option("-T,--duration", ra.duration, "Measured time per run (e.g. 20s, 2m)");

@@ -302,6 +302,38 @@ void parallel_copy(const std::string& conninfo, const std::vector<copy_job>& job
   if (error) std::rethrow_exception(error);
 }
 
+namespace {
+
+// Waits until every streaming replica of the server behind `conn` has replayed its WAL as
+// of now; false after `timeout`. A server without replicas (or a pooler answering from
+// one) has nothing to wait for.
+bool wait_for_replay(pq_connection& conn, std::chrono::milliseconds timeout) {
+  const std::string lsn = conn.scalar("SELECT pg_current_wal_lsn()::text").value_or("0/0");
+  return poll_until(timeout, std::chrono::milliseconds(20), [&] {
+    return conn.scalar("SELECT count(*) FROM pg_stat_replication WHERE replay_lsn IS NOT NULL AND replay_lsn < '" +
+                       lsn + "'::pg_lsn").value_or("1") == "0";
+  });
+}
+
+void create_read_after_write_table(pq_connection& conn) {
+  const std::string table(read_after_write_table);
+  conn.query("CREATE TABLE IF NOT EXISTS " + table +
+             " (run_id bigint NOT NULL, seq bigint NOT NULL, client_tag text NOT NULL,"
+             " written_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (run_id, seq))");
+  conn.query("TRUNCATE " + table);
+}
+
+}  // namespace
+
+void ensure_read_after_write_table(const std::string& conninfo) {
+  pq_connection conn = connect(conninfo);
+  conn.query("SET client_min_messages = warning");  // no "relation already exists, skipping"
+  create_read_after_write_table(conn);
+  if (!wait_for_replay(conn, std::chrono::minutes(1)))
+    throw stack_error("the replicas did not replay the creation of " + std::string(read_after_write_table) +
+                      " within a minute");
+}
+
 dataset_info probe_dataset(const std::string& conninfo) {
   pq_connection conn = connect(conninfo);
   dataset_info info;
@@ -372,6 +404,7 @@ init_report init_datasets(const init_options& options) {
   std::snprintf(scale_text, sizeof scale_text, "%g", options.scale);
   say(std::string("creating tables (scale ") + scale_text + ")");
   conn.query("CREATE TABLE IF NOT EXISTS pgsluice_bench_meta (key text PRIMARY KEY, value text NOT NULL)");
+  create_read_after_write_table(conn);  // the read-after-write workload's, whatever --datasets says
   std::vector<copy_job> copies;
   std::vector<std::string> indexes;
   std::vector<std::string> analyze;
@@ -618,12 +651,8 @@ init_report init_datasets(const init_options& options) {
                {k, v});
 
   // Streaming replicas must have replayed the load before reads are balanced to them.
-  const std::string lsn = conn.scalar("SELECT pg_current_wal_lsn()::text").value_or("0/0");
-  say("waiting for replicas to replay up to " + lsn);
-  const bool caught_up = poll_until(std::chrono::minutes(5), std::chrono::milliseconds(200), [&] {
-    return conn.scalar("SELECT count(*) FROM pg_stat_replication WHERE replay_lsn IS NOT NULL AND replay_lsn < '" +
-                       lsn + "'::pg_lsn").value_or("1") == "0";
-  });
+  say("waiting for replicas to replay the load");
+  const bool caught_up = wait_for_replay(conn, std::chrono::minutes(5));
   if (!caught_up) report.notes.push_back("replicas had not replayed the load after 5 minutes");
 
   report.seconds = std::chrono::duration<double>(steady::now() - started).count();

@@ -87,6 +87,16 @@ struct init_report {
 // streaming replicas have replayed it all. Throws on failure.
 init_report init_datasets(const init_options& options);
 
+// The table the read-after-write workload writes to and reads back from:
+// (run_id, seq) primary key, a short text, the time written.
+inline constexpr std::string_view read_after_write_table = "pgsluice_bench_writes";
+
+// Creates the read-after-write table if missing and empties it (every run uses fresh keys,
+// so old rows are only weight), then waits until the streaming replicas of the server
+// behind `conninfo` have replayed that, so that no read balanced to one of them fails on
+// a missing table. `bench init` calls it too. Throws stack_error / sql_error.
+void ensure_read_after_write_table(const std::string& conninfo);
+
 // A table being loaded: `row(i, out)` appends line i (0-based) in COPY text format.
 struct copy_job {
   std::string table;

@@ -155,6 +155,7 @@ struct second_slot {
   latency_histogram latency;
   std::uint64_t requests = 0;
   std::uint64_t errors = 0;
+  std::uint64_t stale_reads = 0;
   std::uint32_t connected = 0;
 };
 
@@ -200,6 +201,7 @@ struct client {
   bool tx_timing = false;         // tx_start is set (connect-per-transaction starts it at connect)
   bool flushing = false;
   bool cmd_error = false;
+  bool cmd_stale = false;         // the current command read no row where its own write should be
   bool counted_connected = false;
   std::string error_kind;
   std::string error_message;
@@ -261,6 +263,7 @@ class worker {
   // Read after join().
   latency_histogram latency, connect_latency;
   std::uint64_t requests = 0;
+  std::uint64_t stale_reads = 0;
   std::uint64_t connections_opened = 0;
   std::uint32_t peak_connected = 0;
   std::map<std::string, std::uint64_t> errors;
@@ -303,6 +306,11 @@ class worker {
     ++current_.errors;
     if (measuring(now)) ++errors[std::string(kind)];
     if (samples.find(std::string(kind)) == samples.end()) samples.emplace(std::string(kind), first_line(message));
+  }
+
+  void record_stale_read(time_point now) {
+    ++current_.stale_reads;
+    if (measuring(now)) ++stale_reads;
   }
 
   void record_success(client& c, time_point now) {
@@ -351,6 +359,7 @@ class worker {
     c.events = 0;
     c.flushing = false;
     c.cmd_error = false;
+    c.cmd_stale = false;
     if (c.counted_connected) {
       c.counted_connected = false;
       --connected_;
@@ -516,6 +525,9 @@ class worker {
         const char* state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
         c.error_kind = std::string(error_kind::query_error_prefix) + (state ? state : "unknown");
         c.error_message = PQresultErrorMessage(res);
+      } else if (st == PGRES_TUPLES_OK && c.state == phase::executing && PQntuples(res) == 0 &&
+                 ctx_.source->statements()[c.tx[c.cmd].statement].reads_own_write) {
+        c.cmd_stale = true;
       } else if (st == PGRES_COPY_IN || st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH) {
         PQclear(res);
         return connection_lost(c, "COPY is not supported in bench scripts", now);
@@ -526,6 +538,10 @@ class worker {
 
   void command_done(client& c) {
     const time_point now = steady::now();
+    if (c.cmd_stale) {
+      c.cmd_stale = false;
+      if (!c.cmd_error) record_stale_read(now);
+    }
     if (c.state == phase::rolling_back) {
       c.cmd_error = false;
       return end_transaction(c, false, now);
@@ -696,6 +712,7 @@ load_result load_generator::run(const std::function<void(const live_sample&)>& o
         h.merge(slot.latency);
         p.requests += slot.requests;
         p.errors += slot.errors;
+        p.stale_reads += slot.stale_reads;
         p.connected += slot.connected;
       }
     }
@@ -759,6 +776,7 @@ load_result load_generator::run(const std::function<void(const live_sample&)>& o
     result.latency.merge(w->latency);
     result.connect_latency.merge(w->connect_latency);
     result.requests += w->requests;
+    result.stale_reads += w->stale_reads;
     result.connections_opened += w->connections_opened;
     result.peak_connected += w->peak_connected;
     for (const auto& [k, v] : w->errors) result.errors[k] += v;

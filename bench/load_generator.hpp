@@ -81,6 +81,7 @@ struct timeline_point {
   double p50_ms = 0;
   double p99_ms = 0;
   std::uint32_t connected = 0;     // clients holding a connection at the end of that second
+  std::uint64_t stale_reads = 0;   // reads that missed their own write (statement_def::reads_own_write)
 };
 
 // What the live report gets once per second.
@@ -94,6 +95,10 @@ struct load_result {
   latency_histogram connect_latency;       // successful connection set-ups in the measured window
   std::uint64_t requests = 0;              // successful transactions in the measured window
   std::uint64_t failures = 0;              // sum of errors
+  // Reads of a row written earlier in the same transaction that found nothing (measured
+  // window). Those transactions are counted in `requests` too: a stale read is a wrong
+  // answer from the target, not a failed request.
+  std::uint64_t stale_reads = 0;
   std::map<std::string, std::uint64_t> errors;         // kind -> count (measured window)
   std::map<std::string, std::string> error_samples;    // kind -> first message seen (whole run)
   std::uint64_t connections_opened = 0;    // whole run

@@ -38,6 +38,8 @@ std::vector<group_key> groups_of(const bench_run& run) {
 
 std::string ratio_text(const std::optional<double>& r) { return r ? fmt::format("{:.2f}x", *r) : std::string("-"); }
 
+std::string stale_text(const std::optional<std::uint64_t>& n) { return n ? std::to_string(*n) : std::string("-"); }
+
 std::string memory_text(const std::optional<memory_usage>& m) {
   if (!m) return "-";
   const std::uint64_t kb = m->pss_kb ? m->pss_kb : m->rss_kb;
@@ -52,6 +54,37 @@ std::string group_key::label() const {
   return s;
 }
 
+std::vector<node_activity> activity_between(const std::vector<node_activity>& before,
+                                            const std::vector<node_activity>& after) {
+  std::vector<node_activity> out;
+  for (const auto& a : after) {
+    const auto b = std::find_if(before.begin(), before.end(), [&](const node_activity& n) { return n.node == a.node; });
+    if (b == before.end()) continue;
+    out.push_back({a.node, a.scans > b->scans ? a.scans - b->scans : 0, a.xacts > b->xacts ? a.xacts - b->xacts : 0});
+  }
+  return out;
+}
+
+std::vector<read_share> read_shares(const std::vector<const std::vector<node_activity>*>& repeats) {
+  std::vector<read_share> out;
+  std::uint64_t total = 0;
+  for (const auto* nodes : repeats)
+    for (const auto& n : *nodes) {
+      auto it = std::find_if(out.begin(), out.end(), [&](const read_share& s) { return s.node == n.node; });
+      if (it == out.end()) it = out.insert(out.end(), read_share{n.node, 0, 0});
+      it->scans += n.scans;
+      total += n.scans;
+    }
+  for (auto& s : out) s.share = total ? static_cast<double>(s.scans) / static_cast<double>(total) : 0;
+  return out;
+}
+
+std::string format_read_shares(const std::vector<read_share>& shares) {
+  std::string out;
+  for (const auto& s : shares) out += fmt::format("{}{} {:.0f}%", out.empty() ? "" : " · ", s.node, s.share * 100);
+  return out;
+}
+
 run_result run_result::from(const std::string& target, const group_key& group, std::uint32_t repeat,
                             const load_result& r) {
   run_result out;
@@ -60,6 +93,7 @@ run_result run_result::from(const std::string& target, const group_key& group, s
   out.repeat = repeat;
   out.requests = r.requests;
   out.failures = r.failures;
+  out.stale_reads = r.stale_reads;
   out.errors = r.errors;
   out.error_samples = r.error_samples;
   out.duration_s = r.measured_seconds;
@@ -105,6 +139,12 @@ std::vector<summary_row> summarize(const bench_run& run) {
       row.p95_ms = med([](const run_result& r) { return ms(r.latency.percentile(95)); });
       row.p99_ms = med([](const run_result& r) { return ms(r.latency.percentile(99)); });
       row.max_ms = med([](const run_result& r) { return ms(r.latency.max()); });
+      std::vector<const std::vector<node_activity>*> activity;
+      for (const auto* r : mine) {
+        if (r->reads_checked) row.stale_reads = row.stale_reads.value_or(0) + r->stale_reads;
+        if (!r->backend_activity.empty()) activity.push_back(&r->backend_activity);
+      }
+      if (!activity.empty()) row.read_shares = read_shares(activity);
       for (const auto* r : mine) {
         for (const auto& [k, v] : r->errors) row.errors[k] += v;
         if (r->memory && (!row.memory || r->memory->rss_kb > row.memory->rss_kb)) row.memory = r->memory;
@@ -128,6 +168,9 @@ std::vector<summary_row> summarize(const bench_run& run) {
 std::string format_table(const bench_run& run) {
   const auto rows = summarize(run);
   const bool any_memory = std::any_of(rows.begin(), rows.end(), [](const summary_row& r) { return r.memory.has_value(); });
+  const bool any_stale_check =
+      std::any_of(rows.begin(), rows.end(), [](const summary_row& r) { return r.stale_reads.has_value(); });
+  const bool any_shares = std::any_of(rows.begin(), rows.end(), [](const summary_row& r) { return !r.read_shares.empty(); });
   std::string out;
   std::size_t name_width = 6;
   for (const auto& r : rows) name_width = std::max(name_width, r.target.size());
@@ -138,15 +181,15 @@ std::string format_table(const bench_run& run) {
       if (!out.empty()) out += '\n';
       out += fmt::format("{}  (median of {} run{}, {:g} s each)\n", r.group.label(), r.repeats,
                          r.repeats == 1 ? "" : "s", run.config.duration_s);
-      out += fmt::format("{:<{}}  {:>10}  {:>8}  {:>9}  {:>10}  {:>8}  {:>8}  {:>9}  {:>10}  {:>12}  {:>9}", "target",
-                         name_width, "requests", "failures", "median ms", "average ms", "p95 ms", "p99 ms", "max ms",
-                         "requests/s", "vs pgbouncer", "vs direct");
+      out += fmt::format("{:<{}}  {:>10}  {:>8}  {:>6}  {:>9}  {:>10}  {:>8}  {:>8}  {:>9}  {:>10}  {:>12}  {:>9}",
+                         "target", name_width, "requests", "failures", "stale", "median ms", "average ms", "p95 ms",
+                         "p99 ms", "max ms", "requests/s", "vs pgbouncer", "vs direct");
       if (any_memory) out += fmt::format("  {:>8}", "mem MiB");
       out += '\n';
     }
-    out += fmt::format("{:<{}}  {:>10.0f}  {:>8.0f}  {:>9.2f}  {:>10.2f}  {:>8.2f}  {:>8.2f}  {:>9.2f}  {:>10.1f}  {:>12}  {:>9}",
-                       r.target, name_width, r.requests, r.failures, r.p50_ms, r.mean_ms, r.p95_ms, r.p99_ms, r.max_ms,
-                       r.rps, ratio_text(r.vs_pgbouncer), ratio_text(r.vs_direct));
+    out += fmt::format("{:<{}}  {:>10.0f}  {:>8.0f}  {:>6}  {:>9.2f}  {:>10.2f}  {:>8.2f}  {:>8.2f}  {:>9.2f}  {:>10.1f}  {:>12}  {:>9}",
+                       r.target, name_width, r.requests, r.failures, stale_text(r.stale_reads), r.p50_ms, r.mean_ms,
+                       r.p95_ms, r.p99_ms, r.max_ms, r.rps, ratio_text(r.vs_pgbouncer), ratio_text(r.vs_direct));
     if (any_memory) out += fmt::format("  {:>8}", memory_text(r.memory));
     out += '\n';
     if (!r.errors.empty()) {
@@ -154,7 +197,15 @@ std::string format_table(const bench_run& run) {
       for (const auto& [k, v] : r.errors) list += fmt::format("{}{} {}", list.empty() ? "" : ", ", k, v);
       out += fmt::format("{:<{}}    failures: {}\n", "", name_width, list);
     }
+    if (!r.read_shares.empty())
+      out += fmt::format("{:<{}}    reads served by: {}\n", "", name_width, format_read_shares(r.read_shares));
   }
+  if (any_stale_check)
+    out += "\nstale: reads that missed the row the same request had just written, summed over the repeats "
+           "(those requests are counted as completed, not as failures); - where the workload does not check\n";
+  if (any_shares)
+    out += "\nreads served by: each server's share of the table scans (seq_scan + idx_scan of pg_stat_user_tables, "
+           "sampled on each server before and after the run)\n";
   if (any_memory)
     out += "\nmem MiB: peak proportional set size (PSS) of each target's own processes during the run; "
            "results.json has RSS too\n";
@@ -183,15 +234,22 @@ std::string format_comparison(const bench_run& run, const bench_run& baseline) {
 }
 
 std::string format_live_line(const std::string& target, std::uint32_t clients, const live_sample& s) {
-  return fmt::format("[{:>4}s] {:<16} c={:<5} tps {:>8}  p50 {:>8.2f} ms  p99 {:>8.2f} ms  err {:>6}  conn {:>5}{}",
+  return fmt::format("[{:>4}s] {:<16} c={:<5} tps {:>8}  p50 {:>8.2f} ms  p99 {:>8.2f} ms  err {:>6}  conn {:>5}{}{}",
                      s.point.second + 1, target, clients, s.point.requests, s.point.p50_ms, s.point.p99_ms,
-                     s.point.errors, s.point.connected, s.warmup ? "  (warm-up)" : "");
+                     s.point.errors, s.point.connected,
+                     s.point.stale_reads ? fmt::format("  stale {}", s.point.stale_reads) : std::string(),
+                     s.warmup ? "  (warm-up)" : "");
 }
 
 std::string format_result_line(const run_result& r) {
   std::string line = fmt::format("   -> {} requests ({:.1f}/s), {} failures, p50 {:.2f} ms, p99 {:.2f} ms, max {:.2f} ms",
                                  r.requests, r.rps(), r.failures, ms(r.latency.percentile(50)),
                                  ms(r.latency.percentile(99)), ms(r.latency.max()));
+  if (r.reads_checked) line += fmt::format(", {} stale reads", r.stale_reads);
+  if (!r.backend_activity.empty()) {
+    const std::vector<const std::vector<node_activity>*> one{&r.backend_activity};
+    line += ", reads served by " + format_read_shares(read_shares(one));
+  }
   if (r.memory) line += fmt::format(", memory {} MiB", memory_text(r.memory));
   return line;
 }
@@ -257,6 +315,18 @@ group_key group_from_json(const json& j) {
 
 json optional_json(const std::optional<double>& v) { return v ? json(*v) : json(nullptr); }
 
+json activity_json(const std::vector<node_activity>& nodes) {
+  json out = json::array();
+  for (const auto& n : nodes) out.push_back({{"node", n.node}, {"scans", n.scans}, {"xacts", n.xacts}});
+  return out;
+}
+
+json shares_json(const std::vector<read_share>& shares) {
+  json out = json::array();
+  for (const auto& s : shares) out.push_back({{"node", s.node}, {"scans", s.scans}, {"share", s.share}});
+  return out;
+}
+
 }  // namespace
 
 json to_json(const bench_run& run) {
@@ -290,6 +360,7 @@ json to_json(const bench_run& run) {
       timeline.push_back({{"second", p.second},
                           {"requests", p.requests},
                           {"errors", p.errors},
+                          {"stale_reads", p.stale_reads},
                           {"p50_ms", p.p50_ms},
                           {"p99_ms", p.p99_ms},
                           {"connected", p.connected}});
@@ -298,6 +369,9 @@ json to_json(const bench_run& run) {
                        {"repeat", r.repeat},
                        {"requests", r.requests},
                        {"failures", r.failures},
+                       {"stale_reads", r.stale_reads},
+                       {"reads_checked", r.reads_checked},
+                       {"backend_activity", activity_json(r.backend_activity)},
                        {"requests_per_second", r.rps()},
                        {"errors", r.errors},
                        {"error_samples", r.error_samples},
@@ -317,6 +391,8 @@ json to_json(const bench_run& run) {
                        {"repeats", s.repeats},
                        {"requests", s.requests},
                        {"failures", s.failures},
+                       {"stale_reads", s.stale_reads ? json(*s.stale_reads) : json(nullptr)},
+                       {"read_shares", shares_json(s.read_shares)},
                        {"requests_per_second", s.rps},
                        {"latency_ms", {{"mean", s.mean_ms}, {"p50", s.p50_ms}, {"p95", s.p95_ms}, {"p99", s.p99_ms}, {"max", s.max_ms}}},
                        {"vs_pgbouncer", optional_json(s.vs_pgbouncer)},
@@ -372,6 +448,11 @@ bench_run bench_run_from_json(const json& j) {
     out.repeat = r.value("repeat", 0u);
     out.requests = r.at("requests").get<std::uint64_t>();
     out.failures = r.at("failures").get<std::uint64_t>();
+    out.stale_reads = r.value("stale_reads", std::uint64_t{0});
+    out.reads_checked = r.value("reads_checked", false);
+    for (const auto& n : r.value("backend_activity", json::array()))
+      out.backend_activity.push_back({n.at("node").get<std::string>(), n.value("scans", std::uint64_t{0}),
+                                      n.value("xacts", std::uint64_t{0})});
     out.errors = r.value("errors", std::map<std::string, std::uint64_t>());
     out.error_samples = r.value("error_samples", std::map<std::string, std::string>());
     out.duration_s = r.at("duration_s").get<double>();
@@ -384,6 +465,7 @@ bench_run bench_run_from_json(const json& j) {
       t.second = p.at("second").get<std::uint32_t>();
       t.requests = p.at("requests").get<std::uint64_t>();
       t.errors = p.at("errors").get<std::uint64_t>();
+      t.stale_reads = p.value("stale_reads", std::uint64_t{0});
       t.p50_ms = p.at("p50_ms").get<double>();
       t.p99_ms = p.at("p99_ms").get<double>();
       t.connected = p.value("connected", 0u);
@@ -489,7 +571,8 @@ std::string color_of(const std::string& target, std::size_t index) {
                                                         {"pgbouncer", "#2563eb"},
                                                         {"pgpool", "#ea580c"},
                                                         {"pgbouncer-pgpool", "#9333ea"},
-                                                        {"pgsluice", "#16a34a"}};
+                                                        {"pgsluice", "#16a34a"},
+                                                        {"pgsluice-routed", "#0d9488"}};
   static const char* palette[] = {"#0891b2", "#db2777", "#ca8a04", "#4f46e5", "#65a30d", "#dc2626"};
   if (auto it = known.find(target); it != known.end()) return it->second;
   return palette[index % (sizeof palette / sizeof *palette)];
@@ -638,22 +721,33 @@ const run_result* representative(const bench_run& run, const group_key& g, const
 
 std::string summary_table_html(const std::vector<summary_row>& rows, const group_key& g) {
   const bool any_memory = std::any_of(rows.begin(), rows.end(), [&](const summary_row& r) { return r.group == g && r.memory; });
-  std::string h = "<table><thead><tr><th>target</th><th>requests</th><th>failures</th><th>median ms</th><th>average ms</th>"
+  std::string h = "<table><thead><tr><th>target</th><th>requests</th><th>failures</th>"
+                  "<th title=\"reads that missed the row the same request had just written, summed over the repeats\">"
+                  "stale</th><th>median ms</th><th>average ms</th>"
                   "<th>p95 ms</th><th>p99 ms</th><th>max ms</th><th>requests/s</th><th>vs pgbouncer</th><th>vs direct</th>";
   if (any_memory) h += "<th>memory MiB</th>";
+  const int columns = any_memory ? 12 : 11;  // after the target's
   h += "</tr></thead><tbody>";
   for (const auto& r : rows) {
     if (!(r.group == g)) continue;
-    h += fmt::format("<tr><td>{}</td><td>{:.0f}</td><td class=\"{}\">{:.0f}</td><td>{:.2f}</td><td>{:.2f}</td><td>{:.2f}</td>"
-                     "<td>{:.2f}</td><td>{:.2f}</td><td>{:.1f}</td><td>{}</td><td>{}</td>",
-                     esc(r.target), r.requests, r.failures > 0 ? "bad" : "", r.failures, r.p50_ms, r.mean_ms, r.p95_ms,
+    h += fmt::format("<tr><td>{}</td><td>{:.0f}</td><td class=\"{}\">{:.0f}</td><td class=\"stale {}\">{}</td><td>{:.2f}</td>"
+                     "<td>{:.2f}</td><td>{:.2f}</td><td>{:.2f}</td><td>{:.2f}</td><td>{:.1f}</td><td>{}</td><td>{}</td>",
+                     esc(r.target), r.requests, r.failures > 0 ? "bad" : "", r.failures,
+                     r.stale_reads.value_or(0) > 0 ? "bad" : "", stale_text(r.stale_reads), r.p50_ms, r.mean_ms, r.p95_ms,
                      r.p99_ms, r.max_ms, r.rps, ratio_text(r.vs_pgbouncer), ratio_text(r.vs_direct));
     if (any_memory) h += "<td>" + memory_text(r.memory) + "</td>";
     h += "</tr>";
     if (!r.errors.empty()) {
       std::string list;
       for (const auto& [k, v] : r.errors) list += fmt::format("{}{} × {}", list.empty() ? "" : ", ", esc(k), v);
-      h += fmt::format("<tr class=\"errors\"><td></td><td colspan=\"{}\">failures: {}</td></tr>", any_memory ? 11 : 10, list);
+      h += fmt::format("<tr class=\"errors\"><td></td><td colspan=\"{}\">failures: {}</td></tr>", columns, list);
+    }
+    if (!r.read_shares.empty()) {
+      std::string list;
+      for (const auto& sh : r.read_shares)
+        list += fmt::format("{}<span title=\"{} table scans\">{} {:.1f}%</span>", list.empty() ? "" : " · ", sh.scans,
+                            esc(sh.node), sh.share * 100);
+      h += fmt::format("<tr class=\"shares\"><td></td><td colspan=\"{}\">reads served by: {}</td></tr>", columns, list);
     }
   }
   h += "</tbody></table>";
@@ -672,7 +766,7 @@ std::string render_html(const bench_run& run, const bench_run* baseline) {
        "h1{font-size:1.6em}h2{font-size:1.25em;margin-top:2em;border-bottom:1px solid #e5e7eb}"
        "table{border-collapse:collapse;margin:1em 0;font-size:.9em}th,td{padding:.3em .7em;text-align:right;"
        "border-bottom:1px solid #e5e7eb}th:first-child,td:first-child{text-align:left}td.bad{color:#b91c1c;font-weight:600}"
-       "tr.errors td{color:#b91c1c;font-size:.85em;text-align:left}.meta{color:#4b5563;font-size:.9em}"
+       "tr.errors td{color:#b91c1c;font-size:.85em;text-align:left}tr.shares td{color:#374151;font-size:.85em;text-align:left}.meta{color:#4b5563;font-size:.9em}"
        ".charts{display:flex;flex-wrap:wrap;gap:1em}.chart{background:#fafafa;border:1px solid #e5e7eb}"
        "</style></head><body>\n";
   h += "<h1>pgsluice bench — " + esc(run.id) + "</h1>\n";
@@ -763,6 +857,12 @@ std::string render_html(const bench_run& run, const bench_run* baseline) {
            bar_chart("Requests per second: before and now", "requests/s", names, {was, now}, colors, "{:.0f}") + "</div>\n";
     }
   }
+  if (std::any_of(rows.begin(), rows.end(), [](const summary_row& r) { return r.stale_reads.has_value(); }))
+    h += "<p class=\"meta\">stale: reads that missed the row the same request had just written, summed over the "
+         "repeats; those requests count as completed, not as failures (- where the workload does not check).</p>\n";
+  if (std::any_of(rows.begin(), rows.end(), [](const summary_row& r) { return !r.read_shares.empty(); }))
+    h += "<p class=\"meta\">reads served by: each server's share of the table scans (seq_scan + idx_scan of "
+         "pg_stat_user_tables, sampled on each server before and after the run).</p>\n";
   h += "<p class=\"meta\">Generated by pgsluice bench. Medians over repeats; compare runs only from the same machine.</p>\n";
   h += "</body></html>\n";
   return h;

@@ -53,6 +53,37 @@ struct group_key {
   std::string label() const;  // "select-only · simple · 10 clients"
 };
 
+// What one server of the cluster did during one run, from its own statistics views,
+// sampled on the node itself before and after the run (the difference is kept):
+// `scans` = seq_scan + idx_scan summed over the user tables of the bench database (every
+// statement that reads rows scans a table; a plain INSERT scans none, nor do the health
+// and lag probes of the poolers), `xacts` = xact_commit of the bench database.
+// PostgreSQL flushes a busy backend's counters about once a second, so they are close,
+// not exact.
+struct node_activity {
+  std::string node;                     // "primary", "replica_1", ...
+  std::uint64_t scans = 0;
+  std::uint64_t xacts = 0;
+};
+
+// after - before per node (matched by name; a counter that went backwards, e.g. after a
+// stats reset, counts 0). Nodes missing from either sample are left out.
+std::vector<node_activity> activity_between(const std::vector<node_activity>& before,
+                                            const std::vector<node_activity>& after);
+
+// A node's share of the reads (table scans) of a target in a group.
+struct read_share {
+  std::string node;
+  std::uint64_t scans = 0;
+  double share = 0;                     // 0..1; 0 for every node when nothing was scanned
+};
+
+// Sums the activity of several repeats per node (in first-seen order) and divides.
+std::vector<read_share> read_shares(const std::vector<const std::vector<node_activity>*>& repeats);
+
+// "primary 1% · replica_1 50% · replica_2 49%"
+std::string format_read_shares(const std::vector<read_share>& shares);
+
 // One target's run of one group, one repeat.
 struct run_result {
   std::string target;
@@ -60,8 +91,11 @@ struct run_result {
   std::uint32_t repeat = 0;
   std::uint64_t requests = 0;
   std::uint64_t failures = 0;
+  std::uint64_t stale_reads = 0;        // reads that missed their own write (load_result::stale_reads)
+  bool reads_checked = false;           // the workload checks its reads (read-after-write)
   std::map<std::string, std::uint64_t> errors;
   std::map<std::string, std::string> error_samples;
+  std::vector<node_activity> backend_activity;  // per server, for targets that spread reads; else empty
   double duration_s = 0;
   double warmup_s = 0;
   std::uint64_t connections_opened = 0;
@@ -83,6 +117,10 @@ struct summary_row {
   std::uint32_t repeats = 0;
   double requests = 0;
   double failures = 0;
+  // Stale reads summed over the repeats (not a median: one stale read is one too many);
+  // nullopt when the workload does not check its reads.
+  std::optional<std::uint64_t> stale_reads;
+  std::vector<read_share> read_shares;  // over the repeats; empty when not sampled
   double mean_ms = 0, p50_ms = 0, p95_ms = 0, p99_ms = 0, max_ms = 0;
   double rps = 0;
   std::optional<double> vs_pgbouncer;   // rps / PgBouncer's rps in this group

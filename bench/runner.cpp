@@ -7,6 +7,7 @@
 #include <ostream>
 #include <thread>
 
+#include "bench/pq.hpp"
 #include "bench/sysinfo.hpp"
 
 namespace pgsluice::bench {
@@ -70,7 +71,42 @@ class memory_sampler {
   std::thread thread_;
 };
 
+bool checks_reads(const transaction_source& source) {
+  const auto& statements = source.statements();
+  return std::any_of(statements.begin(), statements.end(), [](const statement_def& s) { return s.reads_own_write; });
+}
+
+// Samples the nodes, or explains on `out` why not (the run goes on without shares).
+std::optional<std::vector<node_activity>> try_sample(const bench_target& target, std::ostream* out) {
+  if (target.nodes.empty()) return std::nullopt;
+  try {
+    return sample_nodes(target.nodes);
+  } catch (const std::exception& e) {
+    if (out) *out << "   (" << target.name << ": server statistics not sampled: " << e.what() << ")" << std::endl;
+    return std::nullopt;
+  }
+}
+
 }  // namespace
+
+std::vector<node_activity> sample_nodes(const std::vector<node_endpoint>& nodes) {
+  std::vector<node_activity> out;
+  for (const auto& n : nodes) {
+    pq_connection conn = connect(n.url, std::chrono::seconds(5));
+    // One statement, one transaction: a fresh statistics snapshot (stats_fetch_consistency).
+    const auto rows = conn.query(
+        "SELECT (SELECT coalesce(sum(seq_scan + coalesce(idx_scan, 0)), 0) FROM pg_stat_user_tables)::bigint::text,"
+        " (SELECT xact_commit FROM pg_stat_database WHERE datname = current_database())::text");
+    node_activity a;
+    a.node = n.name;
+    if (!rows.empty() && rows[0].size() == 2) {
+      a.scans = std::stoull(rows[0][0].value_or("0"));
+      a.xacts = std::stoull(rows[0][1].value_or("0"));
+    }
+    out.push_back(std::move(a));
+  }
+  return out;
+}
 
 void execute_plans(bench_run& run, const std::vector<bench_target>& targets, const std::vector<run_plan>& plans,
                    const dataset_info& data, const runner_options& options) {
@@ -86,6 +122,9 @@ void execute_plans(bench_run& run, const std::vector<bench_target>& targets, con
     for (std::uint32_t rep = 0; rep < options.repeat && !stopped(); ++rep) {
       for (const bench_target& target : targets) {
         if (stopped()) break;
+        if (!plan.only_targets.empty() &&
+            std::find(plan.only_targets.begin(), plan.only_targets.end(), target.name) == plan.only_targets.end())
+          continue;
         if (!first && options.pause.count() > 0) std::this_thread::sleep_for(options.pause);
         first = false;
         if (out)
@@ -97,6 +136,7 @@ void execute_plans(bench_run& run, const std::vector<bench_target>& targets, con
         lo.protocol = plan.protocol;
         lo.connect_per_transaction = plan.connect_per_transaction;
         lo.seed = options.load.seed + rep;  // same parameters for every target of a repeat
+        const auto nodes_before = try_sample(target, out);
         memory_sampler sampler(target.pids);
         load_generator generator(lo, workloads[p]);
         const load_result r = generator.run(
@@ -106,6 +146,10 @@ void execute_plans(bench_run& run, const std::vector<bench_target>& targets, con
             options.stop);
         run_result result = run_result::from(target.name, group, rep, r);
         result.memory = sampler.stop();
+        result.reads_checked = checks_reads(*workloads[p]);
+        if (nodes_before)
+          if (const auto nodes_after = try_sample(target, out))
+            result.backend_activity = activity_between(*nodes_before, *nodes_after);
         result.memory_scope = target.memory_scope;
         if (out) {
           *out << format_result_line(result) << std::endl;

@@ -14,12 +14,24 @@
 
 namespace pgsluice::bench {
 
+// A server behind a target, reached directly (not through the target) to read its statistics.
+struct node_endpoint {
+  std::string name;                // "primary", "replica_1", ...
+  std::string url;                 // a user who can read pg_stat_user_tables, the bench database
+};
+
 struct bench_target {
   std::string name;
   std::string url;                 // with the password: what the load generator connects to
   std::vector<pid_t> pids;         // server processes whose memory (with their children) is sampled
   std::string memory_scope;
+  // For targets that spread reads over several servers: sampled before and after each
+  // run, giving run_result::backend_activity (which server served the reads).
+  std::vector<node_endpoint> nodes;
 };
+
+// Reads each node's counters (node_activity) now; throws stack_error / sql_error.
+std::vector<node_activity> sample_nodes(const std::vector<node_endpoint>& nodes);
 
 // One comparison group: a workload, a protocol, a client count, connect-per-transaction or not.
 struct run_plan {
@@ -27,6 +39,7 @@ struct run_plan {
   protocol_mode protocol = protocol_mode::simple;
   std::uint32_t clients = 10;
   bool connect_per_transaction = false;
+  std::vector<std::string> only_targets;  // run this plan on these targets only; empty = every target
 };
 
 struct runner_options {

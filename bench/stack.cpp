@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <map>
 #include <ostream>
@@ -54,7 +55,8 @@ bool reachable_by(const fs::path& dir, const service_user& user) {
 }  // namespace
 
 const std::vector<std::string>& stack_target_names() {
-  static const std::vector<std::string> names{"direct", "pgbouncer", "pgpool", "pgbouncer-pgpool", "pgsluice"};
+  static const std::vector<std::string> names{"direct", "pgbouncer", "pgpool", "pgbouncer-pgpool", "pgsluice",
+                                              "pgsluice-routed"};
   return names;
 }
 
@@ -68,24 +70,44 @@ fs::path default_stack_dir() {
   return "/var/tmp/pgsluice-stack";
 }
 
+std::string routed_database(const std::string& database) { return database + "_routed"; }
+
 std::string pgsluice_stack_config(std::uint16_t listen_port, std::uint16_t primary_port, const std::string& database,
                                   const std::vector<std::pair<std::string, std::string>>& users, int pool_size,
-                                  std::uint32_t max_clients) {
+                                  std::uint32_t max_clients, const std::vector<std::uint16_t>& replica_ports) {
   std::ostringstream t;
   t << "# pgsluice for the local bench stack (written by pgsluice bench stack up):\n"
-    << "# transaction pooling in front of the primary, like the PgBouncer target.\n"
+    << "# transaction pooling in front of the primary, like the PgBouncer target";
+  if (!replica_ports.empty())
+    t << ";\n# " << routed_database(database) << ": the same database routed over the primary and the replicas";
+  t << ".\n"
     << "workers = 0\n"
     << "pool_mode = \"transaction\"\n"
     << "default_pool_size = " << pool_size << "\n"
     << "max_client_conn = " << max_clients << "\n"
     << "max_prepared_statements = 500\n"
-    << "auth_type = \"scram-sha-256\"\n\n"
+    << "auth_type = \"scram-sha-256\"\n";
+  // Read-your-writes sends a client's read to a replica once the monitor has seen it
+  // replay the client's last write, else to the primary: sampling often keeps the replicas usable.
+  if (!replica_ports.empty()) t << "lag_check_interval = \"100ms\"\n";
+  t << "\n"
     << "[listen]\nhost = \"127.0.0.1\"\nport = " << listen_port << "\n\n"
     << "[log]\nlevel = \"warning\"\nlog_connections = false\nlog_disconnections = false\n\n"
     << "[users]\n";
   for (const auto& [name, password] : users) t << toml_string(name) << " = " << toml_string(password) << "\n";
   t << "\n[databases." << toml_string(database) << "]\nhost = \"127.0.0.1\"\nport = " << primary_port << "\n"
     << "\n[databases.\"*\"]\nhost = \"127.0.0.1\"\nport = " << primary_port << "\n";
+  if (!replica_ports.empty()) {
+    const std::string routed = toml_string(routed_database(database));
+    t << "\n[databases." << routed << "]\ndbname = " << toml_string(database) << "\n"
+      << "load_balance = \"round_robin\"\nconsistency = \"read_your_writes\"\n";
+    auto backend = [&](std::uint16_t port, const char* role) {
+      t << "\n[[databases." << routed << ".backends]]\nhost = \"127.0.0.1\"\nport = " << port << "\nrole = \"" << role
+        << "\"\n";
+    };
+    backend(primary_port, "primary");
+    for (const auto port : replica_ports) backend(port, "replica");
+  }
   return t.str();
 }
 
@@ -131,10 +153,20 @@ struct local_stack::impl {
     return it != servers.end() && it->second->running();
   }
 
-  std::string url(std::uint16_t port) const {
+  std::string url(std::uint16_t port, const std::string& dbname = {}) const {
     const user_spec& admin = cluster->admin();
     return "postgresql://" + url_encode(admin.name) + ":" + url_encode(admin.password) + "@127.0.0.1:" +
-           std::to_string(port) + "/" + url_encode(cluster->database()) + "?sslmode=disable&gssencmode=disable";
+           std::to_string(port) + "/" + url_encode(dbname.empty() ? cluster->database() : dbname) +
+           "?sslmode=disable&gssencmode=disable";
+  }
+
+  // Every node, for the targets that spread reads (primary first).
+  std::vector<stack_node> nodes() const {
+    std::vector<stack_node> out;
+    std::vector<std::size_t> order{cluster->primary_index()};
+    for (const std::size_t i : cluster->replica_indexes()) order.push_back(i);
+    for (const std::size_t i : order) out.push_back({cluster->node(i).name, url(cluster->port(i))});
+    return out;
   }
 
   login_probe probe() const { return {cluster->admin().name, cluster->admin().password, cluster->database()}; }
@@ -238,6 +270,8 @@ std::unique_ptr<local_stack> local_stack::up(const stack_options& options, std::
     std::error_code ec;
     const fs::path binary = options.pgsluice_binary.empty() ? fs::read_symlink("/proc/self/exe", ec) : options.pgsluice_binary;
     const std::uint16_t primary_port = p->cluster->port(p->cluster->primary_index());
+    std::vector<std::uint16_t> replica_ports;
+    for (const std::size_t i : p->cluster->replica_indexes()) replica_ports.push_back(p->cluster->port(i));
     // A pgsluice started from another build (the executable was replaced or is another file)
     // is restarted, so the stack always measures the binary asked for.
     bool stale = false;
@@ -260,7 +294,7 @@ std::unique_ptr<local_stack> local_stack::up(const stack_options& options, std::
         o.start_timeout = std::chrono::seconds(20);
         o.write_config = [=, dir = o.dir](std::uint16_t listen_port) {
           const std::string text = pgsluice_stack_config(listen_port, primary_port, database, plaintext,
-                                                         options.pool_size, options.max_clients);
+                                                         options.pool_size, options.max_clients, replica_ports);
           conf::load_config_from_string(text, "pgsluice.toml");  // throws config_error naming the key
           std::ofstream(dir / "pgsluice.toml") << text;
           return std::vector<std::string>{binary.string(), "serve", "-c", (dir / "pgsluice.toml").string()};
@@ -343,8 +377,22 @@ std::vector<stack_target> local_stack::targets() {
     else if (it == impl_->servers.end()) t.problem = "never started";
     else if (!t.running) t.problem = "not running";
     if (t.url.empty()) t.url = "postgresql://127.0.0.1:1/" + url_encode(c.database()) + "?sslmode=disable";  // fails fast
+    const bool spreads_reads = t.name == "pgpool" || t.name == "pgbouncer-pgpool";
+    if (spreads_reads && !c.replica_indexes().empty()) t.nodes = impl_->nodes();
     out.push_back(std::move(t));
   }
+  // The second database of the same pgsluice process: routed over the primary and the replicas.
+  stack_target routed = *std::find_if(out.begin(), out.end(), [](const stack_target& t) { return t.name == "pgsluice"; });
+  routed.name = "pgsluice-routed";
+  routed.memory_scope = "pgsluice (one process, shared with the pgsluice target)";
+  if (c.replica_indexes().empty()) {
+    routed.running = false;
+    routed.problem = "the stack has no replicas";
+  } else {
+    if (routed.port != 0) routed.url = impl_->url(routed.port, routed_database(c.database()));
+    routed.nodes = impl_->nodes();
+  }
+  out.push_back(std::move(routed));
   return out;
 }
 

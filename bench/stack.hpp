@@ -1,5 +1,10 @@
 // The local bench stack: PostgreSQL primary + replicas, PgBouncer, Pgpool-II, PgBouncer -> Pgpool-II and pgsluice, under one work dir.
 //
+// One pgsluice process serves two targets: `pgsluice` (the bench database, transaction
+// pooling in front of the primary, like PgBouncer) and `pgsluice-routed` (the database
+// `<db>_routed`: the same server database over the primary and the replicas, reads to
+// the replicas, read-your-writes), next to Pgpool-II's load balancing.
+//
 // Built on pg_cluster and config_server (bench/cluster.hpp): the cluster keeps its
 // own cluster.json; the poolers are recorded in stack.json next to it, so
 // `stack up` is idempotent (running servers are adopted, stopped ones restarted
@@ -34,15 +39,22 @@ struct stack_options {
   std::filesystem::path pgsluice_binary; // empty: this executable (/proc/self/exe)
 };
 
+// A server of the cluster, reached directly: where a target's reads are counted.
+struct stack_node {
+  std::string name;                      // "primary", "replica_1", ...
+  std::string url;                       // admin user, bench database
+};
+
 // One benchmark target of the stack.
 struct stack_target {
-  std::string name;                      // direct, pgbouncer, pgpool, pgbouncer-pgpool, pgsluice
+  std::string name;                      // direct, pgbouncer, pgpool, pgbouncer-pgpool, pgsluice, pgsluice-routed
   std::string url;                       // postgresql://... with the password (for the load generator)
   std::uint16_t port = 0;
   std::vector<pid_t> pids;               // processes whose memory is reported (and their children)
   std::string memory_scope;              // what those are, for the report
   bool running = false;
   std::string problem;                   // why it is not running, when known
+  std::vector<stack_node> nodes;         // targets spreading reads over the cluster: every node; else empty
 };
 
 // <cwd>/.pgsluice/stack when the postgres OS user can reach it, else /var/tmp/pgsluice-stack.
@@ -83,9 +95,13 @@ class local_stack {
 // Builtin target names, in report order.
 const std::vector<std::string>& stack_target_names();
 
-// The pgsluice config the stack runs (transaction pooling in front of the primary).
+// The client-facing database of the pgsluice-routed target: "<database>_routed".
+std::string routed_database(const std::string& database);
+
+// The pgsluice config the stack runs: transaction pooling in front of the primary for
+// `database`; with replicas, also routed_database(database) over the primary and them.
 std::string pgsluice_stack_config(std::uint16_t listen_port, std::uint16_t primary_port, const std::string& database,
                                   const std::vector<std::pair<std::string, std::string>>& users, int pool_size,
-                                  std::uint32_t max_clients);
+                                  std::uint32_t max_clients, const std::vector<std::uint16_t>& replica_ports = {});
 
 }  // namespace pgsluice::bench

@@ -20,6 +20,10 @@ namespace pgsluice::bench {
 struct statement_def {
   std::string sql;
   std::uint32_t param_count = 0;
+  // A read of a row the same transaction has just written (read-after-write): when it
+  // returns no row, the load generator counts a stale read. The transaction still
+  // completes; a stale read is a wrong answer, not an error.
+  bool reads_own_write = false;
 };
 
 struct command {

@@ -2,9 +2,12 @@
 #include "bench/workloads.hpp"
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <optional>
+#include <random>
 #include <sstream>
 #include <stdexcept>
 
@@ -56,6 +59,9 @@ const std::vector<workload_info>& builtin_workloads() {
       {"mixed", "purchases", "latest-purchases or insert-purchase, --read-ratio of them reads"},
       {"weather-avg", "weather", "average temperature, humidity and top wind of one station (--distribution)"},
       {"spatial", "vehicles", "vehicles within a radius (ST_DWithin) or inside a bounding box (&&), half each"},
+      {"read-after-write", "",
+       "INSERT a row with a new key, then SELECT it back by key (two autocommit statements); a read that misses "
+       "its row is a stale read"},
   };
   return list;
 }
@@ -225,6 +231,53 @@ class seed_workload final : public transaction_source {
   std::vector<statement_def> statements_;
 };
 
+// Read-after-write: each request INSERTs a row under a key no other request uses, then
+// reads it back by that key, each statement in autocommit, on the same connection. A
+// router that sends the read to a replica which has not replayed the INSERT yet returns
+// no row: the load generator counts a stale read (statement_def::reads_own_write).
+// Keys are (run, seq): `run` is drawn once per workload object, `seq` from one counter
+// shared by every client, so targets of one bench run never collide with each other or
+// with an earlier run.
+class read_after_write_workload final : public transaction_source {
+ public:
+  explicit read_after_write_workload(std::int64_t run) : run_(std::to_string(run)) {
+    statements_ = {
+        {std::string("INSERT INTO ") + std::string(read_after_write_table) +
+             " (run_id, seq, client_tag) VALUES ($1, $2, $3)",
+         3},
+        {std::string("SELECT seq, client_tag FROM ") + std::string(read_after_write_table) +
+             " WHERE run_id = $1 AND seq = $2",
+         2, true},
+    };
+  }
+
+  const std::vector<statement_def>& statements() const override { return statements_; }
+
+  void next(rng& r, transaction& out) const override {
+    const std::string seq = std::to_string(next_seq_.fetch_add(1, std::memory_order_relaxed));
+    command& write = out.add(0, 3);
+    write.params[0] = run_;
+    write.params[1] = seq;
+    write.params[2] = "t" + std::to_string(r.below(1000000));  // text, so simple and extended bind alike
+    command& read = out.add(1, 2);
+    read.params[0] = run_;
+    read.params[1] = seq;
+  }
+
+ private:
+  std::string run_;
+  mutable std::atomic<std::int64_t> next_seq_{1};  // the one piece of state shared by the clients
+  std::vector<statement_def> statements_;
+};
+
+// A run key unlikely to repeat across processes: random bits mixed with the clock.
+std::int64_t new_run_key() {
+  std::random_device device;
+  const auto now = static_cast<std::uint64_t>(std::chrono::system_clock::now().time_since_epoch().count());
+  const std::uint64_t bits = (static_cast<std::uint64_t>(device()) << 32 | device()) ^ now;
+  return static_cast<std::int64_t>(bits & 0x3fffffffffffffffULL);
+}
+
 [[noreturn]] void missing(std::string_view workload, std::string_view dataset) {
   throw std::invalid_argument("workload " + std::string(workload) + " needs the " + std::string(dataset) +
                               " data set, which this database does not hold: run `pgsluice bench init` "
@@ -247,6 +300,7 @@ std::shared_ptr<const transaction_source> make_workload(const workload_options& 
     w->add_script(o.name, text.str(), 1, variables);
     return w;
   }
+  if (o.name == "read-after-write") return std::make_shared<read_after_write_workload>(new_run_key());
   if (o.name == "select-only" || o.name == "tpcb") {
     if (!data.has_pgbench) missing(o.name, "pgbench");
     auto w = std::make_shared<script_workload>();

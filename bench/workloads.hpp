@@ -1,5 +1,6 @@
 // The bench workloads: pgbench's select-only and tpcb, the seed workloads over the purchases,
-// weather and vehicles data sets, and custom pgbench-style script files.
+// weather and vehicles data sets, read-after-write (stale reads through a router), and
+// custom pgbench-style script files.
 #pragma once
 
 #include <cstdint>

@@ -1,6 +1,8 @@
 // Unit tests for `pgsluice bench` argument parsing and validation (no network: bad arguments fail before any connection).
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -140,6 +142,37 @@ TEST(bench_stack_config, pgsluice_config_for_the_stack_loads) {
   EXPECT_EQ(config->find_user("sluice_admin")->password, "a\"b");
   ASSERT_NE(config->find_database("sluice"), nullptr);
   EXPECT_EQ(config->find_database("sluice")->primary()->port, 5432);
+}
+
+TEST(bench_stack_config, the_routed_database_lists_the_primary_and_the_replicas) {
+  const std::string text =
+      pgsluice_stack_config(6543, 5432, "sluice", {{"sluice_admin", "pw"}}, 20, 11000, {5433, 5434});
+  const auto config = conf::load_config_from_string(text, "stack.toml");
+  EXPECT_EQ(config->lag_check_interval, std::chrono::milliseconds(100));
+  // The plain target is unchanged: one primary.
+  ASSERT_NE(config->find_database("sluice"), nullptr);
+  EXPECT_EQ(config->find_database("sluice")->backends.size(), 1u);
+  EXPECT_EQ(routed_database("sluice"), "sluice_routed");
+  const auto* routed = config->find_database("sluice_routed");
+  ASSERT_NE(routed, nullptr) << text;
+  EXPECT_EQ(routed->dbname, "sluice");
+  ASSERT_EQ(routed->backends.size(), 3u);
+  ASSERT_NE(routed->primary(), nullptr);
+  EXPECT_EQ(routed->primary()->port, 5432);
+  EXPECT_EQ(routed->backends[1].port, 5433);
+  EXPECT_EQ(routed->backends[1].role, conf::backend_role::replica);
+  EXPECT_EQ(routed->backends[2].role, conf::backend_role::replica);
+  // Without replicas there is no routed database.
+  EXPECT_EQ(pgsluice_stack_config(6543, 5432, "sluice", {{"u", "p"}}, 20, 11000).find("sluice_routed"), std::string::npos);
+}
+
+TEST(bench_cli, pgsluice_routed_is_a_stack_target) {
+  const auto& names = stack_target_names();
+  EXPECT_NE(std::find(names.begin(), names.end(), "pgsluice-routed"), names.end());
+  const auto targets = parse_targets("pgsluice,pgsluice-routed,pgpool");
+  ASSERT_EQ(error_of(targets), "");
+  EXPECT_EQ(std::get<0>(targets).at(1).name, "pgsluice-routed");
+  EXPECT_TRUE(std::get<0>(targets).at(1).url.empty());  // resolved from the stack
 }
 
 }  // namespace

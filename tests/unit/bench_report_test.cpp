@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "bench/report.hpp"
 
@@ -215,6 +216,136 @@ TEST(bench_report, passwords_are_redacted) {
   EXPECT_EQ(redact_conninfo("postgresql://bob@h/db?password=x&sslmode=disable"), "postgresql://bob@h/db?sslmode=disable");
   EXPECT_EQ(redact_conninfo("host=h user=bob password='a b' dbname=d"), "host=h user=bob dbname=d");
   EXPECT_EQ(redact_conninfo("host=h password=x"), "host=h");
+}
+
+// read-after-write through two targets, 3 repeats: stale reads and per-server activity.
+bench_run routed_run() {
+  bench_run run;
+  run.id = "2026-12-01T10-00-00";
+  run.config.targets = {{"pgpool", "postgresql://u@127.0.0.1:2/db"}, {"pgsluice-routed", "postgresql://u@127.0.0.1:3/db"}};
+  run.config.duration_s = 10;
+  run.config.repeat = 3;
+  const std::uint64_t pgpool_stale[] = {0, 40, 2};
+  for (std::uint32_t i = 0; i < 3; ++i) {
+    run_result p = result("pgpool", 10, i, 2000, 900);
+    p.group.workload = "read-after-write";
+    p.reads_checked = true;
+    p.stale_reads = pgpool_stale[i];
+    p.backend_activity = {{"primary", 100, 500}, {"replica_1", 50, 60}, {"replica_2", 50, 60}};
+    run_result s = result("pgsluice-routed", 10, i, 2500, 700);
+    s.group.workload = "read-after-write";
+    s.reads_checked = true;
+    s.backend_activity = {{"primary", 300, 600}, {"replica_1", 0, 10}, {"replica_2", 100, 110}};
+    run.results.push_back(p);
+    run.results.push_back(s);
+  }
+  return run;
+}
+
+TEST(bench_report, activity_is_the_difference_per_node_and_never_negative) {
+  const std::vector<node_activity> before{{"primary", 10, 100}, {"replica_1", 500, 50}, {"replica_2", 7, 7}};
+  const std::vector<node_activity> after{{"primary", 25, 130}, {"replica_1", 20, 60}, {"replica_3", 9, 9}};
+  const auto d = activity_between(before, after);
+  ASSERT_EQ(d.size(), 2u);  // replica_2 missing after, replica_3 missing before
+  EXPECT_EQ(d[0].node, "primary");
+  EXPECT_EQ(d[0].scans, 15u);
+  EXPECT_EQ(d[0].xacts, 30u);
+  EXPECT_EQ(d[1].node, "replica_1");
+  EXPECT_EQ(d[1].scans, 0u);  // counters reset in between
+  EXPECT_EQ(d[1].xacts, 10u);
+}
+
+TEST(bench_report, read_shares_sum_the_repeats_per_node) {
+  const std::vector<node_activity> a{{"primary", 10, 0}, {"replica_1", 30, 0}};
+  const std::vector<node_activity> b{{"primary", 0, 0}, {"replica_1", 40, 0}, {"replica_2", 20, 0}};
+  const auto shares = read_shares({&a, &b});
+  ASSERT_EQ(shares.size(), 3u);
+  EXPECT_EQ(shares[0].node, "primary");
+  EXPECT_EQ(shares[1].scans, 70u);
+  EXPECT_DOUBLE_EQ(shares[0].share, 0.1);
+  EXPECT_DOUBLE_EQ(shares[1].share, 0.7);
+  EXPECT_DOUBLE_EQ(shares[2].share, 0.2);
+  EXPECT_EQ(format_read_shares(shares), "primary 10% · replica_1 70% · replica_2 20%");
+  const std::vector<node_activity> idle{{"primary", 0, 3}, {"replica_1", 0, 3}};
+  for (const auto& s : read_shares({&idle})) EXPECT_EQ(s.share, 0) << s.node;
+  EXPECT_TRUE(read_shares({}).empty());
+}
+
+TEST(bench_report, stale_reads_are_summed_over_repeats_and_absent_when_not_checked) {
+  const auto rows = summarize(routed_run());
+  ASSERT_EQ(rows.size(), 2u);
+  ASSERT_TRUE(rows[0].stale_reads.has_value());
+  EXPECT_EQ(*rows[0].stale_reads, 42u);  // 0 + 40 + 2: one stale read is one too many, no median
+  EXPECT_DOUBLE_EQ(rows[0].failures, 0);  // stale reads are not failures
+  ASSERT_TRUE(rows[1].stale_reads.has_value());
+  EXPECT_EQ(*rows[1].stale_reads, 0u);
+  ASSERT_EQ(rows[1].read_shares.size(), 3u);
+  EXPECT_DOUBLE_EQ(rows[1].read_shares[0].share, 0.75);
+  EXPECT_DOUBLE_EQ(rows[1].read_shares[1].share, 0.0);
+  EXPECT_DOUBLE_EQ(rows[1].read_shares[2].share, 0.25);
+  // select-only does not check its reads: no stale count, and no shares where not sampled.
+  for (const auto& row : summarize(sample_run())) {
+    EXPECT_FALSE(row.stale_reads.has_value()) << row.target;
+    EXPECT_TRUE(row.read_shares.empty()) << row.target;
+  }
+}
+
+TEST(bench_report, table_shows_the_stale_column_and_the_read_shares) {
+  const std::string table = format_table(routed_run());
+  std::istringstream lines(table);
+  std::string title, header, pgpool, shares;
+  std::getline(lines, title);
+  std::getline(lines, header);
+  std::getline(lines, pgpool);
+  std::getline(lines, shares);
+  const auto column = header.find("stale");
+  ASSERT_NE(column, std::string::npos) << table;
+  EXPECT_LT(header.find("failures"), column);
+  EXPECT_EQ(pgpool.substr(column, 5), "   42") << table;  // right-aligned under its header
+  EXPECT_EQ(pgpool.size(), header.size());
+  EXPECT_NE(shares.find("reads served by: primary 50% · replica_1 25% · replica_2 25%"), std::string::npos) << table;
+  EXPECT_NE(table.find("\nstale: reads that missed the row"), std::string::npos) << table;
+  // A workload that does not check its reads shows "-".
+  const std::string plain = format_table(sample_run());
+  std::istringstream plain_lines(plain);
+  std::getline(plain_lines, title);
+  std::getline(plain_lines, header);
+  std::string direct;
+  std::getline(plain_lines, direct);
+  EXPECT_EQ(direct.substr(header.find("stale"), 5), "    -") << plain;
+}
+
+TEST(bench_report, stale_reads_and_activity_survive_json_and_reach_the_html) {
+  const bench_run run = routed_run();
+  const nlohmann::json j = to_json(run);
+  EXPECT_EQ(j.at("results").at(2).at("stale_reads"), 40);
+  EXPECT_EQ(j.at("results").at(1).at("backend_activity").at(2).at("node"), "replica_2");
+  EXPECT_EQ(j.at("summary").at(0).at("stale_reads"), 42);
+  EXPECT_DOUBLE_EQ(j.at("summary").at(1).at("read_shares").at(0).at("share").get<double>(), 0.75);
+  EXPECT_TRUE(to_json(sample_run()).at("summary").at(0).at("stale_reads").is_null());
+  const bench_run back = bench_run_from_json(j);
+  ASSERT_EQ(back.results.size(), run.results.size());
+  EXPECT_EQ(back.results[2].stale_reads, 40u);
+  EXPECT_TRUE(back.results[2].reads_checked);
+  ASSERT_EQ(back.results[1].backend_activity.size(), 3u);
+  EXPECT_EQ(back.results[1].backend_activity[0].scans, 300u);
+  EXPECT_EQ(format_table(back), format_table(run));
+  const std::string html = render_html(run);
+  EXPECT_NE(html.find("<th title=\"reads that missed"), std::string::npos);
+  EXPECT_NE(html.find("<td class=\"stale bad\">42</td>"), std::string::npos);
+  EXPECT_NE(html.find("reads served by: "), std::string::npos);
+  EXPECT_NE(html.find("replica_2 25.0%"), std::string::npos);
+}
+
+TEST(bench_report, result_line_and_live_line_show_stale_reads) {
+  const bench_run run = routed_run();
+  const std::string line = format_result_line(run.results[2]);
+  EXPECT_NE(line.find(", 40 stale reads"), std::string::npos) << line;
+  EXPECT_NE(line.find("reads served by primary 50%"), std::string::npos) << line;
+  EXPECT_EQ(format_result_line(sample_run().results[0]).find("stale"), std::string::npos);
+  live_sample s;
+  s.point.stale_reads = 3;
+  EXPECT_NE(format_live_line("pgpool", 10, s).find("stale 3"), std::string::npos);
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <map>
 #include <set>
+#include <thread>
 
 #include "bench/script.hpp"
 #include "bench/workloads.hpp"
@@ -282,6 +283,58 @@ TEST(bench_dataset, sizes_scale_and_keep_minimums) {
   EXPECT_EQ(location_name(7), "station-0007");
   EXPECT_EQ(human_count(1234567), "1.23M");
   EXPECT_EQ(human_count(999), "999");
+}
+
+TEST(bench_workloads, read_after_write_writes_a_new_key_then_reads_that_key_back) {
+  EXPECT_EQ(validate_workload_options(workload_options{.name = "read-after-write"}), "");
+  dataset_info nothing;  // needs no data set: its table is created before the run
+  const auto w = make_workload(workload_options{.name = "read-after-write"}, nothing);
+  ASSERT_EQ(w->statements().size(), 2u);
+  EXPECT_EQ(w->statements()[0].sql.rfind("INSERT INTO pgsluice_bench_writes ", 0), 0u) << w->statements()[0].sql;
+  EXPECT_FALSE(w->statements()[0].reads_own_write);
+  EXPECT_EQ(w->statements()[1].sql.rfind("SELECT ", 0), 0u);
+  EXPECT_NE(w->statements()[1].sql.find("WHERE run_id = $1 AND seq = $2"), std::string::npos);
+  EXPECT_TRUE(w->statements()[1].reads_own_write);  // the stale-read check
+  rng r(9);
+  transaction tx;
+  std::set<std::pair<std::string, std::string>> keys;
+  std::string run;
+  for (int i = 0; i < 1000; ++i) {
+    tx.clear();
+    w->next(r, tx);
+    ASSERT_EQ(tx.size(), 2u);  // two autocommit statements, no BEGIN
+    EXPECT_EQ(tx[0].statement, 0u);
+    EXPECT_EQ(tx[1].statement, 1u);
+    EXPECT_EQ(tx[0].params[0], tx[1].params[0]);  // reads the very key it wrote
+    EXPECT_EQ(tx[0].params[1], tx[1].params[1]);
+    if (run.empty()) run = tx[0].params[0];
+    EXPECT_EQ(tx[0].params[0], run);
+    EXPECT_TRUE(keys.emplace(tx[0].params[0], tx[0].params[1]).second) << "key used twice";
+  }
+  // Another workload object (another run, or another process) draws another run key.
+  tx.clear();
+  make_workload(workload_options{.name = "read-after-write"}, nothing)->next(r, tx);
+  EXPECT_NE(tx[0].params[0], run);
+}
+
+TEST(bench_workloads, read_after_write_keys_stay_unique_across_client_threads) {
+  const auto w = make_workload(workload_options{.name = "read-after-write"}, dataset_info{});
+  std::vector<std::vector<std::string>> seqs(4);
+  std::vector<std::thread> threads;
+  for (std::size_t t = 0; t < seqs.size(); ++t)
+    threads.emplace_back([&, t] {
+      rng r(t);
+      transaction tx;
+      for (int i = 0; i < 2000; ++i) {
+        tx.clear();
+        w->next(r, tx);
+        seqs[t].push_back(tx[0].params[1]);
+      }
+    });
+  for (auto& t : threads) t.join();
+  std::set<std::string> all;
+  for (const auto& s : seqs) all.insert(s.begin(), s.end());
+  EXPECT_EQ(all.size(), 8000u);
 }
 
 }  // namespace
