@@ -23,7 +23,8 @@ client_session::client_session(worker& w, tcp::socket socket)
       cbuf_(2048),
       sbuf_(4096),
       signal_(w.io()),
-      done_signal_(w.io()) {
+      done_signal_(w.io()),
+      write_done_(w.io()) {
   rt_.stats().client_enters(state());
   rt_.stats().add(counter::clients_accepted);
   worker_.add_session(this);
@@ -161,6 +162,7 @@ awaitable<bool> client_session::send_bytes(const std::vector<std::uint8_t>& byte
 void client_session::end(end_reason r) noexcept {
   if (!machine_.end(r)) return;
   wait_.cancel();
+  write_done_.cancel();
   boost::system::error_code ec;
   socket_.cancel(ec);
   if (server_ && server_->is_open()) server_->socket().cancel(ec);

@@ -128,10 +128,12 @@ class client_session : public std::enable_shared_from_this<client_session>,
   // What the batch about to start a transaction needs, from its statements and the hints.
   router::route_request route_of_batch(std::span<const std::uint8_t> data);
   // Answers SET/SHOW of pgsluice's own settings, a plain BEGIN held until its first statement,
-  // and an empty held transaction's end; true when the whole batch was answered.
-  bool answer_routing_statement(std::span<const std::uint8_t> data);
-  // After a write that may have committed: the WAL position, read behind it on the same server.
-  void capture_write_lsn();
+  // and an empty held transaction's end: 1 when the whole batch was answered, 2 when it must wait
+  // for replies still due from the server, 0 when it is not one of those.
+  int answer_routing_statement(std::span<const std::uint8_t> data);
+  // After a transaction that wrote: the WAL position, read behind it on the same server.
+  bool capture_write_lsn();
+  awaitable<bool> send_capture();
   // Applies pgsluice.* startup options and target_session_attrs; false (session ended) on a bad value.
   bool take_routing_options();
   void on_attached(std::shared_ptr<server_connection> s, bool for_login);
@@ -232,9 +234,14 @@ class client_session : public std::enable_shared_from_this<client_session>,
   std::optional<router::route_hint> local_route_;        // SET LOCAL pgsluice.route: until the transaction ends
   bool session_read_only_ = false;                       // default_transaction_read_only asked at login
   conf::target_session_attrs session_attrs_ = conf::target_session_attrs::any;
+  router::need session_need_ = router::need::write;      // what target_session_attrs asks of every transaction
+  router::route_hint session_force_ = router::route_hint::automatic;
   std::uint64_t last_write_lsn_ = 0;                     // at or after the client's last write's commit
   std::uint64_t min_lsn_ = 0;                            // SET pgsluice.min_lsn (passed back by the application)
   bool txn_wrote_ = false;                               // the transaction under way wrote: its position is due
+  bool capture_due_ = false;
+  const std::vector<std::uint8_t>* capture_bytes_ = nullptr;  // the position query, to be written
+  std::vector<std::uint8_t> held_ready_;                 // the client's ReadyForQuery, until the position is known
   std::uint8_t unnamed_flags_ = 0;                       // statement_flags of the client's unnamed statement
   std::vector<std::uint8_t> held_begin_;                 // a plain BEGIN, sent with the statement that follows it
   std::shared_ptr<server_connection> server_;
@@ -253,6 +260,7 @@ class client_session : public std::enable_shared_from_this<client_session>,
   std::vector<std::uint8_t> server_tail_;  // what the server's socket did not take at once
   asio::steady_timer signal_;
   asio::steady_timer done_signal_;
+  asio::steady_timer write_done_;  // the server pump finished a write the client pump waits out
   bool server_pump_running_ = false;
 
   wait_handle wait_;  // interrupts a wait for a server when the session ends

@@ -99,6 +99,24 @@ std::string first_word(std::string_view sql) {
   return w;
 }
 
+// The statement as lower-case words separated by one space, without a trailing ';' (for the
+// few bare transaction-control statements the proxy answers itself).
+std::string bare_words(std::string_view sql) {
+  std::string out;
+  bool space = false;
+  for (char ch : sql) {
+    const auto u = static_cast<unsigned char>(ch);
+    if (std::isspace(u) || ch == ';') {
+      space = !out.empty();
+      continue;
+    }
+    if (space) out += ' ';
+    space = false;
+    out += static_cast<char>(std::tolower(u));
+  }
+  return out;
+}
+
 // Server-side statement names are "pgsluice_" and 32 hex digits (prepared.hpp).
 constexpr std::string_view internal_prefix = "pgsluice_";
 constexpr std::size_t internal_name_size = internal_prefix.size() + 32;
@@ -342,10 +360,14 @@ void client_session::rollback(const expectation& e) {
         if (const auto* mine = statements_.find(e.client_name); mine != nullptr && *mine == e.stmt)
           statements_.remove(e.client_name);
       } else if (transaction_mode_) {
-        // A failed Parse of the unnamed statement leaves none (PostgreSQL drops the old one first).
+        // A failed or skipped Parse of the unnamed statement: whatever the server holds now is
+        // not known to be this client's; the next Bind re-parses or closes first.
         has_unnamed_ = false;
-        if (server_) server_->unnamed_owner = id_;
+        if (server_) server_->unnamed_owner = 0;
       }
+      break;
+    case expect::query:
+      if (server_) server_->unnamed_owner = 0;  // skipped: the server's unnamed statement is whoever's it was
       break;
     case expect::parse_injected:
       if (e.stmt && server_) server_->statements.erase(e.stmt->digest);
@@ -423,6 +445,7 @@ bool client_session::take_routing_options() {
   // Session pooling: the backend is chosen once, at login, by target_session_attrs; in
   // transaction pooling anything but "any" decides for every transaction alike.
   session_attrs_ = attrs;
+  route_.force = router::route_hint::automatic;
   switch (attrs) {
     case conf::target_session_attrs::any:
       route_.need = session_read_only_ ? router::need::read : router::need::write;
@@ -442,6 +465,8 @@ bool client_session::take_routing_options() {
       route_.need = router::need::read;
       break;
   }
+  session_need_ = route_.need;
+  session_force_ = route_.force;
   return true;
 }
 
@@ -449,6 +474,7 @@ router::route_request client_session::route_of_batch(std::span<const std::uint8_
   router::route_request r = route_;
   const auto& opts = cluster_->route_settings().classify;
   bool read = true;
+  bool read_write = false;  // BEGIN READ WRITE: the primary even in a read-only session
   auto hint = router::comment_hint::none;
   std::uint8_t unnamed = unnamed_flags_;
   for (const auto& f : frames_) {
@@ -458,6 +484,7 @@ router::route_request client_session::route_of_batch(std::span<const std::uint8_
         const auto c = router::classify(protocol::read_query(body).value_or(std::string_view()), opts);
         if (c.hint != router::comment_hint::none) hint = c.hint;
         read = read && c.is_read();
+        read_write = read_write || c.begin_mode == router::access_mode::read_write;
         break;
       }
       case 'P': {
@@ -490,57 +517,77 @@ router::route_request client_session::route_of_batch(std::span<const std::uint8_
         break;
     }
   }
-  r.need = read || session_read_only_ ? router::need::read : router::need::write;
-  if (session_attrs_ != conf::target_session_attrs::any) r.need = route_.need;  // as the session asked
+  // Only a batch that ends with it may go to a replica: the rest of an extended batch still to
+  // arrive (up to its Sync) could write.
+  const char last = frames_.empty() ? 'S' : frames_.back().tag;
+  if (last != 'S' && last != 'Q' && last != 'H') read = false;
+  if (session_read_only_ && !read_write) read = true;
   r.force = local_route_ ? *local_route_ : hint != router::comment_hint::none ? hint_of(hint) : session_route_;
-  if (session_attrs_ != conf::target_session_attrs::any && r.force == router::route_hint::automatic) r.force = route_.force;
+  // A transaction opened by a plain BEGIN may write later: the primary, unless the client said
+  // a replica (a transaction that started on a replica and then writes would fail there).
+  if (!held_begin_.empty() && r.force != router::route_hint::replica) read = false;
+  r.need = read ? router::need::read : router::need::write;
+  if (session_attrs_ != conf::target_session_attrs::any) {
+    r.need = session_need_;  // as the session asked
+    if (r.force == router::route_hint::automatic) r.force = session_force_;
+  }
   r.min_lsn = r.policy.consistency == router::consistency::read_your_writes ? std::max(last_write_lsn_, min_lsn_) : 0;
   return r;
 }
 
-bool client_session::answer_routing_statement(std::span<const std::uint8_t> data) {
-  if (frames_.size() != 1 || frames_[0].tag != 'Q') return false;
+int client_session::answer_routing_statement(std::span<const std::uint8_t> data) {
+  if (frames_.size() != 1 || frames_[0].tag != 'Q') return 0;
   const std::string_view sql =
       protocol::read_query(body_of(data, frames_[0].offset, frames_[0].size)).value_or(std::string_view());
   const auto c = router::classify(sql, cluster_->route_settings().classify);
+  // An answer of the proxy's own must not overtake replies still due from the server (a
+  // pipelining client), nor a write's position still being read: wait for them.
+  if (c.kind != router::statement_kind::ordinary && server_ && !tracker_.idle()) return 2;
   const char status = server_ ? server_->transaction_status : held_begin_.empty() ? 'I' : 'T';
   auto& out = client_emit_.begin_owned();
   auto done = [&](std::string_view tag, char st) {
     protocol::encode(protocol::command_complete{tag}, out);
     protocol::encode_ready_for_query(st, out);
     client_emit_.end_owned();
-    return true;
+    return 1;
   };
   auto error = [&](std::string_view sqlstate, const std::string& message) {
     protocol::encode_error_response("ERROR", sqlstate, message, out);
     protocol::encode_ready_for_query(status == 'I' ? 'I' : 'E', out);
     client_emit_.end_owned();
-    return true;
+    return 1;
   };
   const bool reset = first_word(sql) == "reset";
   switch (c.kind) {
-    case router::statement_kind::ordinary:
+    case router::statement_kind::ordinary: {
       // Transaction pooling: a plain BEGIN waits for its first statement, which decides where
       // the transaction goes; a transaction that ends with nothing in it needs no server at all.
       if (!transaction_mode_ || server_ || c.statements != 1) break;
-      if (c.begins_transaction && c.begin_mode == router::access_mode::unspecified && held_begin_.empty() &&
-          first_word(sql) != "commit" && first_word(sql) != "rollback") {
+      const std::string words = bare_words(sql);
+      if (held_begin_.empty() && (words == "begin" || words == "begin work" || words == "begin transaction" ||
+                                  words == "start transaction")) {
         held_begin_.assign(data.data() + frames_[0].offset, data.data() + frames_[0].offset + frames_[0].size);
         return done("BEGIN", 'T');
       }
-      if (c.ends_transaction && !held_begin_.empty()) {
-        const std::string w = first_word(sql);
-        if (w == "commit" || w == "end" || w == "rollback" || w == "abort") {
+      if (!held_begin_.empty()) {
+        const bool commit = words == "commit" || words == "commit work" || words == "commit transaction" ||
+                            words == "end" || words == "end work" || words == "end transaction";
+        const bool rollback = words == "rollback" || words == "rollback work" || words == "rollback transaction" ||
+                              words == "abort" || words == "abort work" || words == "abort transaction";
+        if (commit || rollback) {
           held_begin_.clear();
           local_route_.reset();
-          return done(w == "commit" || w == "end" ? "COMMIT" : "ROLLBACK", 'I');
+          return done(commit ? "COMMIT" : "ROLLBACK", 'I');
         }
       }
       break;
+    }
     case router::statement_kind::route_set: {
       if (c.route == router::route_value::invalid) {
-        return error("22023", "invalid value for parameter \"pgsluice.route\": \"" + std::string(c.value) +
-                                  "\"");
+        std::string v = bare_words(sql);
+        v = v.substr(v.rfind(' ') + 1);
+        std::erase(v, '\'');
+        return error("22023", "invalid value for parameter \"pgsluice.route\": \"" + v + "\"");
       }
       const auto h = c.route == router::route_value::primary   ? router::route_hint::primary
                      : c.route == router::route_value::replica ? router::route_hint::replica
@@ -578,20 +625,50 @@ bool client_session::answer_routing_statement(std::span<const std::uint8_t> data
       return error("0A000", "pgsluice: SET, SHOW and RESET of pgsluice.* settings must be sent as a query of their own");
   }
   client_emit_.end_owned();
-  return false;
+  return 0;
 }
 
-void client_session::capture_write_lsn() {
-  txn_wrote_ = false;
-  if (route_.policy.consistency != router::consistency::read_your_writes) return;
-  auto& out = to_server_.begin_owned();
-  protocol::append_query(out, "SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::text");
-  to_server_.end_owned();
+bool client_session::capture_write_lsn() {
+  // Queued behind whatever the client has pipelined already (the tracker's order is the wire
+  // order); written by send_capture() from the server pump, or by the client pump right after
+  // its own write when one is under way.
+  static const std::vector<std::uint8_t> query = [] {
+    std::vector<std::uint8_t> q;
+    protocol::append_query(q, "SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::text");
+    return q;
+  }();
   expectation e;
   e.kind = expect::internal_query;
   e.capture_lsn = true;
   tracker_.push(std::move(e));
   server_->unnamed_owner = 0;  // a simple Query drops the unnamed statement
+  capture_bytes_ = &query;
+  return true;
+}
+
+awaitable<bool> client_session::send_capture() {
+  const auto* q = std::exchange(capture_bytes_, nullptr);
+  if (q == nullptr || !server_) co_return true;
+  gather_list g;
+  g.add_input(q->data(), q->size());
+  int err = 0;
+  const std::size_t sent = g.send_now(server_->socket().native_handle(), err);
+  boost::system::error_code ec(err, boost::system::system_category());
+  if (!ec && sent < q->size()) {
+    machine_.server_write_started();
+    auto [ec2, n] = co_await asio::async_write(server_->socket(), asio::buffer(q->data() + sent, q->size() - sent),
+                                               nothrow_awaitable);
+    (void)n;
+    ec = ec2;
+    if (machine_.server_write_finished()) signal();
+    write_done_.cancel();
+  }
+  if (ec && !machine_.ending()) {
+    spdlog::info("{} server_write_failed server={} error=\"{}\"", name_, server_->name(), ec.message());
+    fail(end_reason::server_closed, "08006", "server closed the connection unexpectedly");
+    co_return false;
+  }
+  co_return true;
 }
 
 // --- client -> server ------------------------------------------------------------------------
@@ -657,7 +734,8 @@ bool client_session::try_answer_locally(std::span<const std::uint8_t> data) {
           skipping = true;  // answered with 42P05 below
           break;
         }
-        auto stmt = make_statement(p->query, p->param_types);
+        auto stmt = make_statement(p->query, p->param_types,
+                                   routing_ ? flags_of(router::classify(p->query, cluster_->route_settings().classify)) : 0);
         if (!cluster_->statement_known(stmt->digest)) return false;
         made.push_back(std::move(stmt));
         break;
@@ -682,7 +760,7 @@ bool client_session::try_answer_locally(std::span<const std::uint8_t> data) {
     if (machine_.skipping()) {
       if (f.tag == 'S') {
         machine_.sync_seen();
-        protocol::encode_ready_for_query('I', out);
+        protocol::encode_ready_for_query(held_begin_.empty() ? 'I' : 'T', out);
       }
       continue;
     }
@@ -714,8 +792,8 @@ bool client_session::try_answer_locally(std::span<const std::uint8_t> data) {
         break;
       }
       case 'S':
-        // No server attached: no transaction is open.
-        protocol::encode_ready_for_query('I', out);
+        // No server attached: no transaction is open, unless one is held at its BEGIN.
+        protocol::encode_ready_for_query(held_begin_.empty() ? 'I' : 'T', out);
         break;
       default:
         break;
@@ -745,28 +823,16 @@ bool client_session::process_client(std::span<const std::uint8_t> data) {
     }
   };
   // Routing: a transaction held at its BEGIN starts now, on the server its first statement chose.
-  const bool on_primary = counted_backend_ != nullptr && counted_backend_->role == router::role::primary;
-  const bool started_idle = server_ && server_->transaction_status == 'I';
-  bool begun = false, ended = false;
   if (routing_ && server_ && !held_begin_.empty()) {
     to_server_.add_owned(held_begin_);
     tracker_.push(expect::internal_query);
     server_->unnamed_owner = 0;
     held_begin_.clear();
-    begun = true;
   }
-  // What a statement about to run tells routing: whether it writes (its position is then read
-  // once the transaction may have committed) and whether it opens or ends a transaction.
-  auto note = [&](std::uint8_t flags, bool wrote) {
-    if (wrote) {
-      txn_wrote_ = true;
-      route_.last_write = clock::now();
-    }
-    begun = begun || (flags & statement_flags::begins) != 0;
-    ended = ended || (flags & statement_flags::ends) != 0;
-  };
-  auto lsn_after = [&] {
-    if (routing_ && txn_wrote_ && on_primary && ((started_idle && !begun) || ended)) capture_write_lsn();
+  // A statement that writes: once its transaction ends (ReadyForQuery 'I'), the WAL position
+  // is read behind it (process_server) for the client's later reads.
+  auto note = [&](bool wrote) {
+    if (wrote) txn_wrote_ = true;
   };
   const router::classify_options* opts = routing_ ? &cluster_->route_settings().classify : nullptr;
   for (const auto& f : frames_) {
@@ -789,8 +855,7 @@ bool client_session::process_client(std::span<const std::uint8_t> data) {
         const std::string_view sql = protocol::read_query(body).value_or(std::string_view());
         apply_effects(classify_session_effects(sql));
         if (opts != nullptr) {
-          const auto c = router::classify(sql, *opts);
-          note(flags_of(c), writes(c));
+          note(writes(router::classify(sql, *opts)));
         }
         forward(expect::query);
         // A simple Query drops the unnamed statement, on the server as on a direct connection.
@@ -798,7 +863,6 @@ bool client_session::process_client(std::span<const std::uint8_t> data) {
         server_->unnamed_owner = id_;
         restore_after();
         restore_reset_parameters(sql);
-        lsn_after();
         break;
       }
       case 'P': {
@@ -848,7 +912,7 @@ bool client_session::process_client(std::span<const std::uint8_t> data) {
         const statement_ptr* stmt = (b && rewrite_statements_ && !b->statement.empty()) ? statements_.find(b->statement) : nullptr;
         if (opts != nullptr) {
           const std::uint8_t flags = b && b->statement.empty() ? unnamed_flags_ : stmt != nullptr ? (*stmt)->route_flags : 0;
-          note(flags, (flags & statement_flags::read) == 0 && (flags & (statement_flags::begins | statement_flags::ends)) == 0);
+          note((flags & statement_flags::read) == 0 && (flags & (statement_flags::begins | statement_flags::ends)) == 0);
         }
         if (stmt == nullptr) {
           // Unnamed statement, session mode, or a name the client never prepared (the
@@ -904,10 +968,9 @@ bool client_session::process_client(std::span<const std::uint8_t> data) {
         machine_.sync_seen();
         forward(expect::sync);
         restore_after();
-        lsn_after();
         break;
       case 'F':
-        if (opts != nullptr) note(0, true);
+        if (opts != nullptr) note(true);
         forward(expect::function_call);
         break;
       case 'H':
@@ -978,11 +1041,37 @@ awaitable<void> client_session::client_pump() {
     }
     emit_target_ = &client_emit_;
     bool go_on = true;
+    int answered = 0;  // answer_routing_statement: 1 answered, 2 wait for the server's replies first
     if (want_server && !server_ && stream_now == 0 && try_answer_locally(data)) {
       want_server = false;
-    } else if (routing_ && stream_now == 0 && answer_routing_statement(data)) {
+    } else if (routing_ && stream_now == 0 && (answered = answer_routing_statement(data)) != 0 && answered != 2) {
       want_server = false;
     } else {
+      if (answered == 2 || (routing_ && transaction_mode_ && want_server && server_ && counted_backend_ != nullptr &&
+                            counted_backend_->role == router::role::replica && stream_now == 0 &&
+                            route_of_batch(data).need == router::need::write)) {
+        // A pipelining client: its own answer waits for the replies before it; a write that
+        // arrives while a replica still serves its previous transaction waits for that server
+        // to be released, then goes where it belongs (inside an open transaction it stays: the
+        // replica answers as PostgreSQL does).
+        asio::steady_timer t(worker_.io());
+        while (!machine_.ending() && server_ && !tracker_.idle()) {
+          t.expires_after(std::chrono::milliseconds(1));
+          co_await t.async_wait(nothrow_awaitable);
+        }
+        if (machine_.ending()) co_return;
+        data = cbuf_.data();
+        if (answered == 2) {
+          answered = answer_routing_statement(data);
+          if (answered == 1) want_server = false;
+        } else if (server_ && server_->transaction_status == 'I') {
+          while (!machine_.ending() && server_) {
+            t.expires_after(std::chrono::milliseconds(1));
+            co_await t.async_wait(nothrow_awaitable);
+          }
+          if (machine_.ending()) co_return;
+        }
+      }
       // Transaction pooling: each transaction goes where its first batch says.
       if (routing_ && transaction_mode_ && want_server && !server_) route_ = route_of_batch(data);
       if (want_server && machine_.needs_server()) {
@@ -1017,6 +1106,12 @@ awaitable<void> client_session::client_pump() {
     if (!to_server_.empty() && server_ && !machine_.ending()) {
       // Usually the server's socket takes the batch at once; only a remainder is copied and
       // written asynchronously.
+      // The server pump may be finishing the position query's write: bytes must not interleave.
+      while (machine_.server_writing() && !machine_.ending()) {
+        write_done_.expires_at(clock::time_point::max());
+        co_await write_done_.async_wait(nothrow_awaitable);
+      }
+      if (machine_.ending() || !server_) co_return;
       int err = 0;
       const std::size_t sent = to_server_.send_now(server_->socket().native_handle(), err);
       boost::system::error_code wec(err, boost::system::system_category());
@@ -1031,6 +1126,7 @@ awaitable<void> client_session::client_pump() {
         server_tail_.shrink_to_fit();
         if (machine_.server_write_finished()) signal();  // a release waited for this write
       }
+      if (!wec && capture_bytes_ != nullptr && server_ && !co_await send_capture()) co_return;
       if (wec && !machine_.ending()) {
         spdlog::info("{} server_write_failed server={} error=\"{}\"", name_, server_->name(), wec.message());
         fail(end_reason::server_closed, "08006", "server closed the connection unexpectedly");
@@ -1137,7 +1233,11 @@ std::size_t client_session::process_server(std::span<const std::uint8_t> data) {
       }
       if (tag == 'Z') {
         if (const auto st = protocol::read_ready_for_query(body)) server_->transaction_status = *st;
+        // The client's own ReadyForQuery, held until its write's position was known.
+        if (!held_ready_.empty()) to_client_.add_owned(held_ready_);
+        held_ready_.clear();
       }
+      if (tag == 'A') to_client_.add_input(raw, size);  // a notification is the client's
       if (tag != 'S') {
         tracker_.on_server_message(tag, *this);
         tracker_.emit_ready(*this);
@@ -1181,12 +1281,31 @@ std::size_t client_session::process_server(std::span<const std::uint8_t> data) {
       default:
         break;
     }
+    // A transaction that wrote has ended: where the WAL is now is at or after its commit. The
+    // client's reads wait for a replica past it; the ReadyForQuery is held until then when
+    // nothing else is outstanding, so the client cannot read before the position is known.
+    bool hold_ready = false;
+    if (tag == 'Z' && !internal && txn_wrote_ && server_->transaction_status == 'I') {
+      txn_wrote_ = false;
+      route_.last_write = clock::now();
+      if (transaction_mode_ && counted_backend_ != nullptr && counted_backend_->role == router::role::primary &&
+          route_.policy.consistency == router::consistency::read_your_writes) {
+        capture_due_ = true;
+        hold_ready = tracker_.size() == 1;  // only this reply outstanding
+      }
+    }
     if (tracker_.on_server_message(tag, *this) == response_tracker::verdict::forward) {
       if (is_error) {
         forward_error(raw, size, body);
+      } else if (hold_ready) {
+        held_ready_.assign(raw, raw + size);
       } else {
         to_client_.add_input(raw, size);
       }
+    }
+    if (capture_due_) {
+      capture_due_ = false;
+      capture_write_lsn();
     }
     if (internal && tag == 'Z') finish_internal_query();
     tracker_.emit_ready(*this);
@@ -1229,6 +1348,8 @@ awaitable<void> client_session::server_pump() {
     const auto data = sbuf_.data();
     const std::size_t used = process_server(data);
     if (machine_.ending()) co_return;
+    // The position query goes out now, unless the client pump is writing: then right after it.
+    if (capture_bytes_ != nullptr && !machine_.server_writing() && !co_await send_capture()) co_return;
     // Back to the pool before writing the replies out: another client can start at once.
     if (used == data.size() && releasable() &&
         machine_.between_requests(true) == relay_machine::release_action::release_now)

@@ -96,14 +96,45 @@ TEST_F(routing, reads_go_to_the_replicas_and_writes_to_the_primary) {
   EXPECT_EQ(replicas.count(in_txn), 1u) << in_txn;
   EXPECT_EQ(port_of(conn), in_txn) << "a transaction stays on one server";
   conn.query("COMMIT");
-  // A plain BEGIN goes where its first statement says.
+  // A plain BEGIN may write later: the primary, whatever comes first (the ORM pattern).
   conn.query("BEGIN");
-  EXPECT_EQ(replicas.count(port_of(conn)), 1u);
-  conn.query("COMMIT");
-  conn.query("BEGIN");
+  EXPECT_EQ(port_of(conn), primary_port());
   conn.query("UPDATE routing_rows SET v = 'x' WHERE id = -1");
+  conn.query("COMMIT");
+  {
+    auto reader = connect(admin_conninfo(*p));  // has written nothing: no position to wait for
+    reader.query("BEGIN");
+    reader.query("SET LOCAL pgsluice.route = replica");
+    EXPECT_EQ(replicas.count(port_of(reader)), 1u) << "asked for a replica";
+    reader.query("COMMIT");
+  }
+  conn.query("BEGIN ISOLATION LEVEL SERIALIZABLE");
   EXPECT_EQ(port_of(conn), primary_port());
   conn.query("COMMIT");
+  // An empty transaction needs no server; BEGIN; COMMIT answers as PostgreSQL would.
+  conn.query("BEGIN");
+  conn.query("COMMIT");
+}
+
+// COPY FROM STDIN through a database with replicas (a write whose position is read after it).
+TEST_F(routing, copy_in_and_reads_after_it) {
+  auto p = start_router("transaction");
+  pg_raw raw(admin_conninfo(*p));
+  ASSERT_TRUE(raw.ok()) << raw.error();
+  PGresult* r = PQexec(raw.conn, "COPY routing_rows (id, v) FROM STDIN");
+  ASSERT_EQ(PQresultStatus(r), PGRES_COPY_IN) << PQresultErrorMessage(r);
+  PQclear(r);
+  const std::string rows = "3000001\tcopied\n3000002\tcopied\n";
+  ASSERT_EQ(PQputCopyData(raw.conn, rows.data(), static_cast<int>(rows.size())), 1);
+  ASSERT_EQ(PQputCopyEnd(raw.conn, nullptr), 1);
+  r = PQgetResult(raw.conn);
+  EXPECT_EQ(PQresultStatus(r), PGRES_COMMAND_OK) << PQresultErrorMessage(r);
+  PQclear(r);
+  while ((r = PQgetResult(raw.conn)) != nullptr) PQclear(r);
+  r = PQexec(raw.conn, "SELECT count(*) FROM routing_rows WHERE id IN (3000001, 3000002)");
+  ASSERT_EQ(PQresultStatus(r), PGRES_TUPLES_OK) << PQresultErrorMessage(r);
+  EXPECT_STREQ(PQgetvalue(r, 0, 0), "2") << "the client reads what it copied";
+  PQclear(r);
 }
 
 TEST_F(routing, hints_choose_the_backend) {
