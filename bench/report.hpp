@@ -58,8 +58,9 @@ struct group_key {
 // `scans` = seq_scan + idx_scan summed over the user tables of the bench database (every
 // statement that reads rows scans a table; a plain INSERT scans none, nor do the health
 // and lag probes of the poolers), `xacts` = xact_commit of the bench database.
-// PostgreSQL flushes a busy backend's counters about once a second, so they are close,
-// not exact.
+// PostgreSQL 15 publishes a busy backend's counters at most once a second and an idle
+// backend's last second up to 10 s later (PGSTAT_IDLE_INTERVAL): about a second of the
+// previous run's reads (on the servers it used) can show up in the next run's numbers.
 struct node_activity {
   std::string node;                     // "primary", "replica_1", ...
   std::uint64_t scans = 0;

@@ -1,4 +1,4 @@
-// `pgsluice bench` against real servers: data set loading, every workload and protocol mode, failures reported as failures.
+// `pgsluice bench` against real servers: data set loading, every workload and protocol mode, failures reported as failures, stale reads and read shares through the routed target.
 #include "tests/harness/harness.hpp"
 
 #include <gtest/gtest.h>
@@ -8,11 +8,16 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <set>
+#include <sstream>
+#include <thread>
 
 #include "bench/cli.hpp"
 #include "bench/dataset.hpp"
 #include "bench/load_generator.hpp"
 #include "bench/report.hpp"
+#include "bench/runner.hpp"
+#include "bench/stack.hpp"
 #include "bench/workloads.hpp"
 
 namespace {
@@ -216,6 +221,117 @@ TEST(bench, run_command_writes_results_json_and_html) {
     const std::string page((std::istreambuf_iterator<char>(html)), std::istreambuf_iterator<char>());
     EXPECT_NE(page.find("<svg"), std::string::npos);
     fs::remove_all(results);
+}
+
+// The stack's pgsluice (bench/stack.cpp's config) over the test cluster: `sluice` in front of
+// the primary, `sluice_routed` over the primary and both replicas.
+std::unique_ptr<t::pgsluice_process> start_stack_pgsluice() {
+    auto& c = t::cluster();
+    std::vector<std::uint16_t> replicas;
+    for (auto i : c.replica_indexes())
+        replicas.push_back(c.port(i));
+    const std::vector<std::pair<std::string, std::string>> users{{c.admin().name, c.admin().password}};
+    t::pgsluice_process::options o;
+    o.probe = {c.admin().name, c.admin().password, b::routed_database(c.database())};
+    o.config = [=, &c](std::uint16_t port) {
+        return b::pgsluice_stack_config(port, c.port(c.primary_index()), c.database(), users, 4, 1000, replicas);
+    };
+    return std::make_unique<t::pgsluice_process>(std::move(o));
+}
+
+TEST(bench, read_after_write_through_pgsluice_routed_has_no_stale_reads_and_replicas_serve_reads) {
+    auto& c = t::cluster();
+    loaded();  // bench init: creates the read-after-write table too
+    b::ensure_read_after_write_table(direct_url());
+    auto sluice = start_stack_pgsluice();
+    const std::string routed = sluice->conninfo(c.admin().name, c.admin().password, b::routed_database(c.database()));
+    // Readiness: the lag monitor has sampled the replicas once a plain read lands on one.
+    std::set<std::string> replica_ports;
+    for (auto i : c.replica_indexes())
+        replica_ports.insert(std::to_string(c.port(i)));
+    {
+        auto conn = t::connect(routed);
+        bool on_replica = false;
+        for (int i = 0; i < 400 && !on_replica; ++i) {
+            on_replica = replica_ports.count(conn.scalar("SELECT inet_server_port()").value_or("")) != 0;
+            if (!on_replica)
+                std::this_thread::sleep_for(25ms);  // polling a readiness condition, not a fixed wait
+        }
+        ASSERT_TRUE(on_replica) << "no read through " << b::routed_database(c.database()) << " reached a replica";
+    }
+
+    std::vector<b::node_endpoint> nodes{{"primary", direct_url()}};
+    for (auto i : c.replica_indexes())
+        nodes.push_back({c.node(i).name, c.url(i, c.admin().name)});
+    b::bench_target sluice_routed{"pgsluice-routed", routed + " connect_timeout=5", {sluice->pid()}, "pgsluice", nodes};
+    b::bench_target pgpool{"pgpool", t::pgpool().conninfo(c.admin().name, c.admin().password, c.database()), {}, "",
+                           nodes};
+    b::run_plan raw;
+    raw.workload.name = "read-after-write";
+    raw.clients = 4;
+    b::run_plan select = raw;
+    select.workload.name = "select-only";
+    b::bench_run run;
+    run.id = "routed";
+    run.config.targets = {{"pgsluice-routed", ""}, {"pgpool", ""}};
+    run.config.duration_s = 1.5;
+    b::runner_options ro;
+    ro.load.warmup = 300ms;
+    ro.load.duration = 1500ms;
+    ro.load.connect_timeout = 5s;
+    ro.load.request_timeout = 5s;
+    ro.pause = 0ms;
+    ro.live = false;
+    std::ostringstream log;
+    ro.out = &log;
+    b::execute_plans(run, {sluice_routed, pgpool}, {raw, select}, loaded(), ro);
+    ASSERT_EQ(run.results.size(), 4u) << log.str();
+
+    const b::run_result& routed_raw = run.results[0];
+    ASSERT_EQ(routed_raw.target, "pgsluice-routed");
+    ASSERT_EQ(routed_raw.group.workload, "read-after-write");
+    EXPECT_TRUE(routed_raw.reads_checked);
+    EXPECT_GT(routed_raw.requests, 0u) << log.str();
+    EXPECT_EQ(routed_raw.failures, 0u) << log.str();
+    EXPECT_EQ(routed_raw.stale_reads, 0u) << "a read through pgsluice-routed missed its own write\n" << log.str();
+    ASSERT_EQ(routed_raw.backend_activity.size(), 3u) << log.str();
+    // Whatever Pgpool-II shows is reported, not judged; its reads were checked all the same.
+    EXPECT_TRUE(run.results[1].reads_checked);
+    EXPECT_GT(run.results[1].requests, 0u) << log.str();
+
+    // The replicas served reads (select-only: no write in the way of read-your-writes).
+    const b::run_result& routed_select = run.results[2];
+    ASSERT_EQ(routed_select.target, "pgsluice-routed");
+    EXPECT_EQ(routed_select.failures, 0u) << log.str();
+    EXPECT_FALSE(routed_select.reads_checked);
+    ASSERT_EQ(routed_select.backend_activity.size(), 3u);
+    std::uint64_t replica_scans = 0;
+    for (const auto& n : routed_select.backend_activity)
+        if (n.node != "primary")
+            replica_scans += n.scans;
+    EXPECT_GT(replica_scans, 0u) << log.str();
+
+    const auto rows = b::summarize(run);
+    ASSERT_EQ(rows.size(), 4u);
+    ASSERT_TRUE(rows[0].stale_reads.has_value());
+    EXPECT_EQ(*rows[0].stale_reads, 0u);
+    double replica_share = 0;
+    for (const auto& s : rows[2].read_shares)
+        if (s.node != "primary")
+            replica_share += s.share;
+    EXPECT_GT(replica_share, 0) << b::format_table(run);
+
+    // The report: the stale column in the table, the HTML and results.json; the shares line.
+    const std::string table = b::format_table(run);
+    EXPECT_NE(table.find("  stale  "), std::string::npos) << table;
+    EXPECT_NE(table.find("reads served by: primary "), std::string::npos) << table;
+    const fs::path dir = fs::temp_directory_path() / ("bench-routed-" + std::to_string(::getpid()));
+    const auto back = b::load_run(b::save_run(run, dir));
+    EXPECT_EQ(back.results.at(0).stale_reads, 0u);
+    EXPECT_TRUE(back.results.at(0).reads_checked);
+    EXPECT_NE(b::render_html(back).find(">stale</th>"), std::string::npos);
+    fs::remove_all(dir);
+    std::cout << table;  // pgsluice-routed next to Pgpool-II, for the log
 }
 
 } // namespace
