@@ -552,6 +552,20 @@ int client_session::answer_routing_statement(std::span<const std::uint8_t> data)
     return 1;
   };
   auto error = [&](std::string_view sqlstate, const std::string& message) {
+    if (server_ && status != 'I') {
+      // Inside a transaction the error must abort it, as PostgreSQL's would: the server raises it.
+      // The client's text goes in as an escaped literal, without '$' (it must not end the body).
+      std::string text = message;
+      std::erase(text, '$');
+      auto& q = to_server_.begin_owned();
+      protocol::append_query(q, "DO $pgsluice$BEGIN RAISE EXCEPTION USING ERRCODE = '" + std::string(sqlstate) +
+                                    "', MESSAGE = " + quote_literal(text) + "; END$pgsluice$");
+      to_server_.end_owned();
+      tracker_.push(expect::query);
+      server_->unnamed_owner = 0;
+      client_emit_.end_owned();
+      return 1;
+    }
     protocol::encode_error_response("ERROR", sqlstate, message, out);
     protocol::encode_ready_for_query(status == 'I' ? 'I' : 'E', out);
     client_emit_.end_owned();

@@ -156,6 +156,13 @@ TEST_F(routing, hints_choose_the_backend) {
   auto startup = connect(admin_conninfo(*p) + " options='-c pgsluice.route=primary'");
   EXPECT_EQ(port_of(startup), primary_port());
   EXPECT_THROW(conn.query("SET pgsluice.route = sideways"), sql_error);
+  // Inside a transaction such an error aborts it, as PostgreSQL's own would.
+  conn.query("BEGIN");
+  conn.query("INSERT INTO routing_rows VALUES (-2, 'aborted') ON CONFLICT DO NOTHING");
+  EXPECT_THROW(conn.query("SET pgsluice.route = 'side$pgsluice$ways'"), sql_error);
+  EXPECT_THROW(conn.query("SELECT 1"), sql_error) << "the transaction is aborted";
+  conn.query("ROLLBACK");
+  EXPECT_EQ(conn.scalar("SELECT count(*) FROM routing_rows WHERE id = -2").value_or("?"), "0");
   EXPECT_THROW(conn.query("SHOW pgsluice.no_such_setting"), sql_error);
 }
 
