@@ -111,20 +111,9 @@ bool cluster::transaction_mode() const noexcept {
 }
 
 cluster::pick cluster::choose(const router::route_request& req) {
-  // A snapshot for the pure decision; small (one entry per backend), on the caller's stack.
-  constexpr std::size_t inline_backends = 8;
-  std::array<router::backend_view, inline_backends> small{};
-  std::vector<router::backend_view> large;
-  std::span<router::backend_view> views;
-  if (backends_.size() <= inline_backends) {
-    views = std::span<router::backend_view>(small.data(), backends_.size());
-  } else {
-    large.resize(backends_.size());
-    views = large;
-  }
-  for (std::size_t i = 0; i < backends_.size(); ++i) {
-    const auto& b = *backends_[i];
-    auto& v = views[i];
+  // A snapshot for the pure decision, on the caller's stack (one entry per backend).
+  auto view_of = [](const backend& b) {
+    router::backend_view v;
     v.role = b.role;
     v.health = b.health.load(std::memory_order_relaxed);
     v.weight = b.cfg.weight;
@@ -132,13 +121,31 @@ cluster::pick cluster::choose(const router::route_request& req) {
     v.replay_lsn = b.position.load(std::memory_order_relaxed);
     if (const auto lb = b.lag_bytes.load(std::memory_order_relaxed); lb != unknown) v.lag_bytes = lb;
     if (const auto lt = b.lag_ms.load(std::memory_order_relaxed); lt >= 0) v.lag_time = std::chrono::milliseconds(lt);
-  }
+    return v;
+  };
   router::route_choice c;
-  if (req.need == router::need::write || backends_.size() == 1) {
-    c = router::choose_backend(views, req);
+  if (backends_.size() == 1) {
+    // One backend (plain pooling): the same decision over a one-entry snapshot.
+    const router::backend_view one = view_of(*backends_.front());
+    c = router::choose_backend(std::span<const router::backend_view>(&one, 1), req);
   } else {
-    std::lock_guard lk(balancer_mu_);
-    c = router::choose_backend(views, req, balancer_);
+    constexpr std::size_t inline_backends = 8;
+    std::array<router::backend_view, inline_backends> small;
+    std::vector<router::backend_view> large;
+    std::span<router::backend_view> views;
+    if (backends_.size() <= inline_backends) {
+      views = std::span<router::backend_view>(small.data(), backends_.size());
+    } else {
+      large.resize(backends_.size());
+      views = large;
+    }
+    for (std::size_t i = 0; i < backends_.size(); ++i) views[i] = view_of(*backends_[i]);
+    if (req.need == router::need::write) {
+      c = router::choose_backend(views, req);
+    } else {
+      std::lock_guard lk(balancer_mu_);
+      c = router::choose_backend(views, req, balancer_);
+    }
   }
   pick p;
   p.status = c.status;
@@ -146,8 +153,11 @@ cluster::pick cluster::choose(const router::route_request& req) {
   if (c.chosen()) {
     auto& b = *backends_[c.backend];
     p.pool = &b.pool;
-    p.chosen = &b;
-    b.routed[static_cast<std::size_t>(c.reason)].fetch_add(1, std::memory_order_relaxed);
+    if (routes_reads_) {
+      // Counted (and connections counted per backend, for least_connections) where reads are routed.
+      p.chosen = &b;
+      b.routed[static_cast<std::size_t>(c.reason)].fetch_add(1, std::memory_order_relaxed);
+    }
   }
   return p;
 }
