@@ -127,6 +127,7 @@ class client_session : public std::enable_shared_from_this<client_session>,
   // --- read/write routing (a cluster with replicas) ---
   // What the batch about to start a transaction needs, from its statements and the hints.
   router::route_request route_of_batch(std::span<const std::uint8_t> data);
+  const router::statement_class& class_of(std::span<const std::uint8_t> data, std::size_t frame, std::string_view text);
   // Answers SET/SHOW of pgsluice's own settings, a plain BEGIN held until its first statement,
   // and an empty held transaction's end: 1 when the whole batch was answered, 2 when it must wait
   // for replies still due from the server, 0 when it is not one of those.
@@ -244,6 +245,9 @@ class client_session : public std::enable_shared_from_this<client_session>,
   std::vector<std::uint8_t> held_ready_;                 // the client's ReadyForQuery, until the position is known
   std::uint8_t unnamed_flags_ = 0;                       // statement_flags of the client's unnamed statement
   std::vector<std::uint8_t> held_begin_;                 // a plain BEGIN, sent with the statement that follows it
+  router::statement_class class_;                        // class_of's last answer: frame class_frame_ of batch class_batch_
+  std::size_t class_frame_ = ~std::size_t{0};
+  const std::uint8_t* class_batch_ = nullptr;
   std::shared_ptr<server_connection> server_;
   response_tracker tracker_;
   std::optional<server_error> internal_error_;  // the proxy's own query on the server failed

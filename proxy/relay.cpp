@@ -470,6 +470,18 @@ bool client_session::take_routing_options() {
   return true;
 }
 
+const router::statement_class& client_session::class_of(std::span<const std::uint8_t> data, std::size_t i,
+                                                        std::string_view text) {
+  // Classified once per batch and frame: routing, the proxy's own statements and the write
+  // bookkeeping all ask about the same Query.
+  if (class_frame_ != i || class_batch_ != data.data()) {
+    class_ = router::classify(text, cluster_->route_settings().classify);
+    class_frame_ = i;
+    class_batch_ = data.data();  // the buffer may have moved while waiting for a server
+  }
+  return class_;
+}
+
 router::route_request client_session::route_of_batch(std::span<const std::uint8_t> data) {
   router::route_request r = route_;
   const auto& opts = cluster_->route_settings().classify;
@@ -477,11 +489,12 @@ router::route_request client_session::route_of_batch(std::span<const std::uint8_
   bool read_write = false;  // BEGIN READ WRITE: the primary even in a read-only session
   auto hint = router::comment_hint::none;
   std::uint8_t unnamed = unnamed_flags_;
-  for (const auto& f : frames_) {
+  for (std::size_t fi = 0; fi < frames_.size(); ++fi) {
+    const auto& f = frames_[fi];
     const auto body = body_of(data, f.offset, f.size);
     switch (f.tag) {
       case 'Q': {
-        const auto c = router::classify(protocol::read_query(body).value_or(std::string_view()), opts);
+        const auto& c = class_of(data, fi, protocol::read_query(body).value_or(std::string_view()));
         if (c.hint != router::comment_hint::none) hint = c.hint;
         read = read && c.is_read();
         read_write = read_write || c.begin_mode == router::access_mode::read_write;
@@ -539,7 +552,7 @@ int client_session::answer_routing_statement(std::span<const std::uint8_t> data)
   if (frames_.size() != 1 || frames_[0].tag != 'Q') return 0;
   const std::string_view sql =
       protocol::read_query(body_of(data, frames_[0].offset, frames_[0].size)).value_or(std::string_view());
-  const auto c = router::classify(sql, cluster_->route_settings().classify);
+  const auto& c = class_of(data, 0, sql);
   // An answer of the proxy's own must not overtake replies still due from the server (a
   // pipelining client), nor a write's position still being read: wait for them.
   if (c.kind != router::statement_kind::ordinary && server_ && !tracker_.idle()) return 2;
@@ -869,7 +882,7 @@ bool client_session::process_client(std::span<const std::uint8_t> data) {
         const std::string_view sql = protocol::read_query(body).value_or(std::string_view());
         apply_effects(classify_session_effects(sql));
         if (opts != nullptr) {
-          note(writes(router::classify(sql, *opts)));
+          note(writes(class_of(data, static_cast<std::size_t>(&f - frames_.data()), sql)));
         }
         forward(expect::query);
         // A simple Query drops the unnamed statement, on the server as on a direct connection.
@@ -1030,6 +1043,7 @@ awaitable<void> client_session::client_pump() {
     bool invalid = false;
     int bad_type = -1;  // PostgreSQL judges the type byte before the length that follows it
     frames_.clear();
+    class_frame_ = ~std::size_t{0};  // a new batch: nothing classified yet
     if (machine_.client_stream_left() == 0) {
       for (;;) {
         if (framed < data.size() && !is_client_message_type(data[framed])) {
