@@ -180,7 +180,7 @@ TEST_F(routing, session_mode_picks_a_backend_by_target_session_attrs) {
   EXPECT_EQ(port_of(any), primary_port()) << "the default session goes to the primary";
 }
 
-// Every read after a client's own write sees it, with the replicas replaying late.
+// Every read after a client's own write sees it, with the replicas replaying late: 1,000 write-then-read pairs.
 TEST_F(routing, every_client_reads_its_own_writes) {
   auto& c = cluster();
   for (auto i : c.replica_indexes()) {
@@ -198,17 +198,17 @@ TEST_F(routing, every_client_reads_its_own_writes) {
     if (!rows.empty() && rows[0].size() > 1 && rows[0][1] && replicas.count(*rows[0][1]) != 0) ++on_replica;
   };
   long id = 1000000;
-  for (int i = 0; i < 150; ++i, ++id) {  // autocommit
+  for (int i = 0; i < 400; ++i, ++id) {  // autocommit
     conn.query("INSERT INTO routing_rows VALUES (" + std::to_string(id) + ", 'a')");
     check(conn, id);
   }
-  for (int i = 0; i < 100; ++i, ++id) {  // explicit transactions
+  for (int i = 0; i < 300; ++i, ++id) {  // explicit transactions
     conn.query("BEGIN");
     conn.query("INSERT INTO routing_rows VALUES (" + std::to_string(id) + ", 'b')");
     conn.query("COMMIT");
     check(conn, id);
   }
-  for (int i = 0; i < 100; ++i, ++id) {  // extended protocol
+  for (int i = 0; i < 250; ++i, ++id) {  // extended protocol
     conn.query("INSERT INTO routing_rows VALUES ($1, 'c')", {std::to_string(id)});
     const auto rows = conn.query("SELECT v FROM routing_rows WHERE id = $1", {std::to_string(id)});
     if (rows.empty()) ++stale;
@@ -216,7 +216,7 @@ TEST_F(routing, every_client_reads_its_own_writes) {
   // A new connection that is handed the position of the last write (an application pool).
   const auto lsn = conn.scalar("SHOW pgsluice.last_write_lsn").value_or("0/0");
   EXPECT_NE(lsn, "0/0");
-  for (int i = 0; i < 20; ++i, ++id) {
+  for (int i = 0; i < 50; ++i, ++id) {
     conn.query("INSERT INTO routing_rows VALUES (" + std::to_string(id) + ", 'd')");
     const auto at = conn.scalar("SHOW pgsluice.last_write_lsn").value_or("0/0");
     auto fresh = connect(admin_conninfo(*p));
