@@ -203,8 +203,9 @@ void client_session::check_timeouts(clock::time_point now, const conf::config& c
     fail(end_reason::client_idle_timeout, "08P01", "pgsluice: client_idle_timeout");
     return;
   }
-  if (server_idle && server_->transaction_status != 'I' && cfg.idle_transaction_timeout.count() > 0 &&
-      now - last_activity_ >= cfg.idle_transaction_timeout) {
+  // Inside a transaction: on a server, or held at its BEGIN (routing) with none yet.
+  const bool in_transaction = (server_idle && server_->transaction_status != 'I') || (!server_ && !held_begin_.empty());
+  if (in_transaction && cfg.idle_transaction_timeout.count() > 0 && now - last_activity_ >= cfg.idle_transaction_timeout) {
     spdlog::info("{} timeout kind=idle_transaction_timeout", name_);
     fail(end_reason::idle_transaction_timeout, "25P03", "terminating connection due to idle-in-transaction timeout");
   }
