@@ -1382,7 +1382,16 @@ awaitable<void> client_session::server_pump() {
     if (used == data.size() && releasable() &&
         machine_.between_requests(true) == relay_machine::release_action::release_now)
       release_server();
-    if (!to_client_.empty() && !co_await write_client(to_client_)) co_return;
+    if (!to_client_.empty()) {
+      // Usually the client's socket takes it all at once: no coroutine call on that path.
+      int w = write_client_now(to_client_);
+      to_client_.clear();
+      if (w == 0) w = co_await flush_client() ? 1 : -1;
+      if (w < 0) {
+        end(end_reason::client_closed);
+        co_return;
+      }
+    }
     sbuf_.consume(used);
     if (server_) {
       sbuf_.shrink_if_empty(64 * 1024);
