@@ -16,7 +16,10 @@
 // returns to the pool (session_rules.hpp).
 //
 // Files: client_session.cpp (lifecycle, timeouts, ending, the client writer), client_login.cpp
-// (startup, authentication, cancel requests), relay.cpp (the two pumps).
+// (startup, authentication, cancel requests), relay.cpp (the two pumps), session_server.cpp
+// (choosing a backend, attaching and releasing a server, its settings), session_statements.cpp
+// (prepared and unnamed statements in transaction pooling), session_routing.cpp (read/write
+// routing).
 #pragma once
 
 #include <chrono>

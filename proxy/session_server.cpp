@@ -1,0 +1,206 @@
+// Client sessions, the attached server: choosing a backend, taking and giving back a server, bringing its session settings in line with the client's.
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <cstring>
+
+#include <spdlog/spdlog.h>
+
+#include "protocol/codec.hpp"
+#include "protocol/fields.hpp"
+#include "protocol/framing.hpp"
+#include "proxy/client_session.hpp"
+#include "proxy/cluster.hpp"
+#include "proxy/monitor.hpp"
+#include "proxy/pinning.hpp"
+#include "proxy/pool.hpp"
+#include "proxy/relay_detail.hpp"
+#include "proxy/runtime.hpp"
+#include "proxy/server_connection.hpp"
+
+namespace pgsluice::proxy {
+
+using namespace relay_detail;
+
+bool client_session::choose_pool(bool* wait) {
+  // route_ says what the transaction (or session) needs: a write unless routing classified it.
+  if (routing_) route_.now = clock::now();
+  const auto pick = cluster_->choose(route_);
+  if (pick.pool == nullptr) {
+    if (pick.status == router::route_status::wait && wait != nullptr) {
+      *wait = true;
+      return false;
+    }
+    spdlog::warn("{} no_backend cluster={} status={}", name_, cluster_->name(), router::to_string(pick.status));
+    fail(end_reason::server_unavailable, "08006",
+         "pgsluice: no server available for database \"" + startup_.database + "\" (" +
+             std::string(router::to_string(pick.status)) + ")");
+    return false;
+  }
+  chosen_ = pick.chosen;
+  if (pool_.get() != pick.pool->get()) pool_ = *pick.pool;
+  return true;
+}
+
+awaitable<bool> client_session::attach_server(bool for_login) {
+  // Read-your-writes may ask to wait a little for a replica to replay the client's last write.
+  // A backend attach_now() chose a moment ago stands: choosing twice would skew the balance.
+  for (bool wait = false; !std::exchange(chosen_now_, false) && !choose_pool(&wait); wait = false) {
+    if (!wait || machine_.ending()) co_return false;
+    if (!route_.waiting_since) route_.waiting_since = clock::now();
+    asio::steady_timer t(worker_.io(), std::chrono::milliseconds(5));
+    co_await t.async_wait(nothrow_awaitable);
+  }
+  route_.waiting_since.reset();
+  machine_.needs_server();
+  const auto wait = cfg_->query_wait_timeout.count() > 0 ? cfg_->query_wait_timeout : std::chrono::hours(24 * 365);
+  auto r = co_await pool_->acquire(worker_, id_, clock::now() + wait, &wait_);
+  // A client that gave up while queued (closed its connection) must not have its query run.
+  if (r.waited && r.server && !machine_.ending()) {
+    // What the client sent since (not consumed): EOF, or a Terminate, means it has left.
+    std::uint8_t next[5];
+    const auto n = ::recv(socket_.native_handle(), next, sizeof next, MSG_PEEK | MSG_DONTWAIT);
+    if (n == 0 || (n == 5 && std::equal(next, next + 5, protocol::terminate_msg))) end(end_reason::client_closed);
+  }
+  if (machine_.ending()) {
+    if (r.server) {
+      const bool clean = r.server->transaction_status == 'I';
+      pool_->release(std::move(r.server), clean);
+    }
+    co_return false;
+  }
+  if (r.cancelled) {
+    machine_.attach_failed();
+    co_return false;
+  }
+  if (r.timed_out) {
+    rt_.stats().add(counter::wait_timeouts);
+    spdlog::info("{} refused reason=query_wait_timeout pool={}", name_, pool_->name());
+    fail(end_reason::query_wait_timeout, "08P01",
+         "query_wait_timeout: no server connection became free within query_wait_timeout");
+    co_return false;
+  }
+  if (r.error) {
+    fail_with(end_reason::server_unavailable, *r.error);
+    co_return false;
+  }
+  on_attached(std::move(r.server), for_login);
+  co_return true;
+}
+
+bool client_session::attach_now() {
+  bool wait = false;
+  if (!choose_pool(&wait)) return false;
+  auto s = pool_->try_acquire(worker_);
+  if (!s) {
+    chosen_now_ = true;  // attach_server() waits on this backend's pool
+    return false;
+  }
+  on_attached(std::move(s), false);
+  return true;
+}
+
+void client_session::on_attached(std::shared_ptr<server_connection> s, bool for_login) {
+  server_ = std::move(s);
+  counted_backend_ = chosen_;
+  if (counted_backend_ != nullptr) counted_backend_->active.fetch_add(1, std::memory_order_relaxed);
+  tracker_.clear();
+  machine_.attached(for_login);
+  set_cancel_target(server_.get());
+  spdlog::debug("{} attached server={} worker={}", name_, server_->name(), worker_.index());
+  // The server's settings are brought in line with the client's in the same write as the
+  // client's first messages (at login's end for a server kept from login).
+  if (!for_login) {
+    // A reset pending from the last server is moot: the new one is brought in line anyway.
+    settings_due_ = settings_due::none;
+    sync_settings(false);
+    signal();
+  }
+}
+
+void client_session::sync_settings(bool restore) {
+  std::string sql;
+  if (restore) {
+    // After DISCARD ALL / RESET ALL the server is back at its own defaults, where a direct
+    // connection would be back at the values of the client's startup packet.
+    sql = plan_settings_sync(startup_.reported, startup_.settings, parameter_set{}, parameter_set{});
+  } else if (server_->synced_settings != settings_hash_) {
+    // Servers remember which client settings they were last brought in line with (by hash),
+    // so the comparison is skipped while consecutive clients agree.
+    sql = plan_settings_sync(view_, startup_.settings, server_->reported, server_->applied);
+  }
+  server_->synced_settings = settings_hash_;
+  if (!sql.empty()) {
+    auto& out = to_server_.begin_owned();
+    protocol::append_query(out, sql);
+    to_server_.end_owned();
+    tracker_.push(expect::internal_query);
+    server_->applied = startup_.settings;
+    server_->unnamed_owner = 0;  // a simple Query drops the unnamed statement
+    internal_error_.reset();
+  }
+  // Session mode: statements the client prepared before it had a server are prepared now,
+  // under the client's own names, replies swallowed.
+  for (auto& [name, stmt] : deferred_parses_) {
+    auto& out = to_server_.begin_owned();
+    protocol::append_parse(out, name, stmt->query, stmt->param_types);
+    to_server_.end_owned();
+    tracker_.push(expectation{expect::parse_injected, std::move(stmt), {}, {}});
+  }
+  deferred_parses_.clear();
+}
+
+void client_session::restore_reset_parameters(std::string_view sql) {
+  // RESET of one parameter puts a direct connection back at the client's startup value, and a
+  // pooled server at its own: the startup value goes back right behind the statement.
+  if (startup_.reported.empty() && startup_.settings.empty()) return;
+  auto mentions = [&](std::string_view w) {
+    return std::search(sql.begin(), sql.end(), w.begin(), w.end(), [](char a, char b) {
+             return std::tolower(static_cast<unsigned char>(a)) == b;
+           }) != sql.end();
+  };
+  if (!mentions("reset") && !mentions("default")) return;
+  parameter_set wanted;
+  for (const auto& name : reset_parameter_names(sql)) {
+    if (const std::string* v = startup_.reported.find(name)) wanted.set(name, *v);
+    if (const std::string* v = startup_.settings.find(name)) wanted.set(name, *v);
+  }
+  if (wanted.empty()) return;
+  const std::string set = plan_settings_sync(parameter_set{}, wanted, parameter_set{}, parameter_set{});
+  auto& out = to_server_.begin_owned();
+  protocol::append_query(out, set);
+  to_server_.end_owned();
+  tracker_.push(expect::internal_query);
+  server_->unnamed_owner = 0;
+  internal_error_.reset();
+}
+
+void client_session::finish_internal_query() {
+  if (internal_error_) {
+    spdlog::warn("{} settings_failed server={} error=\"{}\"", name_, server_->name(), internal_error_->message);
+    const server_error e = std::move(*internal_error_);
+    internal_error_.reset();
+    server_->applied.clear();
+    server_->synced_settings = 0;
+    fail_with(end_reason::login_refused, e);
+    return;
+  }
+  // Adopt the server's spelling of what was set (e.g. DateStyle "iso" -> "ISO, MDY") and tell
+  // the client about any value it has not seen.
+  for (const auto& [name, value] : server_->reported) {
+    if (!is_tracked_parameter(name)) continue;
+    const std::string* seen = view_.find(name);
+    if (seen != nullptr && *seen != value) {
+      view_.set(name, value);
+      auto& out = emit_target_->begin_owned();
+      protocol::append_parameter_status(out, name, value);
+      emit_target_->end_owned();
+    }
+  }
+  update_settings_hash();
+  server_->synced_settings = settings_hash_;
+}
+
+}  // namespace pgsluice::proxy
