@@ -34,15 +34,6 @@ router::route_hint hint_of(router::comment_hint h) noexcept {
   }
 }
 
-// The first word of a statement, lower-cased, for the few replies the proxy words itself.
-std::string first_word(std::string_view sql) {
-  std::size_t i = 0;
-  while (i < sql.size() && std::isspace(static_cast<unsigned char>(sql[i]))) ++i;
-  std::string w;
-  while (i < sql.size() && std::isalpha(static_cast<unsigned char>(sql[i]))) w += static_cast<char>(std::tolower(static_cast<unsigned char>(sql[i++])));
-  return w;
-}
-
 // The statement as lower-case words separated by one space, without a trailing ';' (for the
 // few bare transaction-control statements the proxy answers itself).
 std::string bare_words(std::string_view sql) {
@@ -251,13 +242,13 @@ int client_session::answer_routing_statement(std::span<const std::uint8_t> data)
     client_emit_.end_owned();
     return 1;
   };
-  const bool reset = first_word(sql) == "reset";
+  const std::string words = bare_words(sql);
+  const bool reset = words.starts_with("reset");
   switch (c.kind) {
     case router::statement_kind::ordinary: {
       // Transaction pooling: a plain BEGIN waits for its first statement, which decides where
       // the transaction goes; a transaction that ends with nothing in it needs no server at all.
       if (!transaction_mode_ || server_ || c.statements != 1) break;
-      const std::string words = bare_words(sql);
       if (held_begin_.empty() && (words == "begin" || words == "begin work" || words == "begin transaction" ||
                                   words == "start transaction")) {
         held_begin_.assign(data.data() + frames_[0].offset, data.data() + frames_[0].offset + frames_[0].size);
