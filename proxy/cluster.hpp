@@ -23,6 +23,7 @@
 
 #include "conf/config.hpp"
 #include "proxy/params.hpp"
+#include "proxy/pool_stats.hpp"
 #include "protocol/scram.hpp"
 #include "proxy/prepared.hpp"
 #include "router/classify.hpp"
@@ -62,12 +63,17 @@ class cluster : public std::enable_shared_from_this<cluster> {
     std::chrono::milliseconds lag_check_interval{500};
   };
 
-  cluster(std::string name, std::vector<std::unique_ptr<backend>> backends, routing r);
+  cluster(std::string database, std::string user, std::vector<std::unique_ptr<backend>> backends, routing r,
+          std::shared_ptr<database_stats> stats);
   ~cluster();
   cluster(const cluster&) = delete;
   cluster& operator=(const cluster&) = delete;
 
   const std::string& name() const noexcept { return name_; }  // "database/user"
+  const std::string& database() const noexcept { return database_; }  // client-facing
+  const std::string& user() const noexcept { return user_; }          // the client's
+  // The database's traffic counters (shared by every cluster of the database, kept across reloads).
+  database_stats& stats() const noexcept { return *stats_; }
   bool transaction_mode() const noexcept;
   const std::vector<std::unique_ptr<backend>>& backends() const noexcept { return backends_; }
 
@@ -106,6 +112,9 @@ class cluster : public std::enable_shared_from_this<cluster> {
 
  private:
   std::string name_;
+  std::string database_;
+  std::string user_;
+  std::shared_ptr<database_stats> stats_;
   std::vector<std::unique_ptr<backend>> backends_;
   routing routing_;
   bool routes_reads_ = false;
@@ -126,6 +135,8 @@ class cluster_registry {
                                std::string_view user, const std::optional<std::string>& auth_secret);
   // Every pool of every cluster (for upkeep and shutdown).
   std::vector<std::shared_ptr<pool>> pools();
+  // Every cluster, those a reload retired that still serve clients included (retired last).
+  std::vector<std::shared_ptr<cluster>> all();
   // After a reload: clusters whose settings changed stop taking clients and drain; new ones are
   // created from the new config on the next login.
   void retire_changed(const conf::config& cfg);
@@ -140,6 +151,7 @@ class cluster_registry {
   runtime& rt_;
   std::mutex mu_;
   std::map<std::pair<std::string, std::string>, std::shared_ptr<cluster>> clusters_;
+  std::vector<std::weak_ptr<cluster>> retired_;  // draining after a reload (SHOW SERVERS, WAIT_CLOSE)
   std::map<std::string, std::shared_ptr<connection_budget>> db_budgets_;
   std::map<std::string, std::shared_ptr<connection_budget>> user_budgets_;
 };

@@ -421,8 +421,6 @@ TEST(conf_unsupported, other_values_are_refused_naming_key_and_line) {
   const std::string text = R"(query_timeout = "30s"
 [log]
 format = "json"
-[admin]
-admin_users = ["app"]
 [metrics]
 port = 9127
 [tls]
@@ -434,11 +432,10 @@ host = "h"
 )";
   const auto p = refusals_of(text, {{1, "query_timeout"},
                                     {3, "log.format"},
-                                    {5, "admin.admin_users"},
-                                    {7, "metrics.port"},
-                                    {9, "tls.client_tls_mode"}});
-  ASSERT_EQ(p.size(), 5u);
-  EXPECT_EQ(p[3].to_string(), "u.toml:7: key 'metrics.port': not supported yet: pgsluice has no /metrics endpoint in this version");
+                                    {5, "metrics.port"},
+                                    {7, "tls.client_tls_mode"}});
+  ASSERT_EQ(p.size(), 4u);
+  EXPECT_EQ(p[2].to_string(), "u.toml:5: key 'metrics.port': not supported yet: pgsluice has no /metrics endpoint in this version");
 }
 
 // The keys of read/write routing, refused together while conf::detail::routing_supported is false.
@@ -454,7 +451,7 @@ const std::set<std::string> routing_keys = {
 TEST(conf_unsupported, docs_mark_them) {
   for (const auto& d : conf::describe_settings()) {
     const bool marked = d.description.find("(not supported yet") != std::string::npos;
-    const bool unsupported = d.key == "query_timeout" || d.key == "log.format" || d.key.starts_with("admin.") ||
+    const bool unsupported = d.key == "query_timeout" || d.key == "log.format" ||
                              d.key.starts_with("metrics.") || d.key.starts_with("tls.") ||
                              (!conf::detail::routing_supported && routing_keys.count(d.key) != 0);
     EXPECT_EQ(marked, unsupported) << d.key << ": " << d.description;
