@@ -68,6 +68,10 @@ struct result {
 result run(PGconn* c, const std::string& sql) {
   PGresult* r = PQexec(c, sql.c_str());
   result out;
+  if (r == nullptr) {  // the connection is gone
+    out.message = PQerrorMessage(c);
+    return out;
+  }
   out.status = PQresultStatus(r);
   out.tag = PQcmdStatus(r);
   out.sqlstate = sqlstate_of(r);
