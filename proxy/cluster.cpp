@@ -309,7 +309,10 @@ void cluster_registry::retire_changed(const conf::config& cfg) {
     }
   }
   for (auto& c : retired) {
-    spdlog::info("pool={} retired reason=config_changed", c->name());
+    // Its clients move to the new settings at their next transaction; a client holding its
+    // server (session pooling, a pinned session) keeps the old ones until it leaves.
+    spdlog::info("pool={} retired reason=config_changed clients_move=at_next_transaction "
+                 "session_or_pinned_clients_move=when_they_reconnect", c->name());
     c->retire();
   }
   std::lock_guard lk(mu_);

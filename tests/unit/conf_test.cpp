@@ -717,5 +717,24 @@ TEST(conf_check, defaults_listing_covers_every_key_once) {
   EXPECT_NE(out.str().find("# query_wait_timeout = \"2min\"\n"), std::string::npos) << out.str();
 }
 
+// --- the admin console's section ---------------------------------------------------------
+
+TEST(conf_admin, users_and_stats_period_load) {
+  const auto c = load_config_from_string(with("", "[admin]\nadmin_users = [\"ops\"]\nstats_users = [\"grafana\"]\n"
+                                                  "stats_period = \"15s\"\n"),
+                                         "a.toml");
+  EXPECT_TRUE(c->is_admin_user("ops"));
+  EXPECT_TRUE(c->is_stats_user("ops"));
+  EXPECT_FALSE(c->is_admin_user("grafana"));
+  EXPECT_TRUE(c->is_stats_user("grafana"));
+  EXPECT_FALSE(c->is_stats_user("app"));
+  EXPECT_EQ(c->admin.stats_period, std::chrono::seconds(15));
+  EXPECT_EQ(conf::config{}.admin.stats_period, std::chrono::seconds(60));
+  // Neither is in [users] and there are no lookups: said, not refused.
+  ASSERT_EQ(c->warnings.size(), 2u);
+  EXPECT_EQ(c->warnings[0].key, "admin.admin_users");
+  EXPECT_NE(c->warnings[0].message.find("'ops'"), std::string::npos) << c->warnings[0].message;
+}
+
 }  // namespace
 }  // namespace pgsluice::test
