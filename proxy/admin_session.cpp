@@ -293,7 +293,7 @@ awaitable<void> client_session::console_execute(std::string_view query, std::vec
     co_return admin_complete(out, "SHUTDOWN");
   }
   if (verb == "suspend") co_return admin_error(out, "SUSPEND is not supported by pgsluice (no online restart)");
-  // FENCE / UNFENCE / DRAIN of a backend need the health states.
+  // FENCE / UNFENCE / DRAIN "host:port" (SHOW BACKENDS' backend column) need the health states.
   co_return admin_error(out, tag + " is not supported yet: backends have no fenced or draining state in this version");
 }
 

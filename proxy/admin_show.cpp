@@ -219,12 +219,14 @@ awaitable<bool> client_session::console_show(std::string_view what, std::vector<
         cell role = text(conf::to_string(be.role));
         cell lag_bytes;
         cell lag_seconds;
+        cell since;
         std::uint64_t reads = 0;
         std::uint64_t writes = 0;
         for (const auto& c : clusters) {
           if (c->database() != d.name || c->retired() || i >= c->backends().size()) continue;
           const auto& b = *c->backends()[i];
           status = text(router::to_string(b.health.load(std::memory_order_relaxed)));
+          since = format_timestamp(b.health_since.load(std::memory_order_relaxed));
           role = text(router::to_string(b.role));
           if (const auto lb = b.lag_bytes.load(std::memory_order_relaxed); lb != cluster::unknown) lag_bytes = num(lb);
           if (const auto lt = b.lag_ms.load(std::memory_order_relaxed); lt >= 0) {
@@ -236,7 +238,7 @@ awaitable<bool> client_session::console_show(std::string_view what, std::vector<
           }
         }
         r.row({text(d.name), text(be.host + ":" + std::to_string(be.port)), text(be.host), num(be.port), role, status,
-               num(be.weight), lag_bytes, lag_seconds, num(reads), num(writes), std::nullopt});
+               num(be.weight), lag_bytes, lag_seconds, num(reads), num(writes), since});
       }
     }
     admin_complete(out, "SHOW");

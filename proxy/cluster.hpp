@@ -41,11 +41,21 @@ class cluster : public std::enable_shared_from_this<cluster> {
  public:
   // What the monitor last saw of a backend's WAL position, published for the router.
   static constexpr std::uint64_t unknown = ~std::uint64_t{0};
+  static std::int64_t unix_now() noexcept {
+    return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  }
   struct backend {
     conf::backend_config cfg;
     std::shared_ptr<proxy::pool> pool;
     router::role role = router::role::primary;
     std::atomic<router::health> health{router::health::up};
+    // When `health` last changed (Unix seconds; the record's creation until it first does), for
+    // SHOW BACKENDS.
+    std::atomic<std::int64_t> health_since{unix_now()};
+    void set_health(router::health h) noexcept {
+      health.store(h, std::memory_order_relaxed);
+      health_since.store(unix_now(), std::memory_order_relaxed);
+    }
     // Replay position (a replica) or current WAL position (the primary), in bytes since 0/0.
     std::atomic<std::uint64_t> position{0};
     std::atomic<std::uint64_t> lag_bytes{unknown};   // behind the primary's position

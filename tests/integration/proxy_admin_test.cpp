@@ -195,6 +195,7 @@ TEST(console, every_show_has_pgbouncer_columns_and_types) {
   ASSERT_EQ(backends.status, PGRES_TUPLES_OK) << backends.message;
   EXPECT_EQ(cell_of(backends, {c.database()}, "role").value_or(""), "primary");
   EXPECT_EQ(cell_of(backends, {c.database()}, "status").value_or(""), "up");
+  EXPECT_TRUE(cell_of(backends, {c.database()}, "last_status_change").value_or("").ends_with(" UTC"));
 
   for (PGconn* a : {app_mine.conn, app_theirs.conn}) EXPECT_EQ(run(a, "COMMIT").status, PGRES_COMMAND_OK);
 }
@@ -327,9 +328,11 @@ TEST(console, kill_drops_the_databases_clients_and_disable_refuses_new_ones) {
   EXPECT_EQ(run(console.conn, "ENABLE " + c.database()).tag, "ENABLE");
   EXPECT_TRUE(try_connect(admin_conninfo(p)).ok());
   // Backends: not in this version.
-  const auto fence = run(console.conn, "FENCE " + c.database());
-  EXPECT_EQ(fence.status, PGRES_FATAL_ERROR);
-  EXPECT_NE(fence.message.find("not supported yet"), std::string::npos) << fence.message;
+  for (const char* cmd : {"FENCE", "UNFENCE", "DRAIN"}) {
+    const auto r = run(console.conn, std::string(cmd) + " \"127.0.0.1:" + std::to_string(c.port(c.primary_index())) + "\"");
+    EXPECT_EQ(r.status, PGRES_FATAL_ERROR) << cmd;
+    EXPECT_NE(r.message.find("not supported yet"), std::string::npos) << r.message;
+  }
 }
 
 TEST(console, show_stats_counts_the_databases_traffic) {
