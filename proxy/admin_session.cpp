@@ -39,7 +39,7 @@ bool iequals(std::string_view a, std::string_view b) noexcept {
 // The pools of `database` (every database when empty), retired ones included.
 std::vector<std::shared_ptr<pool>> pools_of(runtime& rt, std::string_view database) {
   std::vector<std::shared_ptr<pool>> out;
-  for (const auto& c : rt.clusters().all()) {
+  for (const auto& c : rt.clusters().all_including_retired()) {
     if (!database.empty() && c->database() != database) continue;
     for (const auto& b : c->backends()) out.push_back(b->pool);
   }

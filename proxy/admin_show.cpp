@@ -173,7 +173,7 @@ awaitable<bool> client_session::console_show(std::string_view what, std::vector<
     co_return true;
   }
 
-  const auto clusters = rt_.clusters().all();
+  const auto clusters = rt_.clusters().all_including_retired();
   if (is("databases")) {
     admin_result r(out, {{"name", T::text},          {"host", T::text},         {"port", T::int4},
                          {"database", T::text},      {"force_user", T::text},   {"pool_size", T::int4},

@@ -272,7 +272,7 @@ std::vector<std::shared_ptr<pool>> cluster_registry::pools() {
   return out;
 }
 
-std::vector<std::shared_ptr<cluster>> cluster_registry::all() {
+std::vector<std::shared_ptr<cluster>> cluster_registry::all_including_retired() {
   std::lock_guard lk(mu_);
   std::vector<std::shared_ptr<cluster>> out;
   for (const auto& [k, c] : clusters_) out.push_back(c);

@@ -146,7 +146,7 @@ class cluster_registry {
   // Every pool of every cluster (for upkeep and shutdown).
   std::vector<std::shared_ptr<pool>> pools();
   // Every cluster, those a reload retired that still serve clients included (retired last).
-  std::vector<std::shared_ptr<cluster>> all();
+  std::vector<std::shared_ptr<cluster>> all_including_retired();
   // After a reload: clusters whose settings changed stop taking clients and drain; new ones are
   // created from the new config on the next login.
   void retire_changed(const conf::config& cfg);
