@@ -180,15 +180,19 @@ struct metrics_config {
   std::string path = "/metrics";
 };
 
-// TLS towards clients and servers. Not supported yet: the loader refuses any value but the
-// default (SSLRequest is answered 'N').
+// TLS towards clients and servers (proxy/tls.hpp). Modes have libpq's meanings; towards
+// clients: disable answers SSLRequest 'N', allow/prefer use TLS when asked, require refuses
+// plaintext logins, verify-ca/verify-full also require a client certificate signed by
+// client_tls_ca_file (verify-full: its CN must be the user name). Relative paths are relative
+// to the config file's directory. Files are read at start and on each reload.
 struct tls_config {
   tls_mode client_tls_mode = tls_mode::disable;
   std::filesystem::path client_tls_cert_file;
   std::filesystem::path client_tls_key_file;
   std::filesystem::path client_tls_ca_file;
+  duration client_tls_handshake_timeout = std::chrono::seconds{10};
   tls_mode server_tls_mode = tls_mode::disable;
-  std::filesystem::path server_tls_ca_file;
+  std::filesystem::path server_tls_ca_file;   // empty: the system's trusted CAs (verify-ca / verify-full)
   std::filesystem::path server_tls_cert_file;
   std::filesystem::path server_tls_key_file;
 };

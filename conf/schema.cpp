@@ -21,7 +21,6 @@ namespace {
 // --- what is missing, for the keys not supported yet -------------------------
 
 constexpr std::string_view no_query_cancel = "pgsluice does not cancel long-running queries in this version";
-constexpr std::string_view no_tls = "pgsluice has no TLS in this version (it answers SSLRequest with 'N')";
 constexpr std::string_view no_json_logs = "pgsluice writes text logs only in this version";
 constexpr std::string_view no_admin_console = "pgsluice has no admin console in this version";
 constexpr std::string_view no_metrics = "pgsluice has no /metrics endpoint in this version";
@@ -113,14 +112,23 @@ const setting<listen_endpoint> listen_keys[] = {
 };
 
 const setting<tls_config> tls_keys[] = {
-    {"client_tls_mode", &tls_config::client_tls_mode, any_value, "TLS towards clients, as libpq's sslmode.", {}, no_tls},
-    {"client_tls_cert_file", &tls_config::client_tls_cert_file, any_value, "Certificate presented to clients.", {}, no_tls},
-    {"client_tls_key_file", &tls_config::client_tls_key_file, any_value, "Private key of client_tls_cert_file.", {}, no_tls},
-    {"client_tls_ca_file", &tls_config::client_tls_ca_file, any_value, "CA used to verify client certificates (verify-ca / verify-full).", {}, no_tls},
-    {"server_tls_mode", &tls_config::server_tls_mode, any_value, "TLS towards servers, as libpq's sslmode.", {}, no_tls},
-    {"server_tls_ca_file", &tls_config::server_tls_ca_file, any_value, "CA used to verify server certificates.", {}, no_tls},
-    {"server_tls_cert_file", &tls_config::server_tls_cert_file, any_value, "Client certificate presented to servers.", {}, no_tls},
-    {"server_tls_key_file", &tls_config::server_tls_key_file, any_value, "Private key of server_tls_cert_file.", {}, no_tls},
+    {"client_tls_mode", &tls_config::client_tls_mode, any_value,
+     "TLS towards clients, as libpq's sslmode: \"disable\" (SSLRequest answered 'N'), \"allow\"/\"prefer\" (TLS "
+     "when the client asks), \"require\" (plaintext logins refused), \"verify-ca\" (and a client certificate "
+     "signed by client_tls_ca_file), \"verify-full\" (and its CN is the user name)."},
+    {"client_tls_cert_file", &tls_config::client_tls_cert_file, any_value, "Certificate (PEM, chain) presented to clients."},
+    {"client_tls_key_file", &tls_config::client_tls_key_file, any_value, "Private key of client_tls_cert_file (PEM)."},
+    {"client_tls_ca_file", &tls_config::client_tls_ca_file, any_value, "CA used to verify client certificates (verify-ca / verify-full)."},
+    {"client_tls_handshake_timeout", &tls_config::client_tls_handshake_timeout, {1, day_ms},
+     "Time a client has to complete the TLS handshake after pgsluice answered 'S'."},
+    {"server_tls_mode", &tls_config::server_tls_mode, any_value,
+     "TLS towards servers, as libpq's sslmode: \"disable\", \"allow\" (plaintext, TLS if the server refuses it), "
+     "\"prefer\", \"require\", \"verify-ca\" (the server's certificate chain), \"verify-full\" (and its name is "
+     "the backend's host)."},
+    {"server_tls_ca_file", &tls_config::server_tls_ca_file, any_value,
+     "CA used to verify server certificates (verify-ca / verify-full); empty = the system's trusted CAs."},
+    {"server_tls_cert_file", &tls_config::server_tls_cert_file, any_value, "Client certificate presented to servers."},
+    {"server_tls_key_file", &tls_config::server_tls_key_file, any_value, "Private key of server_tls_cert_file."},
 };
 
 const setting<log_config> log_keys[] = {

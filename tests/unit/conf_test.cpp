@@ -425,8 +425,6 @@ format = "json"
 admin_users = ["app"]
 [metrics]
 port = 9127
-[tls]
-client_tls_mode = "require"
 [users]
 app = "x"
 [databases.app]
@@ -435,9 +433,8 @@ host = "h"
   const auto p = refusals_of(text, {{1, "query_timeout"},
                                     {3, "log.format"},
                                     {5, "admin.admin_users"},
-                                    {7, "metrics.port"},
-                                    {9, "tls.client_tls_mode"}});
-  ASSERT_EQ(p.size(), 5u);
+                                    {7, "metrics.port"}});
+  ASSERT_EQ(p.size(), 4u);
   EXPECT_EQ(p[3].to_string(), "u.toml:7: key 'metrics.port': not supported yet: pgsluice has no /metrics endpoint in this version");
 }
 
@@ -455,7 +452,7 @@ TEST(conf_unsupported, docs_mark_them) {
   for (const auto& d : conf::describe_settings()) {
     const bool marked = d.description.find("(not supported yet") != std::string::npos;
     const bool unsupported = d.key == "query_timeout" || d.key == "log.format" || d.key.starts_with("admin.") ||
-                             d.key.starts_with("metrics.") || d.key.starts_with("tls.") ||
+                             d.key.starts_with("metrics.") ||
                              (!conf::detail::routing_supported && routing_keys.count(d.key) != 0);
     EXPECT_EQ(marked, unsupported) << d.key << ": " << d.description;
   }
