@@ -606,7 +606,7 @@ int run_bench_command(int argc, char** argv) {
   auto add_run_options = [&](CLI::App* cmd) {
     cmd->add_option("-t,--targets", ra.targets,
                     "Targets (comma-separated): direct, pgbouncer, pgpool, pgbouncer-pgpool, pgsluice, pgsluice-routed, "
-                    "NAME=postgresql://...");
+                    "pgbouncer-tls, pgsluice-tls (clients on TLS), NAME=postgresql://...");
     cmd->add_option("-c,--clients", ra.clients, "Client counts (comma-separated), 1 to 10000");
     cmd->add_option("-M,--protocol", ra.protocols, "simple, extended, prepared (comma-separated)");
     cmd->add_option("-T,--duration", ra.duration, "Measured time per run (e.g. 20s, 2m)");
