@@ -77,7 +77,10 @@ std::string tls_toml(const tls_setup& s, std::uint16_t port) {
     t += "server_tls_ca_file = " + toml_string(s.server_ca.empty() ? e.ca.cert.string() : s.server_ca) + "\n";
   }
   t += "\n[users]\n" + toml_string(c.admin().name) + " = " + toml_string(c.admin().password) + "\n";
-  t += "\n[databases." + c.database() + "]\nhost = \"127.0.0.1\"\nport = " + std::to_string(c.port(c.primary_index())) + "\n";
+  const std::string port_text = std::to_string(c.port(c.primary_index()));
+  t += "\n[databases." + c.database() + "]\nhost = \"127.0.0.1\"\nport = " + port_text + "\n";
+  // Any other database name: a pool of its own, so its first client makes new server logins.
+  t += "\n[databases.\"*\"]\nhost = \"127.0.0.1\"\nport = " + port_text + "\n";
   return t;
 }
 
@@ -207,6 +210,32 @@ TEST(tls_reload, sighup_brings_a_new_certificate_for_new_connections) {
   EXPECT_FALSE(try_connect(tls_conninfo(*p, e.ca.cert)).ok());
   // The session that started before is untouched.
   EXPECT_EQ(before.scalar("SELECT 'still here'").value_or(""), "still here");
+}
+
+// Server side, the other way: once the server's certificate is checked against a CA that did
+// not sign it, new server logins fail (pgsluice says why) and no plaintext is tried instead.
+TEST(tls_reload, a_server_certificate_from_another_ca_is_refused) {
+  auto& e = env();
+  auto p = start_tls_proxy({});
+  tls_setup next;
+  next.server_ca = e.other_ca.cert.string();
+  {
+    std::ofstream out(p->config_file());
+    out << tls_toml(next, p->port());
+  }
+  ::kill(p->pid(), SIGHUP);
+  // dbname=postgres: a new pool, hence new server logins, under the reloaded [tls].
+  auto& c = *e.cluster;
+  const std::string other_db = "host=127.0.0.1 port=" + std::to_string(p->port()) + " user=" + c.admin().name +
+                               " password=" + c.admin().password + " dbname=postgres sslmode=verify-full sslrootcert=" +
+                               e.ca.cert.string() + " gssencmode=disable connect_timeout=10";
+  std::string last;
+  ASSERT_TRUE(b::poll_until(15s, 100ms, [&] {
+    const auto r = try_connect(other_db);
+    last = r.raw_error;
+    return !r.ok() && r.message.find("certificate verify failed") != std::string::npos;
+  })) << last;
+  EXPECT_EQ(try_connect(other_db).sqlstate, "08006");
 }
 
 // --- hostile input: each bad client is closed, a healthy one is served meanwhile ------------------
