@@ -224,18 +224,22 @@ TEST(tls_reload, a_server_certificate_from_another_ca_is_refused) {
     out << tls_toml(next, p->port());
   }
   ::kill(p->pid(), SIGHUP);
-  // dbname=postgres: a new pool, hence new server logins, under the reloaded [tls].
+  // The pool opened under the old [tls] is retired: its idle connections are not handed out.
   auto& c = *e.cluster;
+  const std::string same_db = tls_conninfo(*p, e.ca.cert);
+  // A database of its own (the "*" entry): new server logins from the start.
   const std::string other_db = "host=127.0.0.1 port=" + std::to_string(p->port()) + " user=" + c.admin().name +
                                " password=" + c.admin().password + " dbname=postgres sslmode=verify-full sslrootcert=" +
                                e.ca.cert.string() + " gssencmode=disable connect_timeout=10";
   std::string last;
-  ASSERT_TRUE(b::poll_until(15s, 100ms, [&] {
-    const auto r = try_connect(other_db);
-    last = r.raw_error;
-    return !r.ok() && r.message.find("certificate verify failed") != std::string::npos;
-  })) << last;
-  EXPECT_EQ(try_connect(other_db).sqlstate, "08006");
+  for (const auto* info : {&same_db, &other_db}) {
+    ASSERT_TRUE(b::poll_until(15s, 100ms, [&] {
+      const auto r = try_connect(*info);
+      last = r.raw_error;
+      return !r.ok() && r.message.find("certificate verify failed") != std::string::npos;
+    })) << last;
+    EXPECT_EQ(try_connect(*info).sqlstate, "08006");
+  }
 }
 
 // --- hostile input: each bad client is closed, a healthy one is served meanwhile ------------------
