@@ -148,6 +148,20 @@ TEST(tls_clients, channel_binding_require_logs_in_with_psql_and_libpq) {
   EXPECT_EQ(out.output, "bound\n");
 }
 
+// Large messages both ways, more than a socket buffer holds: TLS writes that stop half way
+// (OpenSSL's retry rule) and the relay's streaming of large messages, on both connections.
+TEST(tls_clients, large_messages_both_ways) {
+  auto conn = connect(tls_conninfo(proxy(), env().ca.cert));
+  const std::string big(3 << 20, 'q');
+  EXPECT_EQ(conn.scalar("SELECT length('" + big + "')").value_or(""), std::to_string(big.size()));
+  const auto rows = conn.query("SELECT repeat(chr(65 + i % 26), 1000000) FROM generate_series(0, 19) i");
+  ASSERT_EQ(rows.size(), 20u);
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    EXPECT_EQ(rows[i][0].value_or(""), std::string(1000000, static_cast<char>('A' + i % 26))) << i;
+  }
+  EXPECT_EQ(conn.scalar("SELECT 'after'").value_or(""), "after");
+}
+
 // Server side: every connection pgsluice opened to the server is TLS (verify-full against the
 // test CA), as the server itself reports.
 TEST(tls_servers, pg_stat_ssl_shows_tls_for_pgsluice_connections) {
