@@ -64,6 +64,7 @@ std::vector<pid_t> descendants(pid_t root) {
 }
 
 struct kill_outcome {
+  std::vector<int> pids;
   std::int64_t at_us = 0;
   std::uint32_t killed = 0;
   std::uint32_t left = 0;
@@ -82,7 +83,10 @@ kill_outcome kill_primary_tree(pg_cluster& cluster, steady::time_point start) {
   for (const pid_t p : descendants(postmaster)) victims.push_back(p);
   std::vector<process_identity> ids;
   for (const pid_t p : victims)
-    if (auto id = identify_process(p)) ids.push_back(*id);
+    if (auto id = identify_process(p)) {
+      ids.push_back(*id);
+      k.pids.push_back(p);
+    }
   k.at_us = std::chrono::duration_cast<std::chrono::microseconds>(steady::now() - start).count();
   // Children first, the (stopped) postmaster last: no backend outlives it to tell its
   // client "terminating connection due to unexpected postmaster exit".
@@ -232,6 +236,7 @@ failover_result run_target(const std::string& name, const failover_options& opti
     r.ran = true;
     r.processes_killed = kill->killed;
     r.processes_left = kill->left;
+    r.killed_pids = kill->pids;
     if (follower && !log_detected_ms)  // lines written in the last loop turn
       if (auto line = first_detection_line(name, follower->read_new())) {
         log_detected_ms = std::chrono::duration<double, std::milli>(steady::now() - start).count() - kill_us / 1000.0;

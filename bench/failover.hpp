@@ -111,6 +111,7 @@ struct failover_result {
   double kill_at_s = 0;
   std::uint32_t processes_killed = 0;        // the postmaster and its children
   std::uint32_t processes_left = 0;          // of those, still alive after the kill (should be 0)
+  std::vector<int> killed_pids;              // the postmaster first
   event_summary events;
   std::optional<double> detected_ms;         // from the kill; the target's log, else its first error
   std::string detection_source;              // "log", "first client error" or "" (none)

@@ -173,7 +173,7 @@ json failover_to_json(const failover_run& run) {
                           {"write_errors", b.write_errors}});
     j["results"].push_back(
         {{"target", r.target}, {"setup", r.setup}, {"ran", r.ran}, {"problem", r.problem}, {"kill_at_s", r.kill_at_s},
-         {"processes_killed", r.processes_killed}, {"processes_left", r.processes_left},
+         {"processes_killed", r.processes_killed}, {"processes_left", r.processes_left}, {"killed_pids", r.killed_pids},
          {"reads_ok", e.reads_ok}, {"writes_ok", e.writes_ok},
          {"errors", {{"reads", e.read_errors}, {"writes", e.write_errors}, {"reads_after_kill", e.read_errors_after_kill},
                      {"writes_after_kill", e.write_errors_after_kill}}},
@@ -200,7 +200,9 @@ std::string timeline_svg(const failover_result& r, const failover_options& o) {
   double max_y = 1;
   for (const auto& b : r.events.timeline)
     max_y = std::max({max_y, b.reads * per_second, b.writes * per_second, (b.read_errors + b.write_errors) * per_second});
-  max_y = std::pow(10, std::ceil(std::log10(max_y)));
+  // A round top: 1, 2 or 5 times a power of ten.
+  const double magnitude = std::pow(10, std::floor(std::log10(max_y)));
+  max_y = magnitude * (max_y <= magnitude ? 1 : max_y <= 2 * magnitude ? 2 : max_y <= 5 * magnitude ? 5 : 10);
   const double span_ms = static_cast<double>(o.duration.count());
   const double pw = chart_w - left - right, ph = chart_h - top - bottom;
   auto x = [&](double ms) { return left + pw * ms / span_ms; };
@@ -225,7 +227,8 @@ std::string timeline_svg(const failover_result& r, const failover_options& o) {
     if (const auto err = b.read_errors + b.write_errors)
       svg += fmt::format("<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{:.1f}\" fill=\"#e45756\" "
                          "opacity=\"0.6\"><title>{} ms: {} errors</title></rect>",
-                         x(b.t_ms), y(err * per_second), bw, top + ph - y(err * per_second), b.t_ms, err);
+                         x(b.t_ms), std::min(y(err * per_second), top + ph - 3), bw,
+                         std::max(3.0, top + ph - y(err * per_second)), b.t_ms, err);
   auto line = [&](auto value, const char* color, const char* name) {
     std::string points;
     for (const auto& b : r.events.timeline)
