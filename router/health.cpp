@@ -237,6 +237,16 @@ void health_machine::consider_failover(health_decision& d, time_point now) {
   d.promote = std::move(o);
 }
 
+health_decision health_machine::on_sample(std::size_t i, const probe_result& r, time_point now) {
+  auto& b = backends_.at(i);
+  if (!r.ok || !b.checked || (b.role == role::replica) != r.in_recovery) return {};
+  b.position = r.position;
+  b.received = r.received;
+  b.replay_age_ms = r.replay_age_ms;
+  if (primary_ == i && b.role == role::primary) primary_position_ = b.position;
+  return finish(health_decision{}, {}, now);
+}
+
 health_decision health_machine::on_tick(time_point now) { return finish(health_decision{}, {}, now); }
 
 health_decision health_machine::on_operator(std::size_t i, std::string why, time_point now) {

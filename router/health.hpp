@@ -127,6 +127,9 @@ class health_machine {
   health_machine(std::vector<role> configured, health_settings s, time_point now);
 
   health_decision on_check(std::size_t i, const probe_result& r, time_point now);
+  // A lag sample between checks: positions and lag only (a failed one is ignored; the next
+  // check counts).
+  health_decision on_sample(std::size_t i, const probe_result& r, time_point now);
   // Time passing with no check (failover_after may elapse); the prober calls it every round.
   health_decision on_tick(time_point now);
   health_decision on_promote_result(std::size_t i, bool ok, const std::string& error, time_point now);

@@ -202,5 +202,18 @@ TEST(health_machine, lagging_replicas_by_the_limits) {
   EXPECT_EQ(d.changes[0].to, health::up);
 }
 
+TEST(health_machine, samples_between_checks_move_positions_not_statuses) {
+  health_machine m({role::primary, role::replica}, settings(failover_mode::follow, 1, 1), t0);
+  m.on_check(0, primary_ok(1000), t0);
+  m.on_check(1, replica_ok(900, 1000), t0);
+  EXPECT_EQ(m.at(1).lag_bytes, 100u);
+  m.on_sample(0, primary_ok(1500), t0 + 100ms);
+  m.on_sample(1, replica_ok(1500, 1500), t0 + 100ms);
+  EXPECT_EQ(m.at(1).lag_bytes, 0u);
+  EXPECT_EQ(m.at(1).lag_time, std::chrono::milliseconds(0));
+  EXPECT_TRUE(m.on_sample(1, failed(), t0 + 200ms).changes.empty());
+  EXPECT_EQ(m.at(1).status, health::up);
+}
+
 }  // namespace
 }  // namespace pgsluice::router
