@@ -190,6 +190,9 @@ failover_result run_target(const std::string& name, const failover_options& opti
     r.problem = e.what();
     if (const auto nl = r.problem.find('\n'); nl != std::string::npos) r.problem.resize(nl);
     if (out) *out << "   " << name << " did not start: " << r.problem << std::endl;
+    std::error_code ec;
+    for (const auto& f : fs::directory_iterator(cluster->work_dir() / name, ec))
+      if (f.path().extension() == ".log") logs.push_back(f.path());
     copy_logs(logs, run_dir / "logs" / name);
     return r;
   }

@@ -39,11 +39,11 @@ const std::vector<std::string>& failover_target_names();
 
 struct failover_options {
   std::vector<std::string> targets;           // empty: failover_target_names()
-  std::chrono::milliseconds duration{20000};  // load time per target, kill included
+  std::chrono::milliseconds duration{30000};  // load time per target, kill included
   std::chrono::milliseconds kill_at{5000};    // from the start of the load
   std::uint32_t clients = 8;
   double read_ratio = 0.5;                    // share of reads among the operations
-  std::chrono::milliseconds request_timeout{10000};
+  std::chrono::milliseconds request_timeout{30000};  // a held write may wait this long
   std::chrono::milliseconds connect_timeout{3000};
   std::chrono::milliseconds retry_delay{50};  // after a failed operation, before the next
   std::chrono::milliseconds bucket{100};      // timeline resolution

@@ -20,10 +20,10 @@ extern "C" void on_failover_interrupt(int) { failover_interrupted.store(true); }
 struct failover_args {
   std::string targets = "pgsluice,pgpool,haproxy,pgbouncer";
   std::string kill_at = "5s";
-  std::string duration = "20s";
+  std::string duration = "30s";
   std::uint32_t clients = 8;
   double read_ratio = 0.5;
-  std::string request_timeout = "10s";
+  std::string request_timeout = "30s";
   std::string results_dir = "bench-results";
   bool no_html = false;
   bool quiet = false;

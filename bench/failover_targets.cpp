@@ -77,27 +77,40 @@ started_target start_pgsluice(const pg_cluster& c, const fs::path& dir, const fa
     }
   }
   started_target t;
-  if (chosen == pgsluice_layout::static_roles) {
-    t.setup = "pgsluice, transaction pooling, backends with roles primary and replica: this build refuses "
-              "role = \"auto\" / failover = \"promote\", so it cannot fail over";
+  if (chosen == pgsluice_layout::static_roles)
     t.notes.push_back("pgsluice check refused the failover keys: " + refused.substr(0, 300));
-  } else {
+  // A build may accept the keys before it finds the primary by itself: then the run goes
+  // on with the configured roles, and says so.
+  for (;;) {
+    config_server::options o;
+    o.name = "pgsluice";
+    o.dir = dir;
+    o.probe = admin_probe(c);
+    o.run_as_service_user = false;
+    o.stop_signal = SIGTERM;
+    o.start_timeout = chosen == pgsluice_layout::static_roles ? 20s : 10s;
+    o.write_config = [&c, dir, binary, chosen](std::uint16_t port) {
+      std::ofstream(dir / "pgsluice.toml") << pgsluice_config(chosen, port, c);
+      return std::vector<std::string>{binary.string(), "serve", "-c", (dir / "pgsluice.toml").string()};
+    };
+    try {
+      t.server = std::make_unique<config_server>(std::move(o));
+      break;
+    } catch (const stack_error& e) {
+      if (chosen == pgsluice_layout::static_roles) throw;
+      const std::string why = e.what();
+      t.notes.push_back("with role = \"auto\" this build served no login within 10 s (" +
+                        why.substr(0, why.find('\n')).substr(0, 300) + "): ran with roles primary and replica instead");
+      chosen = pgsluice_layout::static_roles;
+    }
+  }
+  if (chosen == pgsluice_layout::static_roles)
+    t.setup = "pgsluice, transaction pooling, backends with roles primary and replica, no failover (this build "
+              "cannot run role = \"auto\" / failover = \"promote\")";
+  else
     t.setup = std::string("pgsluice, transaction pooling, both servers with role = \"auto\", failover = \"promote\" (") +
               (chosen == pgsluice_layout::database_keys ? "set on the database" : "set as the default") +
-              "), health checks at their defaults";
-  }
-  config_server::options o;
-  o.name = "pgsluice";
-  o.dir = dir;
-  o.probe = admin_probe(c);
-  o.run_as_service_user = false;
-  o.stop_signal = SIGTERM;
-  o.start_timeout = 20s;
-  o.write_config = [&c, dir, binary, chosen](std::uint16_t port) {
-    std::ofstream(dir / "pgsluice.toml") << pgsluice_config(chosen, port, c);
-    return std::vector<std::string>{binary.string(), "serve", "-c", (dir / "pgsluice.toml").string()};
-  };
-  t.server = std::make_unique<config_server>(std::move(o));
+              "), health checks and failover_after at their defaults";
   t.log_file = t.server->record().log_file;
   t.conninfo = client_conninfo(*t.server, c);
   return t;
