@@ -23,9 +23,9 @@ double percentile(const std::vector<double>& sorted, double p) {
   return sorted[std::min(sorted.size() - 1, rank == 0 ? 0 : rank - 1)];
 }
 
-// Words each target's log uses when a server goes away. pgsluice logs at warning level
-// in the bench, so any line about a backend failing counts; PgBouncer logs logins too,
-// hence its narrower list.
+// Words each target's log uses when a server goes away. pgsluice logs at info level in
+// the bench with connections not logged, so any line about a backend failing counts;
+// PgBouncer logs logins too, hence its narrower list.
 struct detection_words {
   std::string_view target;
   std::array<std::string_view, 8> words;

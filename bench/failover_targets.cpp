@@ -43,7 +43,8 @@ std::string pgsluice_config(pgsluice_layout layout, std::uint16_t listen_port, c
     << "auth_type = \"scram-sha-256\"\n";
   if (layout == pgsluice_layout::root_keys) t << "failover = \"promote\"\n";
   t << "\n[listen]\nhost = \"127.0.0.1\"\nport = " << listen_port << "\n\n"
-    << "[log]\nlevel = \"warning\"\nlog_connections = false\nlog_disconnections = false\n\n[users]\n";
+    // info: a backend's status changes (down, promoted, fenced) are logged there.
+    << "[log]\nlevel = \"info\"\nlog_connections = false\nlog_disconnections = false\n\n[users]\n";
   for (const auto& u : c.state().users) t << toml_quote(u.name) << " = " << toml_quote(u.password) << "\n";
   const std::string db = toml_quote(c.database());
   t << "\n[databases." << db << "]\n";
