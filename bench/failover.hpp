@@ -75,7 +75,7 @@ struct failover_bucket {
 struct event_summary {
   std::uint64_t reads_ok = 0, writes_ok = 0, read_errors = 0, write_errors = 0;
   std::uint64_t read_errors_after_kill = 0, write_errors_after_kill = 0;
-  std::uint64_t writes_held = 0;   // succeeded, but took longer than held_threshold_ms
+  std::uint64_t writes_held = 0;   // answered after the kill, succeeded, took longer than held_threshold_ms
   double held_threshold_ms = 0;
   double write_p50_before_ms = 0, write_p99_before_ms = 0;
   std::optional<double> max_held_ms;

@@ -82,7 +82,8 @@ event_summary summarize_events(const std::vector<op_event>& events, std::int64_t
     }
     if (write && e.ok) {
       const double took = static_cast<double>(e.end_us - e.start_us) / 1000.0;
-      if (took > s.held_threshold_ms) {
+      // Held: slow, and answered after the kill (slow writes before it are the machine's noise).
+      if (took > s.held_threshold_ms && e.end_us >= kill_us) {
         ++s.writes_held;
         s.max_held_ms = std::max(s.max_held_ms.value_or(0), took);
       }

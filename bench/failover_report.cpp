@@ -107,8 +107,8 @@ std::string format_failover_table(const failover_run& run) {
   }
   s << align(rows);
   s << "\nfirst write: from the kill to the first acknowledged write answered by another server; detected: from the "
-       "kill to the target's first log line about it (log) or the first client error (error); held: a write that "
-       "succeeded but took longer than 3 x the p99 before the kill (at least 100 ms); missing: acknowledged writes "
+       "kill to the target's first log line about it (log) or the first client error (error); held: a write answered "
+       "after the kill that succeeded but took longer than 3 x the p99 before the kill (at least 100 ms); missing: acknowledged writes "
        "not found on the surviving primary.\n";
   for (const auto& r : run.results) {
     s << "\n" << r.target << ": " << (r.setup.empty() ? r.problem : r.setup) << "\n";

@@ -25,6 +25,7 @@ TEST(bench_failover, summary_counts_held_writes_recovery_and_buckets) {
     constexpr std::uint16_t old_port = 5000, new_port = 5001;
     std::vector<b::op_event> events;
     for (int i = 0; i < 20; ++i) events.push_back(write(i * 10, i * 10 + 2, true, old_port, i));  // 2 ms each
+    events.push_back(write(300, 700, true, old_port, 50));  // slow, but before the kill: not held
     events.push_back(read(100, 101, true, old_port));
     // Killed at 1000 ms: a reply from the old primary read just after it does not count as
     // recovery; errors; then a write held 1.5 s that succeeds on the new primary.
@@ -34,13 +35,14 @@ TEST(bench_failover, summary_counts_held_writes_recovery_and_buckets) {
     events.push_back(write(1100, 2600, true, new_port, 101));
     events.push_back(write(2700, 2705, true, new_port, 102));
     const auto s = b::summarize_events(events, 1000 * 1000, old_port, 100ms, 3000ms);
-    EXPECT_EQ(s.writes_ok, 23u);
+    EXPECT_EQ(s.writes_ok, 24u);
     EXPECT_EQ(s.reads_ok, 1u);
     EXPECT_EQ(s.read_errors, 1u);
     EXPECT_EQ(s.write_errors, 1u);
     EXPECT_EQ(s.write_errors_after_kill, 1u);
-    EXPECT_DOUBLE_EQ(s.write_p99_before_ms, 2);
-    EXPECT_DOUBLE_EQ(s.held_threshold_ms, 100);
+    EXPECT_DOUBLE_EQ(s.write_p50_before_ms, 2);
+    EXPECT_DOUBLE_EQ(s.write_p99_before_ms, 400);
+    EXPECT_DOUBLE_EQ(s.held_threshold_ms, 1200);
     EXPECT_EQ(s.writes_held, 1u);
     ASSERT_TRUE(s.max_held_ms);
     EXPECT_DOUBLE_EQ(*s.max_held_ms, 1500);
@@ -54,6 +56,7 @@ TEST(bench_failover, summary_counts_held_writes_recovery_and_buckets) {
     EXPECT_EQ(s.timeline[10].writes, 1u);      // the reply at 1001 ms
     EXPECT_EQ(s.timeline[10].read_errors, 1u);
     EXPECT_EQ(s.timeline[10].write_errors, 1u);
+    EXPECT_EQ(s.timeline[7].writes, 1u);
     EXPECT_EQ(s.timeline[26].writes, 1u);
     EXPECT_EQ(s.timeline[29].t_ms, 2900u);
 }
