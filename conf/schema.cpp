@@ -98,6 +98,25 @@ const setting<config> root_keys[] = {
     {"lag_check_interval", &config::lag_check_interval, {10, day_ms},
      "How often each backend's replay position and lag are sampled (for max_replica_lag and read_your_writes).",
      {}, {}, routing},
+    // Health checks and failover.
+    {"health_check_interval", &config::health_check_interval, {10, day_ms},
+     "How often each backend is checked: a connection of its own, pg_is_in_recovery() and the WAL positions, "
+     "off the event loops."},
+    {"health_check_timeout", &config::health_check_timeout, {10, day_ms},
+     "A check (connect, log in, answer) not done within this failed: a server that accepts TCP but never "
+     "answers is marked down too."},
+    {"health_check_fall", &config::health_check_fall, {1, 1000}, "Failed checks in a row that mark a backend down."},
+    {"health_check_rise", &config::health_check_rise, {1, 1000}, "Good checks in a row that bring a down backend back."},
+    {"failover", &config::failover, any_value,
+     "When the primary fails: \"off\" (configured roles stand), \"follow\" (roles as the servers report them: a "
+     "promotion done by others is followed within one check) or \"promote\" (follow, and promote the replica with "
+     "the most WAL once the primary has been down for failover_after)."},
+    {"failover_after", &config::failover_after, up_to_a_day,
+     "With failover = \"promote\": how long the primary must be down (after health_check_fall failed checks) "
+     "before a replica is promoted."},
+    {"failover_hold_timeout", &config::failover_hold_timeout, up_to_a_day,
+     "While no primary is up, new write transactions wait this long for one (reads go on to the replicas); "
+     "0 = they fail at once."},
     {"tls", std::monostate{}, any_value, "", ""},
     {"log", std::monostate{}, any_value, "", ""},
     {"admin", std::monostate{}, any_value, "", ""},

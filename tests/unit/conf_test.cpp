@@ -640,10 +640,9 @@ TEST(conf_routing, bad_values_name_key_and_line) {
 
 TEST(conf_routing, backends_must_make_one_cluster) {
   const std::string head = "[users]\napp = \"x\"\n[databases.app]\n";
-  // role = "auto" belongs to failover: refused even with routing on.
-  EXPECT_EQ(routed_problems_of(head + "backends = [{ host = \"p\" }, { host = \"r\", role = \"auto\" }]\n"),
-            "r.toml:4: key 'databases.app.backends[1].role': not supported yet: pgsluice does not discover roles "
-            "in this version; give \"primary\" or \"replica\"");
+  // role = "auto": the health checks ask each server; every backend may be "auto".
+  EXPECT_NO_THROW(load_routed(head + "backends = [{ host = \"p\" }, { host = \"r\", role = \"auto\" }]\n"));
+  EXPECT_NO_THROW(load_routed(head + "backends = [{ host = \"p\", role = \"auto\" }, { host = \"r\", role = \"auto\" }]\n"));
   EXPECT_EQ(routed_problems_of(head + "backends = [{ host = \"p\" }, { host = \"q\", role = \"primary\" }]\n"),
             "r.toml:4: key 'databases.app.backends[1].role': a second primary: a database has exactly one (never "
             "two writable primaries)");
