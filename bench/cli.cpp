@@ -17,6 +17,7 @@
 #include "bench/cli_options.hpp"
 #include "bench/cluster.hpp"
 #include "bench/dataset.hpp"
+#include "bench/failover.hpp"
 #include "bench/report.hpp"
 #include "bench/runner.hpp"
 #include "bench/script.hpp"
@@ -606,7 +607,7 @@ int run_bench_command(int argc, char** argv) {
   auto add_run_options = [&](CLI::App* cmd) {
     cmd->add_option("-t,--targets", ra.targets,
                     "Targets (comma-separated): direct, pgbouncer, pgpool, pgbouncer-pgpool, pgsluice, pgsluice-routed, "
-                    "NAME=postgresql://...");
+                    "pgbouncer-tls, pgsluice-tls (clients on TLS), NAME=postgresql://...");
     cmd->add_option("-c,--clients", ra.clients, "Client counts (comma-separated), 1 to 10000");
     cmd->add_option("-M,--protocol", ra.protocols, "simple, extended, prepared (comma-separated)");
     cmd->add_option("-T,--duration", ra.duration, "Measured time per run (e.g. 20s, 2m)");
@@ -665,6 +666,9 @@ int run_bench_command(int argc, char** argv) {
   explain->add_option("--url", explain_url, "Database to explain on (default: the local stack's primary)");
   explain->add_flag("--all", explain_all, "Every built-in workload");
 
+  // failover: the HA benchmark (bench/failover_cli.cpp).
+  const auto run_failover_if_parsed = add_failover_command(app, common.pgsluice_binary);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -687,6 +691,7 @@ int run_bench_command(int argc, char** argv) {
                        quick->count("--workload") > 0, quick->count("--scale") > 0);
     if (report->parsed()) return cmd_report(report_runs, report_output);
     if (explain->parsed()) return cmd_explain(common, wa, explain_url, explain_all || explain->count("--workload") == 0);
+    if (const int status = run_failover_if_parsed(); status >= 0) return status;
   } catch (const usage_error& e) {
     std::cerr << "pgsluice bench: " << e.what() << '\n';
     return 2;

@@ -8,6 +8,7 @@
 
 #include "proxy/client_session.hpp"
 #include "proxy/pool.hpp"
+#include "proxy/tls.hpp"
 
 namespace pgsluice::proxy {
 
@@ -179,8 +180,17 @@ bool runtime::reload() {
     spdlog::error("reload failed, keeping the current config: {}", e.what());
     return false;
   }
+  // New certificates and keys are read now, for the connections that come next.
+  std::shared_ptr<const tls_contexts> tls;
+  try {
+    tls = tls_contexts::load(next->tls);
+  } catch (const std::exception& e) {
+    spdlog::error("reload failed, keeping the current config: {}", e.what());
+    return false;
+  }
   for (const auto& msg : conf::reload_restrictions(*config(), *next)) spdlog::warn("reload: {} (needs a restart)", msg);
   for (const auto& w : next->warnings) spdlog::warn("config: {}", w.to_string());
+  set_tls(std::move(tls));
   set_config(next);
   clusters_.retire_changed(*next);
   spdlog::info("config reloaded from {}", config_file_.string());
@@ -189,6 +199,16 @@ bool runtime::reload() {
 
 void runtime::request_shutdown() {
   if (shutdown_hook_) shutdown_hook_();
+}
+
+std::shared_ptr<const tls_contexts> runtime::tls() const {
+  std::lock_guard lk(config_mu_);
+  return tls_;
+}
+
+void runtime::set_tls(std::shared_ptr<const tls_contexts> t) {
+  std::lock_guard lk(config_mu_);
+  tls_ = std::move(t);
 }
 
 }  // namespace pgsluice::proxy

@@ -17,6 +17,7 @@
 #include "proxy/client_session.hpp"
 #include "proxy/pool.hpp"
 #include "proxy/runtime.hpp"
+#include "proxy/tls.hpp"
 
 namespace pgsluice::proxy {
 
@@ -125,6 +126,12 @@ int run_serve(const serve_options& options) {
   for (const auto& w : cfg->warnings) spdlog::warn("config: {}", w.to_string());
 
   auto rt = std::make_unique<runtime>(cfg, options.config_file);
+  try {
+    rt->set_tls(tls_contexts::load(cfg->tls));
+  } catch (const std::exception& e) {
+    spdlog::critical("{}", e.what());
+    return 1;
+  }
   if (!open_listeners(*rt, *cfg)) return 1;
   for (auto& w : rt->workers()) {
     for (auto& acc : w->acceptors()) {
