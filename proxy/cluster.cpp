@@ -265,6 +265,14 @@ std::vector<std::shared_ptr<pool>> cluster_registry::pools() {
   return out;
 }
 
+std::vector<cluster_registry::entry> cluster_registry::all() {
+  std::lock_guard lk(mu_);
+  std::vector<entry> out;
+  out.reserve(clusters_.size());
+  for (const auto& [k, c] : clusters_) out.push_back(entry{k.first, k.second, c});
+  return out;
+}
+
 void cluster_registry::retire_changed(const conf::config& cfg) {
   std::vector<std::shared_ptr<cluster>> retired;
   {

@@ -96,6 +96,10 @@ class cluster : public std::enable_shared_from_this<cluster> {
 
   bool has_replicas() const noexcept;
 
+  // Clients logged in through this cluster now (per-database figures of /metrics).
+  std::atomic<std::int64_t>& clients() noexcept { return clients_; }
+  std::int64_t client_count() const noexcept { return clients_.load(std::memory_order_relaxed); }
+
   // Starts the lag monitor (clusters with replicas); stopped by retire().
   void start_monitor(runtime& rt, std::chrono::milliseconds interval);
 
@@ -114,6 +118,7 @@ class cluster : public std::enable_shared_from_this<cluster> {
   std::string fingerprint_;
   std::atomic<bool> retired_{false};
   std::shared_ptr<cluster_monitor> monitor_;
+  std::atomic<std::int64_t> clients_{0};
 };
 
 // All clusters by (client-facing database, user), created on first use.
@@ -126,6 +131,13 @@ class cluster_registry {
                                std::string_view user, const std::optional<std::string>& auth_secret);
   // Every pool of every cluster (for upkeep and shutdown).
   std::vector<std::shared_ptr<pool>> pools();
+  // Every cluster in use with its client-facing database and user (for /metrics), in that order.
+  struct entry {
+    std::string database;
+    std::string user;
+    std::shared_ptr<cluster> c;
+  };
+  std::vector<entry> all();
   // After a reload: clusters whose settings changed stop taking clients and drain; new ones are
   // created from the new config on the next login.
   void retire_changed(const conf::config& cfg);

@@ -15,6 +15,8 @@
 #include <spdlog/spdlog.h>
 
 #include "proxy/client_session.hpp"
+#include "proxy/logging.hpp"
+#include "proxy/metrics_http.hpp"
 #include "proxy/pool.hpp"
 #include "proxy/runtime.hpp"
 
@@ -41,9 +43,13 @@ spdlog::level::level_enum to_spdlog(std::string_view level) {
 }
 
 void setup_logging(const conf::config& cfg, const std::string& override_level) {
-  auto logger = spdlog::stderr_color_mt("pgsluice");
-  spdlog::set_default_logger(logger);
-  spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %l %v");
+  if (cfg.log.format == conf::log_format::json) {
+    use_json_logs();  // one JSON object per line (proxy/logging.hpp)
+  } else {
+    auto logger = spdlog::stderr_color_mt("pgsluice");
+    spdlog::set_default_logger(logger);
+    spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %l %v");
+  }
   spdlog::set_level(to_spdlog(override_level.empty() ? conf::to_string(cfg.log.level) : override_level));
   spdlog::flush_on(spdlog::level::info);
 }
@@ -111,12 +117,16 @@ std::size_t total_sessions(runtime& rt) {
 
 void reload(runtime& rt) {
   std::shared_ptr<const conf::config> next;
+  const auto unix_now = std::chrono::duration_cast<std::chrono::seconds>(
+                            std::chrono::system_clock::now().time_since_epoch()).count();
   try {
     next = conf::load_config(rt.config_file());
   } catch (const std::exception& e) {  // conf::config_error included: what() lists its problems
+    rt.stats().reload_done(false, unix_now);
     spdlog::error("reload failed, keeping the current config: {}", e.what());
     return;
   }
+  rt.stats().reload_done(true, unix_now);
   for (const auto& msg : conf::reload_restrictions(*rt.config(), *next)) spdlog::warn("reload: {} (needs a restart)", msg);
   rt.set_config(next);
   rt.clusters().retire_changed(*next);
@@ -140,6 +150,18 @@ int run_serve(const serve_options& options) {
 
   auto rt = std::make_unique<runtime>(cfg, options.config_file);
   if (!open_listeners(*rt, *cfg)) return 1;
+  // The main thread runs signals, pool upkeep and the /metrics endpoint.
+  asio::io_context main_io;
+  std::unique_ptr<metrics_endpoint> metrics_http;
+  if (cfg->metrics.port != 0) {
+    try {
+      metrics_http = std::make_unique<metrics_endpoint>(main_io, *rt, cfg->metrics);
+    } catch (const std::exception& e) {
+      spdlog::critical("{}", e.what());
+      return 1;
+    }
+    metrics_http->start();
+  }
   for (auto& w : rt->workers()) {
     for (auto& acc : w->acceptors()) {
       asio::co_spawn(w->io(), accept_loop(*w, acc), [i = w->index()](std::exception_ptr e) {
@@ -154,8 +176,6 @@ int run_serve(const serve_options& options) {
     w->start();
   }
 
-  // The main thread runs signals and pool upkeep.
-  asio::io_context main_io;
   asio::signal_set signals(main_io, SIGINT, SIGTERM, SIGHUP);
   ::signal(SIGPIPE, SIG_IGN);
   asio::steady_timer upkeep(main_io);
@@ -171,7 +191,7 @@ int run_serve(const serve_options& options) {
       } else if (!stopping) {
         stopping = true;
         stop_deadline = clock::now() + graceful_timeout;
-        spdlog::info("shutdown signal={} sessions={}: no new clients, waiting for transactions to finish",
+        spdlog::info("shutdown signal={} sessions={} (no new clients, waiting for transactions to finish)",
                      sig == SIGINT ? "SIGINT" : "SIGTERM", total_sessions(*rt));
         rt->begin_shutdown();
         for (auto& w : rt->workers()) {
@@ -224,6 +244,7 @@ int run_serve(const serve_options& options) {
 
   main_io.run();
 
+  if (metrics_http) metrics_http->stop();
   rt->clusters().clear();
   for (auto& w : rt->workers()) w->stop();
   for (auto& w : rt->workers()) w->join();

@@ -419,12 +419,8 @@ std::vector<conf::config_problem> refusals_of(const std::string& text,
 // accepted and ignored.
 TEST(conf_unsupported, other_values_are_refused_naming_key_and_line) {
   const std::string text = R"(query_timeout = "30s"
-[log]
-format = "json"
 [admin]
 admin_users = ["app"]
-[metrics]
-port = 9127
 [tls]
 client_tls_mode = "require"
 [users]
@@ -432,13 +428,20 @@ app = "x"
 [databases.app]
 host = "h"
 )";
-  const auto p = refusals_of(text, {{1, "query_timeout"},
-                                    {3, "log.format"},
-                                    {5, "admin.admin_users"},
-                                    {7, "metrics.port"},
-                                    {9, "tls.client_tls_mode"}});
-  ASSERT_EQ(p.size(), 5u);
-  EXPECT_EQ(p[3].to_string(), "u.toml:7: key 'metrics.port': not supported yet: pgsluice has no /metrics endpoint in this version");
+  const auto p = refusals_of(text, {{1, "query_timeout"}, {3, "admin.admin_users"}, {5, "tls.client_tls_mode"}});
+  ASSERT_EQ(p.size(), 3u);
+}
+
+// --- [metrics] and log.format: accepted ---------------------------------------------------
+
+TEST(conf_metrics, endpoint_and_json_logs_load) {
+  const auto c = load_config_from_string(with("", "[log]\nformat = \"json\"\n"
+                                                  "[metrics]\nhost = \"0.0.0.0\"\nport = 9127\npath = \"/prom/metrics\"\n"),
+                                         "t.toml");
+  EXPECT_EQ(c->log.format, conf::log_format::json);
+  EXPECT_EQ(c->metrics.host, "0.0.0.0");
+  EXPECT_EQ(c->metrics.port, 9127);
+  EXPECT_EQ(c->metrics.path, "/prom/metrics");
 }
 
 // The keys of read/write routing, refused together while conf::detail::routing_supported is false.
@@ -454,8 +457,7 @@ const std::set<std::string> routing_keys = {
 TEST(conf_unsupported, docs_mark_them) {
   for (const auto& d : conf::describe_settings()) {
     const bool marked = d.description.find("(not supported yet") != std::string::npos;
-    const bool unsupported = d.key == "query_timeout" || d.key == "log.format" || d.key.starts_with("admin.") ||
-                             d.key.starts_with("metrics.") || d.key.starts_with("tls.") ||
+    const bool unsupported = d.key == "query_timeout" || d.key.starts_with("admin.") || d.key.starts_with("tls.") ||
                              (!conf::detail::routing_supported && routing_keys.count(d.key) != 0);
     EXPECT_EQ(marked, unsupported) << d.key << ": " << d.description;
   }
