@@ -10,6 +10,7 @@
 // values for `pgsluice check --defaults` and the example config.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
@@ -166,11 +167,18 @@ struct user_config {
   std::optional<conf::target_session_attrs> target_session_attrs;  // wins over the database's
 };
 
-// Who may use the admin console (database "pgsluice" or "pgbouncer"). Not supported yet:
-// the loader refuses any value but the default until the console exists.
+// Database names of the admin console (PgBouncer's is "pgbouncer"; both are accepted), reserved.
+inline constexpr std::array<std::string_view, 2> admin_databases{"pgsluice", "pgbouncer"};
+inline bool is_admin_database(std::string_view name) noexcept {
+  return name == admin_databases[0] || name == admin_databases[1];
+}
+
+// Who may use the admin console (database "pgsluice" or "pgbouncer" on the listen port), and
+// the window of its per-database averages.
 struct admin_config {
   std::vector<std::string> admin_users;   // every command
   std::vector<std::string> stats_users;   // read-only SHOW commands
+  duration stats_period = std::chrono::seconds{60};  // SHOW STATS averages cover the last period
 };
 
 // The Prometheus endpoint: plain HTTP, GET of `path` answers the text exposition format.

@@ -25,9 +25,6 @@
 namespace pgsluice::conf::detail {
 namespace {
 
-// Names reserved for the admin console (PgBouncer's is "pgbouncer"; both are accepted).
-constexpr std::array<std::string_view, 2> admin_databases{"pgsluice", "pgbouncer"};
-
 // Keys people bring from pgbouncer.ini, with where they went.
 const std::pair<std::string_view, std::string_view> renamed_keys[] = {
     {"listen_addr", "use [listen] host = \"...\""},

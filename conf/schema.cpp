@@ -22,7 +22,6 @@ namespace {
 
 constexpr std::string_view no_query_cancel = "pgsluice does not cancel long-running queries in this version";
 constexpr std::string_view no_tls = "pgsluice has no TLS in this version (it answers SSLRequest with 'N')";
-constexpr std::string_view no_admin_console = "pgsluice has no admin console in this version";
 
 // Routing keys: whether the reader refuses them depends on the one switch (routing_supported).
 constexpr bool routing = true;
@@ -131,8 +130,11 @@ const setting<log_config> log_keys[] = {
 
 const setting<admin_config> admin_keys[] = {
     {"admin_users", &admin_config::admin_users, any_value,
-     "Users allowed every command on the admin console (database \"pgsluice\" or \"pgbouncer\").", {}, no_admin_console},
-    {"stats_users", &admin_config::stats_users, any_value, "Users allowed the read-only SHOW commands.", {}, no_admin_console},
+     "Users allowed every command on the admin console (database \"pgsluice\" or \"pgbouncer\" on the listen "
+     "port); they log in with their [users] entry or auth_query like any client."},
+    {"stats_users", &admin_config::stats_users, any_value, "Users allowed the console's SHOW commands only."},
+    {"stats_period", &admin_config::stats_period, {1000, day_ms},
+     "Window of the averages in SHOW STATS / STATS_AVERAGES (PgBouncer's stats_period)."},
 };
 
 const setting<metrics_config> metrics_keys[] = {

@@ -181,6 +181,16 @@ void check_cross_references(context& ctx, config& c) {
       ctx.error_at(prefix + ".auth_user", std::string(no_lookups) + " (it only overrides the global auth_user)");
     }
   }
+  // Console users log in as clients do: one known nowhere cannot (PgBouncer accepts it too).
+  if (!lookups && c.auth_type != auth_type::trust) {
+    for (const auto* list : {&c.admin.admin_users, &c.admin.stats_users}) {
+      for (const auto& name : *list) {
+        if (c.find_user(name) != nullptr) continue;
+        ctx.warning_at(list == &c.admin.admin_users ? "admin.admin_users" : "admin.stats_users",
+                       "user '" + name + "' is not in [users] and auth_user is not set: it cannot log in to the console");
+      }
+    }
+  }
 }
 
 }  // namespace pgsluice::conf::detail

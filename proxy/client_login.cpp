@@ -161,14 +161,22 @@ awaitable<bool> client_session::login() {
   }
 
   if (!co_await authenticate(*cfg, user, fetched)) co_return false;
+  if (conf::is_admin_database(startup_.database)) co_return co_await console_login();
 
   // As PostgreSQL, the database is checked after authentication (InitPostgres).
   if (db == nullptr) {
     fail(end_reason::login_refused, "3D000", "database \"" + startup_.database + "\" does not exist");
     co_return false;
   }
+  if (rt_.control().disabled(startup_.database)) {
+    // DISABLE on the console; PgBouncer's wording.
+    spdlog::info("{} refused reason=disabled user={} db={}", name_, startup_.user, startup_.database);
+    fail(end_reason::login_refused, "08P01", "database \"" + startup_.database + "\" is disabled");
+    co_return false;
+  }
   cluster_ = rt_.clusters().get(*cfg, *db, startup_.database, startup_.user, fetched);
   cluster_->clients().fetch_add(1, std::memory_order_relaxed);  // given back in finish()
+  dbstats_ = &cluster_->stats();
   if (scram_keys_) cluster_->remember_scram_keys(*scram_keys_);
   transaction_mode_ = cluster_->transaction_mode();
   if (!take_routing_options()) co_return false;

@@ -37,6 +37,7 @@ client_session::client_session(worker& w, tcp::socket socket)
 client_session::~client_session() { rt_.stats().client_enters(state(), -1); }
 
 void client_session::state_changed(relay_state from, relay_state to) noexcept {
+  if (to == relay_state::waiting) wait_since_ = clock::now();
   const client_state a = gauge_of(from);
   const client_state b = gauge_of(to);
   if (a != b) rt_.stats().client_moves(a, b);
@@ -70,7 +71,11 @@ awaitable<void> client_session::run() {
   socket_.set_option(tcp::no_delay(true), ec);
 
   const bool logged_in = co_await login();
-  if (logged_in && !machine_.ending()) {
+  if (logged_in && console_ && !machine_.ending()) {
+    machine_.logged_in();
+    last_activity_ = clock::now();
+    co_await console_loop();
+  } else if (logged_in && !machine_.ending()) {
     machine_.logged_in();
     last_activity_ = clock::now();
     auto self = shared_from_this();

@@ -82,6 +82,41 @@ class client_session : public std::enable_shared_from_this<client_session>,
   };
   std::optional<cancel_target> current_cancel_target();
 
+  // --- the admin console (admin_session.cpp) ---
+  // What SHOW CLIENTS / SERVERS / POOLS show of this session and of the server it holds; read
+  // on the session's own worker thread.
+  struct admin_view {
+    std::string name;              // c42
+    std::string user;
+    std::string database;
+    std::string cluster;           // "database/user" (the pool row it counts in)
+    std::string state;             // "active" or "waiting" (PgBouncer's client lists)
+    tcp::endpoint remote;
+    tcp::endpoint local;
+    clock::time_point connected{};
+    clock::time_point last_request{};
+    clock::duration waited{};      // queued for a server so far
+    std::string application_name;
+    bool console = false;
+    // The server attached, if any.
+    bool has_server = false;
+    std::string server_name;
+    std::string server_user;
+    std::uint64_t server_id = 0;
+    tcp::endpoint server_remote;
+    tcp::endpoint server_local;
+    clock::time_point server_connected{};
+    clock::time_point server_used{};
+    std::int32_t backend_pid = 0;
+    bool server_close_needed = false;
+  };
+  // nullopt while logging in or ending (PgBouncer lists those elsewhere or not at all).
+  std::optional<admin_view> view_for_admin(clock::time_point now) const;
+  bool is_console() const noexcept { return console_; }
+  const std::string& database() const noexcept { return startup_.database; }
+  // KILL: the session ends now with PgBouncer's "database removed".
+  void kill();
+
   // Intrusive list of the worker's sessions.
   client_session* next_ = nullptr;
   client_session* prev_ = nullptr;
@@ -91,6 +126,21 @@ class client_session : public std::enable_shared_from_this<client_session>,
   // --- lifecycle (client_session.cpp) ---
   awaitable<void> run();
   void state_changed(relay_state from, relay_state to) noexcept override;
+
+  // --- the admin console (admin_session.cpp, admin_show.cpp) ---
+  awaitable<bool> console_login();
+  awaitable<void> console_loop();
+  // Runs one console statement, appending the whole reply to `out`.
+  awaitable<void> console_execute(std::string_view query, std::vector<std::uint8_t>& out);
+  awaitable<bool> console_show(std::string_view what, std::vector<std::uint8_t>& out);
+  // Every session of every worker, seen from its own thread.
+  awaitable<std::vector<admin_view>> gather_sessions();
+  // Waits, as a queued client, while PAUSE holds this session's database; false when the
+  // session ended meanwhile.
+  awaitable<bool> wait_while_paused();
+  // After a reload retired this session's cluster: the cluster of the new config, at a
+  // transaction boundary (no server attached). False (session ended) when the database is gone.
+  bool refresh_cluster();
 
   // --- login (client_login.cpp) ---
   awaitable<bool> login();
@@ -166,6 +216,9 @@ class client_session : public std::enable_shared_from_this<client_session>,
   void forward_error(const std::uint8_t* raw, std::size_t size, std::span<const std::uint8_t> body);
   bool releasable() const noexcept;
   void release_server();
+  // SHOW STATS counters: a Query or Sync relayed; a ReadyForQuery from the server.
+  void note_query() noexcept;
+  void note_ready(bool transaction_ended) noexcept;
   void pin(std::string_view why);
   // The one way to the client socket. Sends `g` without waiting when the socket takes it all
   // (the common case): 1 done (or queued behind a write under way), -1 failed, 0 the rest was
@@ -211,6 +264,13 @@ class client_session : public std::enable_shared_from_this<client_session>,
   bool chosen_now_ = false;             // attach_now() chose it for the attach under way
   cluster::backend* counted_backend_ = nullptr;  // counted in that backend's `active` while a server is attached
   bool counted_ = false;        // counted in runtime::client_count
+  bool console_ = false;        // logged in to the admin console
+  bool console_admin_ = false;  // an admin user there (else a stats user: SHOW only)
+  database_stats* dbstats_ = nullptr;  // the database's counters (owned by runtime::db_stats)
+  clock::time_point connected_ = clock::now();
+  clock::time_point wait_since_{};     // entered `waiting`
+  clock::time_point query_start_{};    // the oldest query without its ReadyForQuery yet
+  clock::time_point xact_start_{};     // the transaction under way began
   std::optional<protocol::scram_client_keys> scram_keys_;
   std::int32_t cancel_pid_ = 0;
   std::int32_t cancel_secret_ = 0;

@@ -97,8 +97,14 @@ std::string cluster_fingerprint(const conf::config& cfg, const conf::database_co
 
 // --- cluster -----------------------------------------------------------------------------------
 
-cluster::cluster(std::string name, std::vector<std::unique_ptr<backend>> backends, routing r)
-    : name_(std::move(name)), backends_(std::move(backends)), routing_(std::move(r)) {
+cluster::cluster(std::string database, std::string user, std::vector<std::unique_ptr<backend>> backends, routing r,
+                 std::shared_ptr<database_stats> stats)
+    : name_(database + "/" + user),
+      database_(std::move(database)),
+      user_(std::move(user)),
+      stats_(std::move(stats)),
+      backends_(std::move(backends)),
+      routing_(std::move(r)) {
   for (const auto& b : backends_) fingerprint_ += b->pool->cfg().fingerprint + "\n--\n";
   fingerprint_ += routing_fingerprint(routing_);
   routes_reads_ = routing_.policy.read_write_split && has_replicas();
@@ -240,7 +246,8 @@ std::shared_ptr<cluster> cluster_registry::build(const conf::config& cfg, const 
     b->pool = std::make_shared<pool>(rt_, pool_name, std::move(pc), std::move(db_budget), std::move(user_budget));
     backends.push_back(std::move(b));
   }
-  return std::make_shared<cluster>(name, std::move(backends), make_routing(cfg, db, user));
+  return std::make_shared<cluster>(std::string(database), std::string(user), std::move(backends),
+                                   make_routing(cfg, db, user), rt_.db_stats().get(database));
 }
 
 std::shared_ptr<cluster> cluster_registry::get(const conf::config& cfg, const conf::database_config& db,
@@ -265,11 +272,17 @@ std::vector<std::shared_ptr<pool>> cluster_registry::pools() {
   return out;
 }
 
-std::vector<cluster_registry::entry> cluster_registry::all() {
+std::vector<std::shared_ptr<cluster>> cluster_registry::all() {
   std::lock_guard lk(mu_);
-  std::vector<entry> out;
-  out.reserve(clusters_.size());
-  for (const auto& [k, c] : clusters_) out.push_back(entry{k.first, k.second, c});
+  std::vector<std::shared_ptr<cluster>> out;
+  for (const auto& [k, c] : clusters_) out.push_back(c);
+  // Retired clusters live while sessions still use them; forget the others.
+  retired_.erase(std::remove_if(retired_.begin(), retired_.end(), [&](const auto& w) {
+                   auto c = w.lock();
+                   if (c) out.push_back(std::move(c));
+                   return !c;
+                 }),
+                 retired_.end());
   return out;
 }
 
@@ -296,9 +309,14 @@ void cluster_registry::retire_changed(const conf::config& cfg) {
     }
   }
   for (auto& c : retired) {
-    spdlog::info("pool={} retired reason=config_changed", c->name());
+    // Its clients move to the new settings at their next transaction; a client holding its
+    // server (session pooling, a pinned session) keeps the old ones until it leaves.
+    spdlog::info("pool={} retired reason=config_changed clients_move=at_next_transaction "
+                 "session_or_pinned_clients_move=when_they_reconnect", c->name());
     c->retire();
   }
+  std::lock_guard lk(mu_);
+  for (auto& c : retired) retired_.push_back(c);
 }
 
 void cluster_registry::clear() {

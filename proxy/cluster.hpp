@@ -23,6 +23,7 @@
 
 #include "conf/config.hpp"
 #include "proxy/params.hpp"
+#include "proxy/pool_stats.hpp"
 #include "protocol/scram.hpp"
 #include "proxy/prepared.hpp"
 #include "router/classify.hpp"
@@ -40,11 +41,21 @@ class cluster : public std::enable_shared_from_this<cluster> {
  public:
   // What the monitor last saw of a backend's WAL position, published for the router.
   static constexpr std::uint64_t unknown = ~std::uint64_t{0};
+  static std::int64_t unix_now() noexcept {
+    return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  }
   struct backend {
     conf::backend_config cfg;
     std::shared_ptr<proxy::pool> pool;
     router::role role = router::role::primary;
     std::atomic<router::health> health{router::health::up};
+    // When `health` last changed (Unix seconds; the record's creation until it first does), for
+    // SHOW BACKENDS.
+    std::atomic<std::int64_t> health_since{unix_now()};
+    void set_health(router::health h) noexcept {
+      health.store(h, std::memory_order_relaxed);
+      health_since.store(unix_now(), std::memory_order_relaxed);
+    }
     // Replay position (a replica) or current WAL position (the primary), in bytes since 0/0.
     std::atomic<std::uint64_t> position{0};
     std::atomic<std::uint64_t> lag_bytes{unknown};   // behind the primary's position
@@ -62,12 +73,17 @@ class cluster : public std::enable_shared_from_this<cluster> {
     std::chrono::milliseconds lag_check_interval{500};
   };
 
-  cluster(std::string name, std::vector<std::unique_ptr<backend>> backends, routing r);
+  cluster(std::string database, std::string user, std::vector<std::unique_ptr<backend>> backends, routing r,
+          std::shared_ptr<database_stats> stats);
   ~cluster();
   cluster(const cluster&) = delete;
   cluster& operator=(const cluster&) = delete;
 
   const std::string& name() const noexcept { return name_; }  // "database/user"
+  const std::string& database() const noexcept { return database_; }  // client-facing
+  const std::string& user() const noexcept { return user_; }          // the client's
+  // The database's traffic counters (shared by every cluster of the database, kept across reloads).
+  database_stats& stats() const noexcept { return *stats_; }
   bool transaction_mode() const noexcept;
   const std::vector<std::unique_ptr<backend>>& backends() const noexcept { return backends_; }
 
@@ -110,6 +126,9 @@ class cluster : public std::enable_shared_from_this<cluster> {
 
  private:
   std::string name_;
+  std::string database_;
+  std::string user_;
+  std::shared_ptr<database_stats> stats_;
   std::vector<std::unique_ptr<backend>> backends_;
   routing routing_;
   bool routes_reads_ = false;
@@ -131,13 +150,8 @@ class cluster_registry {
                                std::string_view user, const std::optional<std::string>& auth_secret);
   // Every pool of every cluster (for upkeep and shutdown).
   std::vector<std::shared_ptr<pool>> pools();
-  // Every cluster in use with its client-facing database and user (for /metrics), in that order.
-  struct entry {
-    std::string database;
-    std::string user;
-    std::shared_ptr<cluster> c;
-  };
-  std::vector<entry> all();
+  // Every cluster, those a reload retired that still serve clients included (retired last).
+  std::vector<std::shared_ptr<cluster>> all();
   // After a reload: clusters whose settings changed stop taking clients and drain; new ones are
   // created from the new config on the next login.
   void retire_changed(const conf::config& cfg);
@@ -152,6 +166,7 @@ class cluster_registry {
   runtime& rt_;
   std::mutex mu_;
   std::map<std::pair<std::string, std::string>, std::shared_ptr<cluster>> clusters_;
+  std::vector<std::weak_ptr<cluster>> retired_;  // draining after a reload (SHOW SERVERS, WAIT_CLOSE)
   std::map<std::string, std::shared_ptr<connection_budget>> db_budgets_;
   std::map<std::string, std::shared_ptr<connection_budget>> user_budgets_;
 };

@@ -138,7 +138,7 @@ awaitable<void> cluster_monitor::run() {
         b.lag_bytes.store(cluster::unknown, std::memory_order_relaxed);
         b.lag_ms.store(-1, std::memory_order_relaxed);
         if (before == router::health::up || before == router::health::lagging) {
-          b.health.store(router::health::down, std::memory_order_relaxed);
+          b.set_health(router::health::down);
           spdlog::warn("backend={}:{} cluster={} status=down reason=\"no lag sample\"", b.cfg.host, b.cfg.port, c->name());
         }
         continue;
@@ -150,7 +150,7 @@ awaitable<void> cluster_monitor::run() {
         b.lag_ms.store(behind == 0 ? 0 : s->replay_age_ms.value_or(-1), std::memory_order_relaxed);
       }
       if (before == router::health::down) {
-        b.health.store(router::health::up, std::memory_order_relaxed);
+        b.set_health(router::health::up);
         spdlog::info("backend={}:{} cluster={} status=up", b.cfg.host, b.cfg.port, c->name());
       }
     }

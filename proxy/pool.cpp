@@ -190,7 +190,7 @@ std::shared_ptr<server_connection> pool::try_acquire(worker& w) {
 
 void pool::release(std::shared_ptr<server_connection> s, bool reusable) {
   const auto now = clock::now();
-  if (retired() || !s->is_open() || s->transaction_status != 'I') reusable = false;
+  if (close_needed(s->id()) || !s->is_open() || s->transaction_status != 'I') reusable = false;
   if (reusable && cfg_.lifetime.count() > 0 && now - s->created >= cfg_.lifetime) {
     reusable = false;
     spdlog::info("{} closing pool={} reason=server_lifetime", s->name(), name_);
@@ -216,6 +216,10 @@ awaitable<std::pair<std::shared_ptr<server_connection>, std::optional<server_err
                                                                                                         bool for_client) {
   auto fresh = std::make_shared<server_connection>(rt_, rt_.next_server_id(), w.io(), w.index());
   fresh->owner = weak_from_this();
+  {
+    std::lock_guard lk(live_mu_);
+    live_.insert(fresh->id());
+  }
   fresh->statements = server_statements(cfg_.max_prepared_statements);
   server_credentials creds = login_credentials();
   auto err = co_await fresh->login(cfg_.target, creds, cfg_.connect_timeout);
@@ -310,6 +314,35 @@ void pool::maintain(clock::time_point now) {
 void pool::retire() {
   retired_.store(true, std::memory_order_relaxed);
   close_idle();
+}
+
+void pool::reconnect(std::uint64_t below) {
+  std::uint64_t cur = close_below_.load(std::memory_order_relaxed);
+  while (cur < below && !close_below_.compare_exchange_weak(cur, below, std::memory_order_relaxed)) {
+  }
+  close_idle();
+}
+
+std::uint32_t pool::close_needed_count() const {
+  std::lock_guard lk(live_mu_);
+  if (retired()) return static_cast<std::uint32_t>(live_.size());
+  const auto below = close_below_.load(std::memory_order_relaxed);
+  return static_cast<std::uint32_t>(std::distance(live_.begin(), live_.lower_bound(below)));
+}
+
+void pool::server_gone(std::uint64_t id) {
+  std::lock_guard lk(live_mu_);
+  live_.erase(id);
+}
+
+std::vector<pool::idle_view> pool::idle_servers() const {
+  std::lock_guard lk(mu_);
+  std::vector<idle_view> out;
+  out.reserve(idle_.size());
+  for (const auto& s : idle_) {
+    out.push_back(idle_view{s->name(), s->id(), s->remote, s->local, s->created, s->last_used, s->backend_pid});
+  }
+  return out;
 }
 
 void pool::close_idle() {

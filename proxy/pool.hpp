@@ -12,6 +12,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -110,6 +111,30 @@ class pool : public std::enable_shared_from_this<pool> {
   void close_idle();
   pool_counts counts() const;
 
+  // --- the admin console ---
+  // RECONNECT: every server opened before `below` (a server id) is closed once released; the
+  // idle ones now.
+  void reconnect(std::uint64_t below);
+  // Whether server `id` is to be closed when released (RECONNECT, or a reload retired the pool).
+  bool close_needed(std::uint64_t id) const noexcept {
+    return retired() || id < close_below_.load(std::memory_order_relaxed);
+  }
+  // Servers still open that are to be closed (WAIT_CLOSE waits for none).
+  std::uint32_t close_needed_count() const;
+  // A server of this pool was closed (server_connection::close).
+  void server_gone(std::uint64_t id);
+  // What SHOW SERVERS shows of an idle server (read under the pool's lock).
+  struct idle_view {
+    std::string name;
+    std::uint64_t id = 0;
+    tcp::endpoint remote;
+    tcp::endpoint local;
+    std::chrono::steady_clock::time_point created;
+    std::chrono::steady_clock::time_point last_used;
+    std::int32_t backend_pid = 0;
+  };
+  std::vector<idle_view> idle_servers() const;
+
  private:
   struct waiter_slot {
     explicit waiter_slot(const asio::any_io_executor& ex) : timer(ex) {}
@@ -155,6 +180,9 @@ class pool : public std::enable_shared_from_this<pool> {
   std::optional<protocol::scram_client_keys> scram_keys_;
   std::chrono::steady_clock::time_point last_login_failure_{};
   std::atomic<bool> retired_{false};
+  std::atomic<std::uint64_t> close_below_{0};
+  mutable std::mutex live_mu_;  // apart from mu_: close() may run where mu_ is held by the caller's caller
+  std::set<std::uint64_t> live_;  // ids of this pool's open servers
   std::atomic<std::uint64_t> next_waiter_{1};
   std::atomic<unsigned> next_worker_{0};
 };

@@ -94,6 +94,33 @@ void client_session::update_settings_hash() {
   settings_hash_ = h == 0 ? 1 : h;
 }
 
+// SHOW STATS bookkeeping (pool_stats.hpp): a query starts when it arrives (the time of the read
+// that brought it), ends at its ReadyForQuery; a transaction spans from its first query to the
+// ReadyForQuery 'I' that ends it.
+void client_session::note_query() noexcept {
+  dbstats_->add(database_stats::field::query_count, 1);
+  if (query_start_ == clock::time_point{}) query_start_ = last_activity_;
+  if (xact_start_ == clock::time_point{}) xact_start_ = last_activity_;
+}
+
+void client_session::note_ready(bool transaction_ended) noexcept {
+  if (query_start_ == clock::time_point{} && !transaction_ended) return;
+  const auto now = clock::now();
+  auto us = [&](clock::time_point since) {
+    return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(now - since).count());
+  };
+  if (query_start_ != clock::time_point{}) {
+    dbstats_->add(database_stats::field::query_time, us(query_start_));
+    // Pipelined queries still due: the next one's time runs from here.
+    query_start_ = tracker_.size() > 1 ? now : clock::time_point{};
+  }
+  if (transaction_ended && xact_start_ != clock::time_point{}) {
+    dbstats_->add(database_stats::field::xact_count, 1);
+    dbstats_->add(database_stats::field::xact_time, us(xact_start_));
+    xact_start_ = clock::time_point{};
+  }
+}
+
 void client_session::pin(std::string_view why) {
   if (!transaction_mode_ || !machine_.pin()) return;
   rt_.stats().add(counter::pinned_sessions);
@@ -168,6 +195,7 @@ bool client_session::process_client(std::span<const std::uint8_t> data) {
     switch (tag) {
       case 'Q': {
         rt_.stats().add(counter::queries);
+        note_query();
         const std::string_view sql = protocol::read_query(body).value_or(std::string_view());
         apply_effects(classify_session_effects(sql));
         if (opts != nullptr) {
@@ -281,6 +309,7 @@ bool client_session::process_client(std::span<const std::uint8_t> data) {
         break;
       case 'S':
         rt_.stats().add(counter::queries);
+        note_query();
         machine_.sync_seen();
         forward(expect::sync);
         restore_after();
@@ -319,6 +348,7 @@ awaitable<void> client_session::client_pump() {
     cbuf_.commit(n);
     rt_.stats().add(counter::client_received_bytes, static_cast<std::int64_t>(n));
     last_activity_ = clock::now();
+    dbstats_->add(database_stats::field::bytes_received, n);
 
     // Frame, once: the rest of a streamed CopyData first, then complete messages, then possibly
     // the start of a large CopyData to stream.
@@ -595,6 +625,7 @@ std::size_t client_session::process_server(std::span<const std::uint8_t> data) {
         break;
       case 'Z':
         if (const auto st = protocol::read_ready_for_query(body)) server_->transaction_status = *st;
+        if (!internal) note_ready(server_->transaction_status == 'I');
         if (!internal && server_->transaction_status == 'I') {
           rt_.stats().add(counter::transactions);
           local_route_.reset();  // SET LOCAL pgsluice.route lasts until the transaction ends
@@ -667,6 +698,7 @@ awaitable<void> client_session::server_pump() {
       co_return;
     }
     sbuf_.commit(n);
+    dbstats_->add(database_stats::field::bytes_sent, n);
     emit_target_ = &to_client_;
     const auto data = sbuf_.data();
     const std::size_t used = process_server(data);

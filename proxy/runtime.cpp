@@ -29,6 +29,7 @@ void worker::start() {
   });
   thread_ = std::thread([this] {
     metrics::set_thread_shard(index_);
+    database_stats::set_thread_shard(index_);
     try {
       io_.run();
     } catch (const std::exception& e) {
@@ -64,6 +65,14 @@ void worker::remove_session(client_session* s) noexcept {
   if (first_ == s) first_ = s->next_;
   s->next_ = s->prev_ = nullptr;
   sessions_.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void worker::visit_sessions(const std::function<void(client_session&)>& fn) {
+  for (client_session* s = first_; s != nullptr;) {
+    client_session* next = s->next_;  // fn may end the session, never unlinks it synchronously
+    fn(*s);
+    s = next;
+  }
 }
 
 void worker::janitor_tick(clock::time_point now, bool force) {
@@ -140,6 +149,7 @@ bool connection_budget::try_take() noexcept {
 runtime::runtime(std::shared_ptr<const conf::config> cfg, std::filesystem::path config_file)
     : config_(std::move(cfg)), config_file_(std::move(config_file)) {
   const unsigned n = config_->effective_workers();
+  db_stats_ = std::make_unique<stats_registry>(n);
   for (unsigned i = 0; i < n; ++i) workers_.push_back(std::make_unique<worker>(*this, i));
 }
 
@@ -158,6 +168,31 @@ std::shared_ptr<const conf::config> runtime::config() const {
 void runtime::set_config(std::shared_ptr<const conf::config> cfg) {
   std::lock_guard lk(config_mu_);
   config_ = std::move(cfg);
+}
+
+bool runtime::reload() {
+  std::lock_guard serial(reload_mu_);  // SIGHUP and RELOAD on the console may race
+  std::shared_ptr<const conf::config> next;
+  const auto unix_now = std::chrono::duration_cast<std::chrono::seconds>(
+                            std::chrono::system_clock::now().time_since_epoch()).count();
+  try {
+    next = conf::load_config(config_file_);
+  } catch (const std::exception& e) {  // conf::config_error included: what() lists its problems
+    stats_.reload_done(false, unix_now);
+    spdlog::error("reload failed, keeping the current config: {}", e.what());
+    return false;
+  }
+  stats_.reload_done(true, unix_now);
+  for (const auto& msg : conf::reload_restrictions(*config(), *next)) spdlog::warn("reload: {} (needs a restart)", msg);
+  for (const auto& w : next->warnings) spdlog::warn("config: {}", w.to_string());
+  set_config(next);
+  clusters_.retire_changed(*next);
+  spdlog::info("config reloaded from {}", config_file_.string());
+  return true;
+}
+
+void runtime::request_shutdown() {
+  if (shutdown_hook_) shutdown_hook_();
 }
 
 }  // namespace pgsluice::proxy

@@ -15,6 +15,7 @@
 #include <atomic>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -25,10 +26,12 @@
 #include <vector>
 
 #include "conf/config.hpp"
+#include "proxy/admin_control.hpp"
 #include "proxy/asio.hpp"
 #include "proxy/cluster.hpp"
 #include "proxy/metrics.hpp"
 #include "proxy/pool_ledger.hpp"
+#include "proxy/pool_stats.hpp"
 
 namespace pgsluice::proxy {
 
@@ -59,6 +62,10 @@ class worker {
   std::size_t session_count() const noexcept { return sessions_.load(std::memory_order_relaxed); }
 
   std::vector<tcp::acceptor>& acceptors() noexcept { return acceptors_; }
+
+  // Runs `fn` on every session of this worker; call it on this worker's thread (the admin
+  // console posts there).
+  void visit_sessions(const std::function<void(client_session&)>& fn);
 
   // Runs on this worker every tick: login/idle timeouts of its sessions, shutdown of idle ones;
   // `force` ends every session (end of a graceful shutdown).
@@ -125,6 +132,24 @@ class runtime {
 
   std::uint64_t next_client_id() noexcept { return next_client_id_.fetch_add(1, std::memory_order_relaxed); }
   std::uint64_t next_server_id() noexcept { return next_server_id_.fetch_add(1, std::memory_order_relaxed); }
+  // The id the next server will get: every server opened so far has a smaller one (RECONNECT).
+  std::uint64_t server_id_mark() const noexcept { return next_server_id_.load(std::memory_order_relaxed); }
+
+  // Per-database traffic counters (SHOW STATS, /metrics).
+  stats_registry& db_stats() noexcept { return *db_stats_; }
+  // PAUSE / DISABLE state (admin console).
+  traffic_control& control() noexcept { return control_; }
+
+  // Loads the config file again and applies it (SIGHUP, RELOAD): pools whose settings changed
+  // are retired (their servers finish what they serve, then close) and rebuilt from the new
+  // config at their clients' next transaction; what cannot change without a restart is logged.
+  // False (the current config kept) when the file does not load.
+  bool reload();
+  // SHUTDOWN on the console: the same graceful stop as SIGTERM (serve installs the hook).
+  void set_shutdown_hook(std::function<void()> hook) { shutdown_hook_ = std::move(hook); }
+  void request_shutdown();
+  // When the proxy started (SHOW STATS windows, uptime).
+  std::chrono::system_clock::time_point started() const noexcept { return started_; }
 
   // Logged-in or logging-in clients, for max_client_conn.
   std::atomic<std::int64_t>& client_count() noexcept { return client_count_; }
@@ -141,6 +166,11 @@ class runtime {
 
   cancel_registry cancels_;
   metrics stats_;
+  std::unique_ptr<stats_registry> db_stats_;
+  traffic_control control_;
+  std::function<void()> shutdown_hook_;
+  std::mutex reload_mu_;
+  std::chrono::system_clock::time_point started_ = std::chrono::system_clock::now();
   std::atomic<std::uint64_t> next_client_id_{1};
   std::atomic<std::uint64_t> next_server_id_{1};
   std::atomic<std::int64_t> client_count_{0};

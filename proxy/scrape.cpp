@@ -4,6 +4,7 @@
 // loop: it sums the per-thread shards, takes each pool's lock just long enough to copy its
 // counts, and reads the backends' published health and lag.
 #include <chrono>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -94,6 +95,38 @@ constexpr counter_export counter_exports[] = {
     {counter::failovers, "pgsluice_failovers_total", "Failovers: a failed primary replaced by a promoted replica."},
 };
 
+// Per-database traffic (proxy/pool_stats.hpp, the counters of the admin console's SHOW STATS).
+void add_database_stats(runtime& rt, std::vector<family>& out) {
+  struct column {
+    const char* name;
+    const char* help;
+    double scale;
+    std::uint64_t stats_totals::*member;
+  };
+  static constexpr column columns[] = {
+      {"pgsluice_database_transactions_total", "Transactions completed on servers, by client-facing database.", 1,
+       &stats_totals::xact_count},
+      {"pgsluice_database_queries_total", "Queries (Query and Sync messages) relayed to servers, by database.", 1,
+       &stats_totals::query_count},
+      {"pgsluice_database_received_bytes_total", "Bytes received from the database's clients.", 1,
+       &stats_totals::bytes_received},
+      {"pgsluice_database_sent_bytes_total", "Bytes the database's servers sent, relayed to its clients.", 1,
+       &stats_totals::bytes_sent},
+      {"pgsluice_database_transaction_seconds_total", "Time spent in transactions, from the first query to the end.",
+       1e-6, &stats_totals::xact_time_us},
+      {"pgsluice_database_query_seconds_total", "Time spent in queries, from arrival to ReadyForQuery.", 1e-6,
+       &stats_totals::query_time_us},
+      {"pgsluice_database_wait_seconds_total", "Time the database's clients waited for a server (or were held by PAUSE).",
+       1e-6, &stats_totals::wait_time_us},
+  };
+  const auto rows = rt.db_stats().snapshot(std::chrono::steady_clock::now());
+  for (const auto& col : columns) {
+    family f = make(col.name, col.help, metric_type::counter);
+    for (const auto& r : rows) f.samples.push_back({{{"database", r.database}}, static_cast<double>(r.total.*col.member) * col.scale});
+    out.push_back(std::move(f));
+  }
+}
+
 void add_process(std::vector<family>& out) {
   const process_stats p = read_process_stats();
   if (p.ok) {
@@ -133,11 +166,15 @@ void add_pools(runtime& rt, std::vector<family>& out) {
                           metric_type::gauge);
   family lag_seconds = make("pgsluice_backend_replication_lag_seconds",
                             "How far the replica's replay is behind in time, in seconds.", metric_type::gauge);
-  for (const auto& e : rt.clusters().all()) {
-    db_clients.samples.push_back({{{"database", e.database}, {"user", e.user}}, static_cast<double>(e.c->client_count())});
-    for (const auto& b : e.c->backends()) {
-      const labels base{{"database", e.database},
-                        {"user", e.user},
+  // A cluster a reload retired still serves its clients until they move on: its clients count
+  // with its successor's; its pools, draining, are left out (one series per pool and backend).
+  std::map<std::pair<std::string, std::string>, std::int64_t> clients_of;
+  for (const auto& c : rt.clusters().all()) {
+    clients_of[{c->database(), c->user()}] += c->client_count();
+    if (c->retired()) continue;
+    for (const auto& b : c->backends()) {
+      const labels base{{"database", c->database()},
+                        {"user", c->user()},
                         {"backend", b->cfg.host + ":" + std::to_string(b->cfg.port)},
                         {"role", std::string(router::to_string(b->role))}};
       auto with = [&base](std::string k, std::string v) {
@@ -158,7 +195,7 @@ void add_pools(runtime& rt, std::vector<family>& out) {
                                      router::health::fenced, router::health::draining}) {
         health.samples.push_back({with("state", std::string(router::to_string(s))), s == h ? 1.0 : 0.0});
       }
-      if (e.c->routes_reads()) {
+      if (c->routes_reads()) {
         for (std::size_t r = 0; r < router::route_reason_count; ++r) {
           routed.samples.push_back({with("reason", std::string(router::to_string(static_cast<router::route_reason>(r)))),
                                     static_cast<double>(b->routed[r].load(std::memory_order_relaxed))});
@@ -172,6 +209,8 @@ void add_pools(runtime& rt, std::vector<family>& out) {
       }
     }
   }
+  for (const auto& [key, n] : clients_of)
+    db_clients.samples.push_back({{{"database", key.first}, {"user", key.second}}, static_cast<double>(n)});
   for (auto* f : {&db_clients, &servers, &waiting, &size, &routed, &up, &health, &lag_bytes, &lag_seconds})
     out.push_back(std::move(*f));
 }
@@ -235,6 +274,7 @@ std::vector<prom::family> gather_metrics(runtime& rt) {
                        metric_type::gauge, static_cast<double>(rt.config()->max_client_conn)));
 
   add_pools(rt, out);
+  add_database_stats(rt, out);
   add_process(out);
   return out;
 }

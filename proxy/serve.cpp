@@ -115,24 +115,6 @@ std::size_t total_sessions(runtime& rt) {
   return n;
 }
 
-void reload(runtime& rt) {
-  std::shared_ptr<const conf::config> next;
-  const auto unix_now = std::chrono::duration_cast<std::chrono::seconds>(
-                            std::chrono::system_clock::now().time_since_epoch()).count();
-  try {
-    next = conf::load_config(rt.config_file());
-  } catch (const std::exception& e) {  // conf::config_error included: what() lists its problems
-    rt.stats().reload_done(false, unix_now);
-    spdlog::error("reload failed, keeping the current config: {}", e.what());
-    return;
-  }
-  rt.stats().reload_done(true, unix_now);
-  for (const auto& msg : conf::reload_restrictions(*rt.config(), *next)) spdlog::warn("reload: {} (needs a restart)", msg);
-  rt.set_config(next);
-  rt.clusters().retire_changed(*next);
-  spdlog::info("config reloaded from {}", rt.config_file().string());
-}
-
 // Runs the proxy in the foreground until SIGINT/SIGTERM, reloading the config on SIGHUP.
 int run_serve(const serve_options& options) {
   std::shared_ptr<const conf::config> cfg;
@@ -183,28 +165,37 @@ int run_serve(const serve_options& options) {
   clock::time_point stop_deadline{};
   constexpr auto graceful_timeout = std::chrono::seconds(30);
 
+  // A graceful stop: no new clients, transactions finish (up to graceful_timeout).
+  auto begin_stop = [&](std::string_view why) {
+    if (stopping) {
+      spdlog::info("second shutdown request ({}): closing every connection now", why);
+      stop_deadline = clock::now();
+      return;
+    }
+    stopping = true;
+    stop_deadline = clock::now() + graceful_timeout;
+    spdlog::info("shutdown {} sessions={}: no new clients, waiting for transactions to finish", why, total_sessions(*rt));
+    rt->begin_shutdown();
+    for (auto& w : rt->workers()) {
+      asio::post(w->io(), [wp = w.get()] {
+        for (auto& acc : wp->acceptors()) {
+          boost::system::error_code ignored;
+          acc.close(ignored);
+        }
+      });
+    }
+  };
+  // SHUTDOWN on the admin console, from a worker thread: carried out here, on the main thread
+  // (once main_io has stopped, the post is never run).
+  rt->set_shutdown_hook([&main_io, &begin_stop] { asio::post(main_io, [&begin_stop] { begin_stop("command=SHUTDOWN"); }); });
+
   std::function<void()> arm_signals = [&] {
     signals.async_wait([&](const boost::system::error_code& ec, int sig) {
       if (ec) return;
       if (sig == SIGHUP) {
-        reload(*rt);
-      } else if (!stopping) {
-        stopping = true;
-        stop_deadline = clock::now() + graceful_timeout;
-        spdlog::info("shutdown signal={} sessions={} (no new clients, waiting for transactions to finish)",
-                     sig == SIGINT ? "SIGINT" : "SIGTERM", total_sessions(*rt));
-        rt->begin_shutdown();
-        for (auto& w : rt->workers()) {
-          asio::post(w->io(), [wp = w.get()] {
-            for (auto& acc : wp->acceptors()) {
-              boost::system::error_code ignored;
-              acc.close(ignored);
-            }
-          });
-        }
+        rt->reload();
       } else {
-        spdlog::info("second shutdown signal: closing every connection now");
-        stop_deadline = clock::now();
+        begin_stop(sig == SIGINT ? "signal=SIGINT" : "signal=SIGTERM");
       }
       arm_signals();
     });
@@ -220,6 +211,7 @@ int run_serve(const serve_options& options) {
       const auto now = clock::now();
       if (!stopping) {
         for (auto& p : rt->clusters().pools()) p->maintain(now);
+        rt->db_stats().tick(now, rt->config()->admin.stats_period);
       } else {
         const std::size_t left = total_sessions(*rt);
         if (left == 0 || (forced && now >= force_deadline)) {

@@ -13,6 +13,7 @@
 #include "protocol/codec.hpp"
 #include "protocol/fields.hpp"
 #include "protocol/framing.hpp"
+#include "proxy/pool.hpp"
 #include "protocol/md5.hpp"
 #include "proxy/runtime.hpp"
 
@@ -123,6 +124,7 @@ bool server_connection::looks_alive() noexcept {
 }
 
 void server_connection::close() noexcept {
+  if (auto p = owner.lock()) p->server_gone(id_);  // for WAIT_CLOSE and close_needed
   if (socket_ && socket_->is_open()) {
     boost::system::error_code ec;
     // Terminate lets the server end its session at once instead of noticing the EOF later.
@@ -206,6 +208,7 @@ awaitable<std::optional<server_error>> server_connection::login(const backend_ta
     cec = e;
     if (!cec) {
       remote = ep;
+      local = socket_->local_endpoint(ec);
       break;
     }
     if (wd.fired()) break;

@@ -119,6 +119,7 @@ class server_connection {
   std::int32_t backend_pid = 0;
   std::int32_t backend_secret = 0;
   tcp::endpoint remote;
+  tcp::endpoint local;         // this end of the connection (SHOW SERVERS)
   clock::time_point created = clock::now();
   clock::time_point last_used = clock::now();
   std::weak_ptr<pool> owner;

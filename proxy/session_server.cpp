@@ -45,6 +45,10 @@ bool client_session::choose_pool(bool* wait) {
 }
 
 awaitable<bool> client_session::attach_server(bool for_login) {
+  const auto asked = clock::now();
+  // PAUSE: a new transaction waits, queued, until RESUME.
+  if (rt_.control().any_paused() && !co_await wait_while_paused()) co_return false;
+  if (cluster_->retired() && !refresh_cluster()) co_return false;
   // Read-your-writes may ask to wait a little for a replica to replay the client's last write.
   // A backend attach_now() chose a moment ago stands: choosing twice would skew the balance.
   for (bool wait = false; !std::exchange(chosen_now_, false) && !choose_pool(&wait); wait = false) {
@@ -57,6 +61,10 @@ awaitable<bool> client_session::attach_server(bool for_login) {
   machine_.needs_server();
   const auto wait = cfg_->query_wait_timeout.count() > 0 ? cfg_->query_wait_timeout : std::chrono::hours(24 * 365);
   auto r = co_await pool_->acquire(worker_, id_, clock::now() + wait, &wait_);
+  // Time without a server: queued, held by a pause, or while one is opened (PgBouncer's
+  // wait_time counts a client's time in its waiting list likewise). attach_now() waits for none.
+  dbstats_->add(database_stats::field::wait_time,
+                static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - asked).count()));
   // A client that gave up while queued (closed its connection) must not have its query run.
   if (r.waited && r.server && !machine_.ending()) {
     // What the client sent since (not consumed): EOF, or a Terminate, means it has left.
@@ -91,6 +99,8 @@ awaitable<bool> client_session::attach_server(bool for_login) {
 }
 
 bool client_session::attach_now() {
+  // A pause or a reload to act on first: attach_server() does it.
+  if (rt_.control().any_paused() || cluster_->retired()) return false;
   bool wait = false;
   if (!choose_pool(&wait)) return false;
   auto s = pool_->try_acquire(worker_);
@@ -99,6 +109,51 @@ bool client_session::attach_now() {
     return false;
   }
   on_attached(std::move(s), false);
+  return true;
+}
+
+awaitable<bool> client_session::wait_while_paused() {
+  machine_.needs_server();  // counted as waiting (cl_waiting) meanwhile
+  auto t = std::make_shared<asio::steady_timer>(worker_.io(), clock::time_point::max());
+  bool logged = false;
+  while (!machine_.ending() && rt_.control().wait_if_paused(startup_.database, t)) {
+    if (!logged) {
+      spdlog::debug("{} held by pause db={}", name_, startup_.database);
+      logged = true;
+    }
+    wait_.timer = t.get();
+    if (!wait_.cancelled) co_await t->async_wait(nothrow_awaitable);
+    wait_.timer = nullptr;
+    rt_.control().forget(t);
+    t->expires_at(clock::time_point::max());
+  }
+  co_return !machine_.ending();
+}
+
+bool client_session::refresh_cluster() {
+  const auto cfg = rt_.config();
+  const conf::database_config* db = cfg->find_database(startup_.database);
+  if (db == nullptr) {
+    spdlog::info("{} database_removed db={} by=reload", name_, startup_.database);
+    fail(end_reason::login_refused, "3D000", "database \"" + startup_.database + "\" does not exist");
+    return false;
+  }
+  // The new cluster: same client, the reloaded backends, pool settings and routing; the
+  // server-side statements are prepared again on demand, as on any other server.
+  const auto& old_secret = cluster_->backends().front()->pool->cfg().credentials.secret;
+  const bool fetched = cfg->find_user(startup_.user) == nullptr && !old_secret.empty();
+  cluster_ = rt_.clusters().get(*cfg, *db, startup_.database, startup_.user,
+                                fetched ? std::optional<std::string>(old_secret) : std::nullopt);
+  if (scram_keys_) cluster_->remember_scram_keys(*scram_keys_);
+  transaction_mode_ = cluster_->transaction_mode();
+  rewrite_statements_ = transaction_mode_ && cfg->max_prepared_statements > 0;
+  routing_ = cluster_->routes_reads();
+  route_.policy = cluster_->route_settings().policy;
+  if (session_attrs_ == conf::target_session_attrs::standby) route_.policy.primary_reads = router::primary_reads::never;
+  chosen_ = nullptr;
+  chosen_now_ = false;
+  cfg_ = cfg;
+  spdlog::info("{} pool={} follows reload", name_, cluster_->name());
   return true;
 }
 

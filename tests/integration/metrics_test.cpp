@@ -145,6 +145,12 @@ TEST(metrics, live_scrape_passes_promtool_and_counts_the_load) {
   EXPECT_TRUE(sample(t, "pgsluice_pool_servers{" + pool_labels + ",state=\"idle\"}")) << t;
   EXPECT_EQ(sample(t, "pgsluice_backend_up{" + pool_labels + "}").value_or(-1), 1);
   EXPECT_TRUE(sample(t, "pgsluice_pool_wait_seconds_bucket{le=\"+Inf\"}"));
+  // Per-database counters (those of SHOW STATS).
+  const std::string db = "{database=\"" + c.database() + "\"}";
+  EXPECT_GE(sample(t, "pgsluice_database_transactions_total" + db).value_or(0), 30) << t;
+  EXPECT_GE(sample(t, "pgsluice_database_queries_total" + db).value_or(0), 31);
+  EXPECT_GT(sample(t, "pgsluice_database_sent_bytes_total" + db).value_or(0), 0);
+  EXPECT_GT(sample(t, "pgsluice_database_query_seconds_total" + db).value_or(0), 0);
   EXPECT_GT(sample(t, "process_resident_memory_bytes").value_or(0), 0);
   EXPECT_GT(sample(t, "process_open_fds").value_or(0), 0);
   EXPECT_GT(sample(t, "process_max_fds").value_or(0), 0);

@@ -419,8 +419,6 @@ std::vector<conf::config_problem> refusals_of(const std::string& text,
 // accepted and ignored.
 TEST(conf_unsupported, other_values_are_refused_naming_key_and_line) {
   const std::string text = R"(query_timeout = "30s"
-[admin]
-admin_users = ["app"]
 [tls]
 client_tls_mode = "require"
 [users]
@@ -428,8 +426,8 @@ app = "x"
 [databases.app]
 host = "h"
 )";
-  const auto p = refusals_of(text, {{1, "query_timeout"}, {3, "admin.admin_users"}, {5, "tls.client_tls_mode"}});
-  ASSERT_EQ(p.size(), 3u);
+  const auto p = refusals_of(text, {{1, "query_timeout"}, {3, "tls.client_tls_mode"}});
+  ASSERT_EQ(p.size(), 2u);
 }
 
 // --- [metrics] and log.format: accepted ---------------------------------------------------
@@ -457,7 +455,7 @@ const std::set<std::string> routing_keys = {
 TEST(conf_unsupported, docs_mark_them) {
   for (const auto& d : conf::describe_settings()) {
     const bool marked = d.description.find("(not supported yet") != std::string::npos;
-    const bool unsupported = d.key == "query_timeout" || d.key.starts_with("admin.") || d.key.starts_with("tls.") ||
+    const bool unsupported = d.key == "query_timeout" || d.key.starts_with("tls.") ||
                              (!conf::detail::routing_supported && routing_keys.count(d.key) != 0);
     EXPECT_EQ(marked, unsupported) << d.key << ": " << d.description;
   }
@@ -720,6 +718,25 @@ TEST(conf_check, defaults_listing_covers_every_key_once) {
   std::ostringstream out;
   conf::print_defaults(out);
   EXPECT_NE(out.str().find("# query_wait_timeout = \"2min\"\n"), std::string::npos) << out.str();
+}
+
+// --- the admin console's section ---------------------------------------------------------
+
+TEST(conf_admin, users_and_stats_period_load) {
+  const auto c = load_config_from_string(with("", "[admin]\nadmin_users = [\"ops\"]\nstats_users = [\"grafana\"]\n"
+                                                  "stats_period = \"15s\"\n"),
+                                         "a.toml");
+  EXPECT_TRUE(c->is_admin_user("ops"));
+  EXPECT_TRUE(c->is_stats_user("ops"));
+  EXPECT_FALSE(c->is_admin_user("grafana"));
+  EXPECT_TRUE(c->is_stats_user("grafana"));
+  EXPECT_FALSE(c->is_stats_user("app"));
+  EXPECT_EQ(c->admin.stats_period, std::chrono::seconds(15));
+  EXPECT_EQ(conf::config{}.admin.stats_period, std::chrono::seconds(60));
+  // Neither is in [users] and there are no lookups: said, not refused.
+  ASSERT_EQ(c->warnings.size(), 2u);
+  EXPECT_EQ(c->warnings[0].key, "admin.admin_users");
+  EXPECT_NE(c->warnings[0].message.find("'ops'"), std::string::npos) << c->warnings[0].message;
 }
 
 }  // namespace
