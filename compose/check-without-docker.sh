@@ -10,8 +10,13 @@
 # else in the configs is changed. Everything lives in a temporary directory and
 # every process started here is stopped on exit, also on failure.
 #
-# Needs PostgreSQL 15, pgbouncer and pgpool2 installed (scripts/install.sh), and a
-# pgsluice build (PGSLUICE_BIN, else the newest build*/app/pgsluice) for the Citus stack.
+# pgsluice runs from compose/pgsluice/pgsluice.toml with Prometheus from
+# compose/prometheus/prometheus.yml scraping it; every series the Grafana
+# dashboard (compose/grafana/dashboards/pgsluice.json) queries is checked
+# against that live scrape.
+# Needs PostgreSQL 15, pgbouncer, pgpool2 and prometheus installed
+# (scripts/install.sh) and a built pgsluice ($PGSLUICE_BIN, else the newest
+# build*/app/pgsluice).
 # Run as root (servers then run as the postgres OS user) or as that user.
 #   compose/check-without-docker.sh        exit status 0 when every login works
 set -Eeuo pipefail
@@ -26,10 +31,10 @@ as_user() {
 }
 
 # Free loopback ports, taken all at once so they differ from each other.
-read -r p_primary p_replica1 p_replica2 p_pgbouncer p_pgpool p_pgbouncer_pgpool p_pcp p_citus_pgsluice <<<"$(
+read -r p_primary p_replica1 p_replica2 p_pgbouncer p_pgpool p_pgbouncer_pgpool p_pcp p_pgsluice p_metrics p_prometheus p_citus_pgsluice <<<"$(
   /usr/bin/python3 -c '
 import socket
-socks = [socket.socket() for _ in range(8)]
+socks = [socket.socket() for _ in range(11)]
 for s in socks: s.bind(("127.0.0.1", 0))
 print(" ".join(str(s.getsockname()[1]) for s in socks))')"
 
@@ -43,7 +48,7 @@ print(" ".join(command[1:]))' "$here/compose.yaml")"
 cleanup() {
   local status=$?
   set +e
-  for name in pgbouncer pgbouncer-pgpool citus-pgsluice; do
+  for name in pgbouncer pgbouncer-pgpool pgsluice prometheus citus-pgsluice; do
     [ -s "$work/$name.pid" ] && kill "$(cat "$work/$name.pid")" 2>/dev/null
   done
   # Pgpool-II's pid file ends in a NUL byte. SIGINT: fast shutdown.
@@ -55,7 +60,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-mkdir -p "$work/sock" "$work/stubs" "$work/pgbouncer" "$work/pgbouncer-pgpool" "$work/pgpool"
+pgsluice_bin="${PGSLUICE_BIN:-$(ls -t "$here"/../build*/app/pgsluice 2>/dev/null | head -n 1)}"
+[ -x "$pgsluice_bin" ] || { echo "check-without-docker: no pgsluice binary (build it, or set PGSLUICE_BIN)" >&2; exit 1; }
+command -v prometheus >/dev/null || { echo "check-without-docker: prometheus is not installed (scripts/install.sh)" >&2; exit 1; }
+
+mkdir -p "$work/sock" "$work/stubs" "$work/pgbouncer" "$work/pgbouncer-pgpool" "$work/pgpool" "$work/pgsluice" "$work/prometheus/data"
 if [ "$(id -u)" = 0 ]; then chown -R "$os_user:$os_user" "$work"; fi
 
 # --- primary: what the image's entrypoint does, then our init script -----------
@@ -117,6 +126,16 @@ sed -e "/^backend_hostname/s/'[a-z0-9]*'/'127.0.0.1'/" \
     -e "s|/var/run/pgpool|$work/pgpool|g; s|/var/log/pgpool|$work/pgpool|; s|/etc/pgpool2/|$work/pgpool/|" \
     "$here/pgpool/pgpool.conf" >"$work/pgpool/pgpool.conf"
 cp "$here/pgpool/pool_passwd" "$here/pgpool/pcp.conf" "$here/pgpool/pool_hba.conf" "$work/pgpool/"
+# pgsluice: its [listen] and [metrics] on loopback, the primary's host and port.
+/usr/bin/python3 - "$here/pgsluice/pgsluice.toml" "$work/pgsluice/pgsluice.toml" "$p_primary" "$p_pgsluice" "$p_metrics" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+text = text.replace('host = "primary"\nport = 5432', 'host = "127.0.0.1"\nport = %s' % sys.argv[3])
+text = re.sub(r'(\[listen\]\nhost = )"0.0.0.0"\nport = 6432', r'\1"127.0.0.1"\nport = %s' % sys.argv[4], text)
+text = re.sub(r'(\[metrics\]\nhost = )"0.0.0.0"\nport = 9127', r'\1"127.0.0.1"\nport = %s' % sys.argv[5], text)
+open(sys.argv[2], "w").write(text)
+PY
+sed -e "s/'pgsluice:9127'/'127.0.0.1:$p_metrics'/" "$here/prometheus/prometheus.yml" >"$work/prometheus/prometheus.yml"
 if [ "$(id -u)" = 0 ]; then chown -R "$os_user:$os_user" "$work"; fi
 
 start_bg() {  # name, command...: runs in the background, pid in $work/name.pid, output in $work/name.log
@@ -129,9 +148,12 @@ start_bg pgbouncer /usr/sbin/pgbouncer "$work/pgbouncer/pgbouncer.ini"
 start_bg pgbouncer-pgpool /usr/sbin/pgbouncer "$work/pgbouncer-pgpool/pgbouncer.ini"
 start_bg pgpool /usr/sbin/pgpool -n -D -f "$work/pgpool/pgpool.conf" -F "$work/pgpool/pcp.conf" \
   -a "$work/pgpool/pool_hba.conf"
+start_bg pgsluice "$pgsluice_bin" serve -c "$work/pgsluice/pgsluice.toml"
+start_bg prometheus "$(command -v prometheus)" --config.file="$work/prometheus/prometheus.yml" \
+  --web.listen-address="127.0.0.1:$p_prometheus" --storage.tsdb.path="$work/prometheus/data" --log.level=warn
 
 # Ready when the compose health check passes: a real login and a query.
-for port in "$p_pgbouncer" "$p_pgpool" "$p_pgbouncer_pgpool"; do
+for port in "$p_pgbouncer" "$p_pgpool" "$p_pgbouncer_pgpool" "$p_pgsluice"; do
   for attempt in $(seq 1 60); do
     if PGPASSWORD=admin-secret "$bin/psql" -h 127.0.0.1 -p "$port" -U sluice_admin -d sluice \
         -Atqc 'SELECT 1' >/dev/null 2>&1; then break; fi
@@ -153,7 +175,7 @@ check() {  # description, expected, actual
   fi
 }
 for target in "primary:$p_primary" "replica1:$p_replica1" "replica2:$p_replica2" \
-    "pgbouncer:$p_pgbouncer" "pgpool:$p_pgpool" "pgbouncer-pgpool:$p_pgbouncer_pgpool"; do
+    "pgbouncer:$p_pgbouncer" "pgpool:$p_pgpool" "pgbouncer-pgpool:$p_pgbouncer_pgpool" "pgsluice:$p_pgsluice"; do
   for login in sluice_admin:admin-secret sluice_scram:scram-secret sluice_md5:md5-secret; do
     user="${login%%:*}"
     got="$(PGPASSWORD="${login#*:}" "$bin/psql" -h 127.0.0.1 -p "${target#*:}" -U "$user" -d sluice \
@@ -193,15 +215,7 @@ for name, service in yaml.safe_load(open(sys.argv[1]))["services"].items():
         if source.startswith(".") and not os.path.exists(os.path.join(base, source)):
             print(name + ": " + source)' "$citus/compose.yaml")"
 check "citus: coordinator-init.sh parses" "ok" "$(bash -n "$citus/coordinator-init.sh" && echo ok)"
-pgsluice_bin="${PGSLUICE_BIN:-}"
-if [ -z "$pgsluice_bin" ]; then
-  for f in "$here"/../build*/app/pgsluice; do
-    if [ -x "$f" ] && { [ -z "$pgsluice_bin" ] || [ "$f" -nt "$pgsluice_bin" ]; }; then pgsluice_bin="$f"; fi
-  done
-fi
-if [ -z "$pgsluice_bin" ]; then
-  check "citus: a pgsluice binary (PGSLUICE_BIN or build*/app/pgsluice)" "found" "none"
-else
+{
   mkdir -p "$work/citus-pgsluice"
   sed -e "s/host = \"coordinator_primary\", port = 5432/host = \"127.0.0.1\", port = $p_primary/g" \
       -e "s/host = \"coordinator_secondary\", port = 5432/host = \"127.0.0.1\", port = $p_replica1/g" \
@@ -228,7 +242,43 @@ else
   done
   check "citus: pgsluice sends a write to the coordinator primary" "f $p_primary" \
     "$(citus_sql 'CREATE TEMP TABLE t (i int); SELECT pg_is_in_recovery(), inet_server_port()' | tr '|' ' ' || true)"
-fi
+}
+
+# Prometheus scrapes pgsluice (polled until up, at most 60 s), and every series the dashboard
+# queries is in pgsluice's scrape, or (series that appear with data only: replicas, routing)
+# among the names proxy/scrape.cpp exports.
+prom_query() {  # PromQL -> the first result's value, or nothing
+  /usr/bin/python3 - "$p_prometheus" "$1" <<'PY'
+import json, sys, urllib.parse, urllib.request
+try:
+    url = "http://127.0.0.1:%s/api/v1/query?query=%s" % (sys.argv[1], urllib.parse.quote(sys.argv[2]))
+    result = json.load(urllib.request.urlopen(url, timeout=5))["data"]["result"]
+    print(result[0]["value"][1] if result else "")
+except Exception:
+    print("")
+PY
+}
+up=""
+for attempt in $(seq 1 120); do
+  up="$(prom_query 'up{job="pgsluice"}')"
+  [ "$up" = 1 ] && break
+  sleep 0.5
+done
+check "prometheus: scrapes pgsluice (up)" "1" "$up"
+check "prometheus: pgsluice counted the logins above" "yes" \
+  "$(v="$(prom_query 'pgsluice_clients_accepted_total{job="pgsluice"}')"; /usr/bin/python3 -c 'import sys; print("yes" if float(sys.argv[1] or 0) >= 4 else sys.argv[1])' "$v")"
+missing="$(/usr/bin/python3 - "$here/grafana/dashboards/pgsluice.json" "$here/../proxy/scrape.cpp" "$p_metrics" <<'PY'
+import json, re, sys, urllib.request
+dashboard = json.load(open(sys.argv[1]))
+exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+names = {re.sub(r"_(bucket|sum|count)$", "", n) for e in exprs for n in re.findall(r"\b((?:pgsluice|process)_[a-z_]+)", e)}
+scrape = urllib.request.urlopen("http://127.0.0.1:%s/metrics" % sys.argv[3], timeout=5).read().decode()
+live = set(re.findall(r"^# TYPE (\S+)", scrape, re.M))
+source = open(sys.argv[2]).read()
+print(" ".join(sorted(n for n in names if n not in live and '"%s"' % n not in source)))
+PY
+)"
+check "grafana dashboard: every series it queries is exported" "" "$missing"
 
 echo "$passes passed, $failures failed"
 [ "$failures" = 0 ]

@@ -187,7 +187,7 @@ struct admin_config {
   duration stats_period = std::chrono::seconds{60};  // SHOW STATS averages cover the last period
 };
 
-// The Prometheus endpoint. Not supported yet: the loader refuses any value but the default.
+// The Prometheus endpoint: plain HTTP, GET of `path` answers the text exposition format.
 struct metrics_config {
   std::string host = "127.0.0.1";
   std::uint16_t port = 0;           // 0 = no /metrics endpoint
@@ -213,7 +213,7 @@ struct tls_config {
 
 struct log_config {
   log_level level = log_level::info;
-  log_format format = log_format::text;  // "json" is not supported yet
+  log_format format = log_format::text;  // json: one object per line
   bool log_connections = true;
   bool log_disconnections = true;
 };

@@ -37,6 +37,7 @@ std::shared_ptr<const config> load(context& ctx, std::string_view text, std::fil
   detail::check_cross_references(ctx, *c);
   detail::check_routing(ctx, *c);
   detail::check_tls(ctx, *c);
+  detail::check_metrics(ctx, *c);
 
   if (!ctx.problems.empty()) {
     sort_by_line(ctx.problems);

@@ -70,6 +70,8 @@ void check_routing(context& ctx, const config& c);
 void check_cross_references(context& ctx, config& c);
 // conf/tls_check.cpp: the [tls] keys against each other; relative paths made absolute.
 void check_tls(context& ctx, config& c);
+// conf/validate_metrics.cpp: the [metrics] endpoint's path and port.
+void check_metrics(context& ctx, const config& c);
 
 // conf/loader.cpp: load_config_from_string with the features `options` switches on.
 std::shared_ptr<const config> load_config_from_string(std::string_view text, std::string_view name,

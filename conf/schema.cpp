@@ -21,8 +21,6 @@ namespace {
 // --- what is missing, for the keys not supported yet -------------------------
 
 constexpr std::string_view no_query_cancel = "pgsluice does not cancel long-running queries in this version";
-constexpr std::string_view no_json_logs = "pgsluice writes text logs only in this version";
-constexpr std::string_view no_metrics = "pgsluice has no /metrics endpoint in this version";
 
 // Routing keys: whether the reader refuses them depends on the one switch (routing_supported).
 constexpr bool routing = true;
@@ -151,7 +149,8 @@ const setting<tls_config> tls_keys[] = {
 
 const setting<log_config> log_keys[] = {
     {"level", &log_config::level, any_value, "\"trace\", \"debug\", \"info\", \"warning\", \"error\" or \"off\"."},
-    {"format", &log_config::format, any_value, "\"text\" or \"json\" (one object per line).", {}, no_json_logs},
+    {"format", &log_config::format, any_value,
+     "\"text\", or \"json\": one JSON object per line (time, level, connection, event, the line's fields, message)."},
     {"log_connections", &log_config::log_connections, any_value, "Log each client login."},
     {"log_disconnections", &log_config::log_disconnections, any_value, "Log each client logout with its reason."},
 };
@@ -166,9 +165,9 @@ const setting<admin_config> admin_keys[] = {
 };
 
 const setting<metrics_config> metrics_keys[] = {
-    {"host", &metrics_config::host, non_empty, "Address of the Prometheus endpoint.", {}, no_metrics},
-    {"port", &metrics_config::port, {0, 65535}, "Port of the Prometheus endpoint; 0 = off.", {}, no_metrics},
-    {"path", &metrics_config::path, non_empty, "HTTP path of the Prometheus endpoint.", {}, no_metrics},
+    {"host", &metrics_config::host, non_empty, "Address the Prometheus endpoint (HTTP) listens on."},
+    {"port", &metrics_config::port, {0, 65535}, "Port of the Prometheus endpoint; 0 = off. Needs a restart to change."},
+    {"path", &metrics_config::path, non_empty, "HTTP path serving the metrics (text exposition format 0.0.4)."},
 };
 
 const setting<database_config> database_keys[] = {

@@ -9,6 +9,7 @@
 #include "protocol/fields.hpp"
 #include "proxy/client_session.hpp"
 #include "proxy/cluster.hpp"
+#include "proxy/logging.hpp"
 #include "proxy/pinning.hpp"
 #include "proxy/pool.hpp"
 #include "proxy/runtime.hpp"
@@ -74,6 +75,7 @@ awaitable<std::optional<client_session::login_message>> client_session::read_log
       co_return std::nullopt;
     }
     cbuf_.commit(n);
+    rt_.stats().add(counter::client_received_bytes, static_cast<std::int64_t>(n));
   }
 }
 
@@ -146,7 +148,8 @@ awaitable<bool> client_session::login() {
   counted_ = true;
   if (rt_.client_count().fetch_add(1, std::memory_order_relaxed) + 1 > static_cast<std::int64_t>(cfg->max_client_conn)) {
     rt_.stats().add(counter::clients_refused);
-    spdlog::info("{} refused reason=max_client_conn user={} db={}", name_, startup_.user, startup_.database);
+    spdlog::info("{} refused reason=max_client_conn user={} db={} addr={}", name_, log_quoted(startup_.user),
+                 log_quoted(startup_.database), peer_);
     fail(end_reason::login_refused, "53300", "sorry, too many clients already");
     co_return false;
   }
@@ -174,6 +177,7 @@ awaitable<bool> client_session::login() {
     co_return false;
   }
   cluster_ = rt_.clusters().get(*cfg, *db, startup_.database, startup_.user, fetched);
+  cluster_->clients().fetch_add(1, std::memory_order_relaxed);  // given back in finish()
   dbstats_ = &cluster_->stats();
   if (scram_keys_) cluster_->remember_scram_keys(*scram_keys_);
   transaction_mode_ = cluster_->transaction_mode();
@@ -209,9 +213,9 @@ awaitable<bool> client_session::login() {
   protocol::encode_ready_for_query('I', out);
   if (!co_await send_bytes(out)) co_return false;
   if (cfg->log.log_connections) {
-    spdlog::info("{} login user={} db={} pool={} mode={} tls={} application_name=\"{}\"", name_, startup_.user,
-                 startup_.database, cluster_->name(), transaction_mode_ ? "transaction" : "session",
-                 tls_ ? tls_->version() : std::string("off"), startup_.application_name);
+    spdlog::info("{} login user={} db={} addr={} pool={} mode={} tls={} application_name={}", name_, log_quoted(startup_.user),
+                 log_quoted(startup_.database), peer_, log_quoted(cluster_->name()), transaction_mode_ ? "transaction" : "session",
+                 tls_ ? tls_->version() : std::string("off"), log_quoted(startup_.application_name));
   }
   co_return true;
 }
@@ -258,8 +262,8 @@ awaitable<bool> client_session::authenticate(const conf::config& cfg, const conf
   const std::string failed_msg = "password authentication failed for user \"" + startup_.user + "\"";
   auto auth_failed = [&](std::string_view why) {
     rt_.stats().add(counter::logins_failed);
-    spdlog::info("{} auth_failed user={} db={} method={} why={}", name_, startup_.user, startup_.database,
-                 conf::to_string(cfg.auth_type), why);
+    spdlog::info("{} auth_failed user={} db={} addr={} method={} why=\"{}\" sqlstate=28P01", name_, log_quoted(startup_.user),
+                 log_quoted(startup_.database), peer_, conf::to_string(cfg.auth_type), why);
     fail(end_reason::auth_failed, "28P01", failed_msg);
   };
   auto send_ok = [&]() -> awaitable<bool> {

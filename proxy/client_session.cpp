@@ -7,6 +7,7 @@
 
 #include "protocol/codec.hpp"
 #include "proxy/cluster.hpp"
+#include "proxy/logging.hpp"
 #include "proxy/pinning.hpp"
 #include "proxy/pool.hpp"
 #include "proxy/runtime.hpp"
@@ -26,6 +27,9 @@ client_session::client_session(worker& w, tcp::socket socket)
       signal_(w.io()),
       done_signal_(w.io()),
       write_done_(w.io()) {
+  boost::system::error_code ec;
+  const auto peer = socket_.remote_endpoint(ec);
+  peer_ = ec ? std::string("?") : peer.address().to_string() + ":" + std::to_string(peer.port());
   rt_.stats().client_enters(state());
   rt_.stats().add(counter::clients_accepted);
   worker_.add_session(this);
@@ -116,6 +120,7 @@ void client_session::set_cancel_target(const server_connection* s) {
 // --- the client socket -----------------------------------------------------------------------
 
 int client_session::write_client_now(gather_list& g) {
+  rt_.stats().add(counter::client_sent_bytes, static_cast<std::int64_t>(g.bytes()));
   if (client_writing_) {
     // A write is under way: queue a copy behind it (flush_client sends the queue before it stops).
     g.for_each([&](std::span<const std::uint8_t> s) { client_pending_.insert(client_pending_.end(), s.begin(), s.end()); });
@@ -185,6 +190,8 @@ void client_session::fail(end_reason r, std::string_view sqlstate, std::string_v
   if (machine_.ending()) return;
   final_message_.clear();
   protocol::encode_error_response(severity, sqlstate, message, final_message_);
+  rt_.stats().error_sent(sqlstate);
+  final_sqlstate_ = sqlstate;
   end(r);
 }
 
@@ -192,6 +199,8 @@ void client_session::fail_with(end_reason r, const server_error& e) {
   if (machine_.ending()) return;
   final_message_.clear();
   protocol::encode_error_response("FATAL", e.sqlstate, e.message, e.detail, {}, final_message_);
+  rt_.stats().error_sent(e.sqlstate);
+  final_sqlstate_ = e.sqlstate;
   end(r);
 }
 
@@ -280,8 +289,13 @@ awaitable<void> client_session::finish() {
     rt_.client_count().fetch_sub(1, std::memory_order_relaxed);
     counted_ = false;
   }
-  if (cluster_ && cfg_ && cfg_->log.log_disconnections) {
-    spdlog::info("{} disconnect reason={} user={} db={}", name_, to_string(reason), startup_.user, startup_.database);
+  if (cluster_) cluster_->clients().fetch_sub(1, std::memory_order_relaxed);
+  // Every client that asked to log in, in or refused (a port probe or a cancel request is not one).
+  if (!startup_.user.empty() && cfg_ && cfg_->log.log_disconnections) {
+    const double seconds = std::chrono::duration<double>(clock::now() - accepted_).count();
+    spdlog::info("{} disconnect reason={} user={} db={} addr={} duration={:.3f}s{}", name_, to_string(reason),
+                 log_quoted(startup_.user), log_quoted(startup_.database), peer_, seconds,
+                 final_sqlstate_.empty() ? std::string() : " sqlstate=" + final_sqlstate_);
   }
   worker_.remove_session(this);
   machine_.closed();

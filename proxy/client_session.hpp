@@ -272,6 +272,9 @@ class client_session : public std::enable_shared_from_this<client_session>,
   std::vector<std::uint8_t> tls_scratch_;
   bool ssl_done_ = false;
   bool gss_done_ = false;
+  std::string peer_;                         // the client's address, for the log
+  clock::time_point accepted_ = clock::now();
+  std::string final_sqlstate_;               // of the error the session ended with, for the log
   relay_machine machine_{this};
 
   // Login results.

@@ -112,6 +112,10 @@ class cluster : public std::enable_shared_from_this<cluster> {
 
   bool has_replicas() const noexcept;
 
+  // Clients logged in through this cluster now (per-database figures of /metrics).
+  std::atomic<std::int64_t>& clients() noexcept { return clients_; }
+  std::int64_t client_count() const noexcept { return clients_.load(std::memory_order_relaxed); }
+
   // Starts the lag monitor (clusters with replicas); stopped by retire().
   void start_monitor(runtime& rt, std::chrono::milliseconds interval);
 
@@ -133,6 +137,7 @@ class cluster : public std::enable_shared_from_this<cluster> {
   std::string fingerprint_;
   std::atomic<bool> retired_{false};
   std::shared_ptr<cluster_monitor> monitor_;
+  std::atomic<std::int64_t> clients_{0};
 };
 
 // All clusters by (client-facing database, user), created on first use.

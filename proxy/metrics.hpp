@@ -1,14 +1,19 @@
 // Process-wide counters and gauges, updated by the state setters of sessions, server connections and pools.
 //
-// Plain atomics so any worker thread can update them without a lock; readers (today the shutdown
-// log's totals) only load them. Gauges per state are kept in step by the state changes of client
-// sessions and server connections (DESIGN.md convention 6).
+// Plain atomics so any worker thread can update them without a lock; readers (the /metrics
+// scrape, the shutdown log's totals) only load them. Gauges per state are kept in step by the
+// state changes of client sessions and server connections (DESIGN.md convention 6).
 #pragma once
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 namespace pgsluice::proxy {
 
@@ -47,8 +52,14 @@ enum class counter : std::uint8_t {
   statements_prepared,    // Parse injected on a server for a client's statement
   pinned_sessions,        // transaction-mode clients pinned to their server
   server_moves,           // server sockets moved to another worker's event loop
+  // --- /metrics ---
+  client_received_bytes,   // read from client sockets
+  client_sent_bytes,       // written (or queued) to client sockets
+  failovers,               // a primary replaced after its failure
+  config_reloads,          // SIGHUP reloads that took effect
+  config_reload_failures,  // SIGHUP reloads refused: the config in use was kept
 };
-inline constexpr std::size_t counter_count = 12;
+inline constexpr std::size_t counter_count = 17;
 const char* to_string(counter c) noexcept;
 
 // Counters and per-state gauges, sharded per thread: each worker updates its own cache line
@@ -71,6 +82,30 @@ class metrics {
   void server_moves(server_state from, server_state to) noexcept { move_one(local().servers, from, to); }
 
   std::int64_t total(counter c) const noexcept;
+  std::int64_t clients_in(client_state s) const noexcept;
+  std::int64_t servers_in(server_state s) const noexcept;
+
+  // --- /metrics -----------------------------------------------------------------------------
+  // Time a client spent queued for a server connection (pool full), in a histogram with these
+  // upper bounds (seconds); one more bucket counts the longer waits.
+  static constexpr std::array<double, 14> pool_wait_bounds{0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                                           0.5,   1.0,   2.5,  5.0,   10.0, 30.0, 60.0};
+  void observe_pool_wait(std::chrono::nanoseconds waited) noexcept;
+  struct histogram_snapshot {
+    std::array<std::uint64_t, pool_wait_bounds.size() + 1> counts{};  // per bucket, not cumulative
+    double sum_seconds = 0;
+  };
+  histogram_snapshot pool_waits() const noexcept;
+
+  // An ErrorResponse sent to a client, counted by the class of its SQLSTATE (first two characters).
+  void error_sent(std::string_view sqlstate) noexcept;
+  // Classes seen so far ("22", "28", ...) with their counts, in class order.
+  std::vector<std::pair<std::string, std::int64_t>> errors_by_class() const;
+
+  // Outcome of the last SIGHUP reload (true until one fails) and when it happened (Unix seconds, 0: none).
+  void reload_done(bool ok, std::int64_t unix_seconds) noexcept;
+  bool last_reload_ok() const noexcept { return last_reload_ok_.load(std::memory_order_relaxed); }
+  std::int64_t last_reload_time() const noexcept { return last_reload_time_.load(std::memory_order_relaxed); }
 
  private:
   static constexpr std::size_t shard_count = 65;
@@ -78,6 +113,8 @@ class metrics {
     std::array<std::atomic<std::int64_t>, counter_count> counters{};
     std::array<std::atomic<std::int64_t>, client_state_count> clients{};
     std::array<std::atomic<std::int64_t>, server_state_count> servers{};
+    std::array<std::atomic<std::uint64_t>, pool_wait_bounds.size() + 1> pool_wait_buckets{};
+    std::atomic<std::uint64_t> pool_wait_ns{0};
   };
   shard& local() noexcept;
   // One connection leaves state `from` for state `to` (gauges by state).
@@ -88,6 +125,11 @@ class metrics {
   }
 
   std::array<shard, shard_count> shards_{};
+  // Errors are rare: one array for every thread, indexed by the class's two base-36 characters.
+  static constexpr std::size_t error_class_count = 36 * 36 + 1;  // the last one: not a valid SQLSTATE
+  std::array<std::atomic<std::int64_t>, error_class_count> errors_{};
+  std::atomic<bool> last_reload_ok_{true};
+  std::atomic<std::int64_t> last_reload_time_{0};
 };
 
 }  // namespace pgsluice::proxy

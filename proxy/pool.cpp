@@ -119,11 +119,14 @@ awaitable<acquire_result> pool::acquire(worker& w, std::uint64_t client_id, cloc
     if (!g) {
       spdlog::debug("c{} waiting pool={}", client_id, name_);
       waited = true;
+      const auto queued_at = clock::now();
       slot->timer.expires_at(deadline);
       if (handle != nullptr) handle->timer = &slot->timer;
       if (handle == nullptr || !handle->cancelled) co_await slot->timer.async_wait(nothrow_awaitable);
       if (handle != nullptr) handle->timer = nullptr;
       std::lock_guard lk(mu_);
+      // Every wait that ended with a server or at query_wait_timeout (not a client leaving).
+      if (slot->granted || handle == nullptr || !handle->cancelled) rt_.stats().observe_pool_wait(clock::now() - queued_at);
       if (slot->granted) {
         g = slot->granted;
         srv = std::move(slot->server);

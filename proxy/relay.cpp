@@ -348,6 +348,7 @@ awaitable<void> client_session::client_pump() {
       co_return;
     }
     cbuf_.commit(n);
+    rt_.stats().add(counter::client_received_bytes, static_cast<std::int64_t>(n));
     last_activity_ = clock::now();
     dbstats_->add(database_stats::field::bytes_received, n);
 
@@ -567,6 +568,7 @@ std::size_t client_session::process_server(std::span<const std::uint8_t> data) {
     const bool internal = head != nullptr && head->kind == expect::internal_query;
     const bool lsn_query = internal && head->capture_lsn;
     bool is_error = false;
+    std::string_view error_sqlstate;
     if (lsn_query) {
       // The position after a client's write: kept, everything else of the reply swallowed (an
       // error too: the client's transaction had failed, and nothing was committed).
@@ -611,9 +613,12 @@ std::size_t client_session::process_server(std::span<const std::uint8_t> data) {
         } else {
           is_error = true;
           const auto f = protocol::read_error_fields(body);
+          error_sqlstate = f.sqlstate;
           if (f.severity == "FATAL" || f.severity == "PANIC") {
             machine_.server_fatal_seen();
             spdlog::info("{} server_fatal server={} sqlstate={} error=\"{}\"", name_, server_->name(), f.sqlstate, f.message);
+          } else {
+            spdlog::debug("{} server_error server={} sqlstate={} severity={}", name_, server_->name(), f.sqlstate, f.severity);
           }
         }
         break;
@@ -643,6 +648,7 @@ std::size_t client_session::process_server(std::span<const std::uint8_t> data) {
     }
     if (tracker_.on_server_message(tag, *this) == response_tracker::verdict::forward) {
       if (is_error) {
+        rt_.stats().error_sent(error_sqlstate);
         forward_error(raw, size, body);
       } else if (hold_ready) {
         held_ready_.assign(raw, raw + size);

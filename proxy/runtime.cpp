@@ -174,9 +174,12 @@ void runtime::set_config(std::shared_ptr<const conf::config> cfg) {
 bool runtime::reload() {
   std::lock_guard serial(reload_mu_);  // SIGHUP and RELOAD on the console may race
   std::shared_ptr<const conf::config> next;
+  const auto unix_now = std::chrono::duration_cast<std::chrono::seconds>(
+                            std::chrono::system_clock::now().time_since_epoch()).count();
   try {
     next = conf::load_config(config_file_);
   } catch (const std::exception& e) {  // conf::config_error included: what() lists its problems
+    stats_.reload_done(false, unix_now);
     spdlog::error("reload failed, keeping the current config: {}", e.what());
     return false;
   }
@@ -188,6 +191,7 @@ bool runtime::reload() {
     spdlog::error("reload failed, keeping the current config: {}", e.what());
     return false;
   }
+  stats_.reload_done(true, unix_now);
   for (const auto& msg : conf::reload_restrictions(*config(), *next)) spdlog::warn("reload: {} (needs a restart)", msg);
   for (const auto& w : next->warnings) spdlog::warn("config: {}", w.to_string());
   set_tls(std::move(tls));

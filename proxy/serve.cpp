@@ -15,6 +15,8 @@
 #include <spdlog/spdlog.h>
 
 #include "proxy/client_session.hpp"
+#include "proxy/logging.hpp"
+#include "proxy/metrics_http.hpp"
 #include "proxy/pool.hpp"
 #include "proxy/runtime.hpp"
 #include "proxy/tls.hpp"
@@ -42,9 +44,13 @@ spdlog::level::level_enum to_spdlog(std::string_view level) {
 }
 
 void setup_logging(const conf::config& cfg, const std::string& override_level) {
-  auto logger = spdlog::stderr_color_mt("pgsluice");
-  spdlog::set_default_logger(logger);
-  spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %l %v");
+  if (cfg.log.format == conf::log_format::json) {
+    use_json_logs();  // one JSON object per line (proxy/logging.hpp)
+  } else {
+    auto logger = spdlog::stderr_color_mt("pgsluice");
+    spdlog::set_default_logger(logger);
+    spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %l %v");
+  }
   spdlog::set_level(to_spdlog(override_level.empty() ? conf::to_string(cfg.log.level) : override_level));
   spdlog::flush_on(spdlog::level::info);
 }
@@ -133,6 +139,18 @@ int run_serve(const serve_options& options) {
     return 1;
   }
   if (!open_listeners(*rt, *cfg)) return 1;
+  // The main thread runs signals, pool upkeep and the /metrics endpoint.
+  asio::io_context main_io;
+  std::unique_ptr<metrics_endpoint> metrics_http;
+  if (cfg->metrics.port != 0) {
+    try {
+      metrics_http = std::make_unique<metrics_endpoint>(main_io, *rt, cfg->metrics);
+    } catch (const std::exception& e) {
+      spdlog::critical("{}", e.what());
+      return 1;
+    }
+    metrics_http->start();
+  }
   for (auto& w : rt->workers()) {
     for (auto& acc : w->acceptors()) {
       asio::co_spawn(w->io(), accept_loop(*w, acc), [i = w->index()](std::exception_ptr e) {
@@ -147,8 +165,6 @@ int run_serve(const serve_options& options) {
     w->start();
   }
 
-  // The main thread runs signals and pool upkeep.
-  asio::io_context main_io;
   asio::signal_set signals(main_io, SIGINT, SIGTERM, SIGHUP);
   ::signal(SIGPIPE, SIG_IGN);
   asio::steady_timer upkeep(main_io);
@@ -227,6 +243,7 @@ int run_serve(const serve_options& options) {
 
   main_io.run();
 
+  if (metrics_http) metrics_http->stop();
   rt->clusters().clear();
   for (auto& w : rt->workers()) w->stop();
   for (auto& w : rt->workers()) w->join();

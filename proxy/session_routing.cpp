@@ -238,6 +238,7 @@ int client_session::answer_routing_statement(std::span<const std::uint8_t> data)
       return 1;
     }
     protocol::encode_error_response("ERROR", sqlstate, message, out);
+    rt_.stats().error_sent(sqlstate);
     protocol::encode_ready_for_query(status == 'I' ? 'I' : 'E', out);
     client_emit_.end_owned();
     return 1;

@@ -26,7 +26,11 @@ using namespace relay_detail;
 
 // --- response_tracker hooks ----------------------------------------------------------------
 
-void client_session::emit(std::span<const std::uint8_t> message) { emit_target_->add_owned(message); }
+void client_session::emit(std::span<const std::uint8_t> message) {
+  // A synthesized ErrorResponse (42P05 for a statement name in use) is an error the client gets.
+  if (message.size() > 5 && message[0] == 'E') rt_.stats().error_sent(protocol::read_error_fields(message.subspan(5)).sqlstate);
+  emit_target_->add_owned(message);
+}
 
 void client_session::rollback(const expectation& e) {
   switch (e.kind) {

@@ -22,6 +22,8 @@ packages=(
   default-jdk-headless libpostgresql-jdbc-java
   # process tools used by the harness
   util-linux procps iproute2 openssl
+  # /metrics tests: a real Prometheus server and `promtool check metrics`
+  prometheus
 )
 
 # Keep package installs from starting services on their default ports.

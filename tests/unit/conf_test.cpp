@@ -419,20 +419,25 @@ std::vector<conf::config_problem> refusals_of(const std::string& text,
 // accepted and ignored.
 TEST(conf_unsupported, other_values_are_refused_naming_key_and_line) {
   const std::string text = R"(query_timeout = "30s"
-[log]
-format = "json"
-[metrics]
-port = 9127
 [users]
 app = "x"
 [databases.app]
 host = "h"
 )";
-  const auto p = refusals_of(text, {{1, "query_timeout"},
-                                    {3, "log.format"},
-                                    {5, "metrics.port"}});
-  ASSERT_EQ(p.size(), 3u);
-  EXPECT_EQ(p[2].to_string(), "u.toml:5: key 'metrics.port': not supported yet: pgsluice has no /metrics endpoint in this version");
+  const auto p = refusals_of(text, {{1, "query_timeout"}});
+  ASSERT_EQ(p.size(), 1u);
+}
+
+// --- [metrics] and log.format: accepted ---------------------------------------------------
+
+TEST(conf_metrics, endpoint_and_json_logs_load) {
+  const auto c = load_config_from_string(with("", "[log]\nformat = \"json\"\n"
+                                                  "[metrics]\nhost = \"0.0.0.0\"\nport = 9127\npath = \"/prom/metrics\"\n"),
+                                         "t.toml");
+  EXPECT_EQ(c->log.format, conf::log_format::json);
+  EXPECT_EQ(c->metrics.host, "0.0.0.0");
+  EXPECT_EQ(c->metrics.port, 9127);
+  EXPECT_EQ(c->metrics.path, "/prom/metrics");
 }
 
 // The keys of read/write routing, refused together while conf::detail::routing_supported is false.
@@ -448,8 +453,7 @@ const std::set<std::string> routing_keys = {
 TEST(conf_unsupported, docs_mark_them) {
   for (const auto& d : conf::describe_settings()) {
     const bool marked = d.description.find("(not supported yet") != std::string::npos;
-    const bool unsupported = d.key == "query_timeout" || d.key == "log.format" ||
-                             d.key.starts_with("metrics.") ||
+    const bool unsupported = d.key == "query_timeout" ||
                              (!conf::detail::routing_supported && routing_keys.count(d.key) != 0);
     EXPECT_EQ(marked, unsupported) << d.key << ": " << d.description;
   }
