@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "conf/config.hpp"
+#include "proxy/ha.hpp"
 #include "proxy/params.hpp"
 #include "protocol/scram.hpp"
 #include "proxy/prepared.hpp"
@@ -34,21 +35,15 @@ class pool;
 class runtime;
 class connection_budget;
 
-class cluster_monitor;
-
 class cluster : public std::enable_shared_from_this<cluster> {
  public:
-  // What the monitor last saw of a backend's WAL position, published for the router.
-  static constexpr std::uint64_t unknown = ~std::uint64_t{0};
+  static constexpr std::uint64_t unknown = backend_set::unknown;
   struct backend {
     conf::backend_config cfg;
     std::shared_ptr<proxy::pool> pool;
-    router::role role = router::role::primary;
-    std::atomic<router::health> health{router::health::up};
-    // Replay position (a replica) or current WAL position (the primary), in bytes since 0/0.
-    std::atomic<std::uint64_t> position{0};
-    std::atomic<std::uint64_t> lag_bytes{unknown};   // behind the primary's position
-    std::atomic<std::int64_t> lag_ms{-1};            // replay time behind; -1 unknown
+    // Role, health, WAL position and lag, shared by every cluster of the database and published
+    // by its health checks (proxy/ha.hpp); it outlives the cluster (the set is held below).
+    backend_set::record* shared = nullptr;
     std::atomic<std::uint32_t> active{0};             // server connections attached to clients now
     // Transactions (or sessions) routed here, by why, for the counters logged at exit.
     std::array<std::atomic<std::uint64_t>, router::route_reason_count> routed{};
@@ -60,9 +55,12 @@ class cluster : public std::enable_shared_from_this<cluster> {
     router::classify_options classify;
     conf::target_session_attrs session_attrs = conf::target_session_attrs::any;
     std::chrono::milliseconds lag_check_interval{500};
+    // How long a transaction that needs the primary waits for one while there is none.
+    std::chrono::milliseconds hold_timeout{30000};
   };
 
-  cluster(std::string name, std::vector<std::unique_ptr<backend>> backends, routing r);
+  cluster(std::string name, std::vector<std::unique_ptr<backend>> backends, routing r,
+          std::shared_ptr<backend_set> set);
   ~cluster();
   cluster(const cluster&) = delete;
   cluster& operator=(const cluster&) = delete;
@@ -95,9 +93,8 @@ class cluster : public std::enable_shared_from_this<cluster> {
   void remember_scram_keys(const protocol::scram_client_keys& keys);
 
   bool has_replicas() const noexcept;
-
-  // Starts the lag monitor (clusters with replicas); stopped by retire().
-  void start_monitor(runtime& rt, std::chrono::milliseconds interval);
+  // The database's backends as the health checks see them (fence, drain, status, waiting writes).
+  backend_set& ha() const noexcept { return *set_; }
 
   void retire();
   bool retired() const noexcept { return retired_.load(std::memory_order_relaxed); }
@@ -113,7 +110,7 @@ class cluster : public std::enable_shared_from_this<cluster> {
   router::balancer_state balancer_;
   std::string fingerprint_;
   std::atomic<bool> retired_{false};
-  std::shared_ptr<cluster_monitor> monitor_;
+  std::shared_ptr<backend_set> set_;
 };
 
 // All clusters by (client-facing database, user), created on first use.
