@@ -287,11 +287,15 @@ std::shared_ptr<backend_set> ha_registry::get(const conf::config& cfg, const con
     if (slot && slot->fingerprint() == fp) return slot;
     old = std::move(slot);
     s = std::make_shared<backend_set>(std::string(database), db.backends, hs, fp);
+    // One backend has nothing to fail over to: it is left unchecked, as a plain pool's
+    // server is (and its server connections are exactly the pool's).
+    s->monitored_ = db.backends.size() > 1;
     slot = s;
-    if (!thread_) {
+    if (s->monitored_ && !thread_) {
       thread_ = std::make_unique<thread_state>();
       thread_->thread = std::thread([t = thread_.get()] { t->io.run(); });
     }
+    if (s->monitored_) {
     health_prober::timing t;
     t.check_interval = cfg.health_check_interval;
     t.timeout = cfg.health_check_timeout;
@@ -300,8 +304,10 @@ std::shared_ptr<backend_set> ha_registry::get(const conf::config& cfg, const con
     auto p = std::make_shared<health_prober>(rt_, thread_->io, s, t);
     s->set_prober(p);
     p->start();
+    }
   }
   if (old) old->stop();
+  if (!s->monitored_) return s;
   spdlog::info("health database={} backends={} failover={} interval={}ms fall={} rise={}", database, db.backends.size(),
                router::to_string(hs.failover), cfg.health_check_interval.count(), hs.fall, hs.rise);
   return s;

@@ -92,6 +92,8 @@ class backend_set : public std::enable_shared_from_this<backend_set> {
   record& at(std::size_t i) noexcept { return *records_[i]; }
   const std::string& fingerprint() const noexcept { return fingerprint_; }
   const router::health_settings& settings() const noexcept { return settings_; }
+  // Whether health checks run (databases with more than one backend).
+  bool monitored() const noexcept { return monitored_; }
 
   // From the prober: a health check (counts for fall / rise), or a lag sample between checks
   // (positions only), or what became of an ordered promotion.
@@ -131,6 +133,8 @@ class backend_set : public std::enable_shared_from_this<backend_set> {
   std::uint64_t next_waiter_ = 1;
   std::vector<std::weak_ptr<cluster>> clusters_;
   std::shared_ptr<health_prober> prober_;
+  bool monitored_ = false;  // set before the set is shared
+  friend class ha_registry;
 };
 
 // Every backend set, by client-facing database; owns the health checks' thread.

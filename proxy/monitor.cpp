@@ -189,6 +189,8 @@ awaitable<std::shared_ptr<server_connection>> health_prober::open(std::size_t i,
     auto creds = b.pool->login_credentials();
     const auto target = b.pool->cfg().target;
     if (auto err = co_await conn->login(target, creds, timing_.timeout)) {
+      // A wrong password is this user's problem, not the server's: try another user's login.
+      if (err->sqlstate == "28P01") continue;
       error = err->severity + ": " + err->message;
       co_return nullptr;
     }

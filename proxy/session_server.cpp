@@ -109,8 +109,11 @@ awaitable<bool> client_session::attach_server(bool for_login) {
   if (r.error) {
     // Nothing reached that server yet: a read goes to another backend at once, a write waits
     // for the health checks to say where the primary is now (within failover_hold_timeout).
+    // Only where health checks run, and only for a server that could not be reached (a
+    // refused login, 28xxx, is the server's answer: the client gets it).
     const auto hold = cluster_->route_settings().hold_timeout;
-    if (hold.count() > 0 && attempt < 100) {
+    const bool unreachable = r.error->sqlstate.starts_with("08") || r.error->sqlstate.starts_with("57");
+    if (hold.count() > 0 && attempt < 100 && unreachable && cluster_->ha().monitored()) {
       const auto now = clock::now();
       const bool read = routing_ && route_.need == router::need::read && attempt < 2;
       if (!held_since_) held_since_ = now;
