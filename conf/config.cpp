@@ -42,8 +42,9 @@ const backend_config* database_config::primary() const noexcept {
 }
 
 bool database_config::has_replicas() const noexcept {
+  // A backend whose role is asked of the server ("auto") may be a replica.
   for (const auto& b : backends) {
-    if (b.role == backend_role::replica) return true;
+    if (b.role == backend_role::replica || (b.role == backend_role::automatic && backends.size() > 1)) return true;
   }
   return false;
 }

@@ -97,8 +97,8 @@ const setting<config> root_keys[] = {
      {}, {}, routing},
     // Health checks and failover.
     {"health_check_interval", &config::health_check_interval, {10, day_ms},
-     "How often each backend is checked: a connection of its own, pg_is_in_recovery() and the WAL positions, "
-     "off the event loops."},
+     "How often each backend of a database with more than one is checked: a connection of its own, "
+     "pg_is_in_recovery() and the WAL positions, off the event loops."},
     {"health_check_timeout", &config::health_check_timeout, {10, day_ms},
      "A check (connect, log in, answer) not done within this failed: a server that accepts TCP but never "
      "answers is marked down too."},

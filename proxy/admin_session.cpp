@@ -8,6 +8,7 @@
 #include <openssl/rand.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cctype>
 #include <functional>
 
@@ -18,6 +19,7 @@
 #include "proxy/admin.hpp"
 #include "proxy/client_session.hpp"
 #include "proxy/cluster.hpp"
+#include "proxy/ha.hpp"
 #include "proxy/pool.hpp"
 #include "proxy/runtime.hpp"
 #include "proxy/server_connection.hpp"
@@ -293,8 +295,32 @@ awaitable<void> client_session::console_execute(std::string_view query, std::vec
     co_return admin_complete(out, "SHUTDOWN");
   }
   if (verb == "suspend") co_return admin_error(out, "SUSPEND is not supported by pgsluice (no online restart)");
-  // FENCE / UNFENCE / DRAIN "host:port" (SHOW BACKENDS' backend column) need the health states.
-  co_return admin_error(out, tag + " is not supported yet: backends have no fenced or draining state in this version");
+  // FENCE / UNFENCE / DRAIN "host:port" (SHOW BACKENDS' backend column): every database whose
+  // health checks know that server. UNFENCE puts it back in service (fenced or draining).
+  const auto colon = arg.rfind(':');
+  unsigned port = 0;
+  if (arg.empty() || colon == std::string::npos || colon == 0 ||
+      std::from_chars(arg.data() + colon + 1, arg.data() + arg.size(), port).ec != std::errc{} || port == 0 ||
+      port > 65535) {
+    co_return admin_error(out, tag + " needs a backend as SHOW BACKENDS names it: " + tag + " \"host:port\"");
+  }
+  const std::string host = arg.substr(0, colon);
+  std::size_t matched = 0;
+  for (const auto& set : rt_.ha().sets()) {
+    const auto i = set->find(host, static_cast<std::uint16_t>(port));
+    if (!i) continue;
+    ++matched;
+    if (verb == "fence") {
+      set->fence(*i);
+    } else if (verb == "drain") {
+      set->drain(*i);
+    } else {
+      set->unfence(*i);
+      set->undrain(*i);
+    }
+  }
+  if (matched == 0) co_return admin_error(out, "no such backend: " + arg);
+  co_return admin_complete(out, tag);
 }
 
 // --- what the console shows of sessions ---------------------------------------------------------

@@ -222,19 +222,18 @@ awaitable<bool> client_session::console_show(std::string_view what, std::vector<
         cell since;
         std::uint64_t reads = 0;
         std::uint64_t writes = 0;
-        for (const auto& c : clusters) {
-          if (c->database() != d.name || c->retired() || i >= c->backends().size()) continue;
-          const auto& b = *c->backends()[i];
-          status = text(router::to_string(b.health.load(std::memory_order_relaxed)));
-          since = format_timestamp(b.health_since.load(std::memory_order_relaxed));
-          role = text(router::to_string(b.role));
-          if (const auto lb = b.lag_bytes.load(std::memory_order_relaxed); lb != cluster::unknown) lag_bytes = num(lb);
-          if (const auto lt = b.lag_ms.load(std::memory_order_relaxed); lt >= 0) {
-            lag_seconds = std::to_string(lt / 1000) + "." + std::to_string(1000 + lt % 1000).substr(1);
-          }
-          for (std::size_t k = 0; k < router::route_reason_count; ++k) {
-            const auto n = b.routed[k].load(std::memory_order_relaxed);
-            (static_cast<router::route_reason>(k) == router::route_reason::write ? writes : reads) += n;
+        // Health, role and lag as the database's health checks publish them (proxy/ha.hpp).
+        if (const auto set = rt_.ha().find(d.name)) {
+          const auto st = set->status();
+          if (i < st.size()) {
+            const auto& b = st[i];
+            status = text(router::to_string(b.status));
+            role = text(router::to_string(b.role));
+            since = format_timestamp(std::chrono::duration_cast<std::chrono::seconds>(b.changed_at.time_since_epoch()).count());
+            if (b.lag_bytes) lag_bytes = num(*b.lag_bytes);
+            if (b.lag_seconds) lag_seconds = std::to_string(*b.lag_seconds);
+            reads = b.reads_routed;
+            writes = b.writes_routed;
           }
         }
         r.row({text(d.name), text(be.host + ":" + std::to_string(be.port)), text(be.host), num(be.port), role, status,

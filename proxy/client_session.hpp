@@ -191,6 +191,9 @@ class client_session : public std::enable_shared_from_this<client_session>,
   // (route_of_batch / the session's target_session_attrs). False: none now; `wait` set when
   // read-your-writes asks to wait for a replica, else the session ended with an error.
   bool choose_pool(bool* wait = nullptr);
+  // Waits until the cluster has a primary again (any_change: until any backend's status
+  // changes), or the hold's deadline: a wake-up from the health checks, not polling.
+  awaitable<void> wait_for_primary(bool any_change);
   // --- read/write routing (a cluster with replicas) ---
   // What the batch about to start a transaction needs, from its statements and the hints.
   router::route_request route_of_batch(std::span<const std::uint8_t> data);
@@ -284,6 +287,10 @@ class client_session : public std::enable_shared_from_this<client_session>,
   std::shared_ptr<pool> pool_;  // the chosen backend's pool (the attached server's, when one is)
   cluster::backend* chosen_ = nullptr;  // its backend record
   bool chosen_now_ = false;             // attach_now() chose it for the attach under way
+  // No primary (failover under way): since when this transaction waits for one
+  // (failover_hold_timeout), and whether the last choice asked to wait for it.
+  std::optional<std::chrono::steady_clock::time_point> held_since_;
+  bool hold_ = false;
   cluster::backend* counted_backend_ = nullptr;  // counted in that backend's `active` while a server is attached
   bool counted_ = false;        // counted in runtime::client_count
   bool console_ = false;        // logged in to the admin console

@@ -5,22 +5,12 @@
 
 #include <spdlog/spdlog.h>
 
-#include "proxy/monitor.hpp"
 #include "proxy/pool.hpp"
 #include "proxy/runtime.hpp"
 
 namespace pgsluice::proxy {
 
 namespace {
-
-router::role role_of(conf::backend_role r) noexcept {
-  switch (r) {
-    case conf::backend_role::primary: return router::role::primary;
-    case conf::backend_role::replica: return router::role::replica;
-    case conf::backend_role::automatic: return router::role::unknown;
-  }
-  return router::role::unknown;
-}
 
 // Everything about a backend's pool that a reload may change, as text (see pool_config::fingerprint).
 pool_config make_pool_config(const conf::config& cfg, const conf::database_config& db, const conf::backend_config& be,
@@ -76,6 +66,7 @@ cluster::routing make_routing(const conf::config& cfg, const conf::database_conf
   r.classify.write_functions = rs.write_functions;
   r.session_attrs = rs.target_session_attrs;
   r.lag_check_interval = rs.lag_check_interval;
+  r.hold_timeout = cfg.failover_hold_timeout;
   return r;
 }
 
@@ -86,7 +77,8 @@ std::string routing_fingerprint(const cluster::routing& r) {
                   std::to_string(p.max_replica_lag_bytes) + '\n' + std::to_string(p.max_replica_lag_time.count()) + '\n' +
                   std::string(router::to_string(p.consistency)) + '\n' + std::to_string(p.primary_after_write_for.count()) +
                   '\n' + std::to_string(p.read_your_writes_wait.count()) + '\n' +
-                  std::string(conf::to_string(r.session_attrs)) + '\n' + std::to_string(r.lag_check_interval.count()) + '\n';
+                  std::string(conf::to_string(r.session_attrs)) + '\n' + std::to_string(r.lag_check_interval.count()) + '\n' +
+                  std::to_string(r.hold_timeout.count()) + '\n';
   for (const auto& fn : r.classify.write_functions) f += fn + ',';
   return f;
 }
@@ -103,13 +95,15 @@ std::string cluster_fingerprint(const conf::config& cfg, const conf::database_co
 // --- cluster -----------------------------------------------------------------------------------
 
 cluster::cluster(std::string database, std::string user, std::vector<std::unique_ptr<backend>> backends, routing r,
-                 std::shared_ptr<database_stats> stats)
+                 std::shared_ptr<database_stats> stats, std::shared_ptr<backend_set> set)
     : name_(database + "/" + user),
       database_(std::move(database)),
       user_(std::move(user)),
       stats_(std::move(stats)),
       backends_(std::move(backends)),
-      routing_(std::move(r)) {
+      routing_(std::move(r)),
+      set_(std::move(set)) {
+  for (std::size_t i = 0; i < backends_.size(); ++i) backends_[i]->shared = &set_->at(i);
   for (const auto& b : backends_) fingerprint_ += b->pool->cfg().fingerprint + "\n--\n";
   fingerprint_ += routing_fingerprint(routing_);
   routes_reads_ = routing_.policy.read_write_split && has_replicas();
@@ -125,13 +119,14 @@ cluster::pick cluster::choose(const router::route_request& req) {
   // A snapshot for the pure decision, on the caller's stack (one entry per backend).
   auto view_of = [](const backend& b) {
     router::backend_view v;
-    v.role = b.role;
-    v.health = b.health.load(std::memory_order_relaxed);
+    const auto& s = *b.shared;
+    v.role = s.role.load(std::memory_order_relaxed);
+    v.health = s.health.load(std::memory_order_relaxed);
     v.weight = b.cfg.weight;
     v.active = b.active.load(std::memory_order_relaxed);
-    v.replay_lsn = b.position.load(std::memory_order_relaxed);
-    if (const auto lb = b.lag_bytes.load(std::memory_order_relaxed); lb != unknown) v.lag_bytes = lb;
-    if (const auto lt = b.lag_ms.load(std::memory_order_relaxed); lt >= 0) v.lag_time = std::chrono::milliseconds(lt);
+    v.replay_lsn = s.position.load(std::memory_order_relaxed);
+    if (const auto lb = s.lag_bytes.load(std::memory_order_relaxed); lb != unknown) v.lag_bytes = lb;
+    if (const auto lt = s.lag_ms.load(std::memory_order_relaxed); lt >= 0) v.lag_time = std::chrono::milliseconds(lt);
     return v;
   };
   router::route_choice c;
@@ -168,6 +163,7 @@ cluster::pick cluster::choose(const router::route_request& req) {
       // Counted (and connections counted per backend, for least_connections) where reads are routed.
       p.chosen = &b;
       b.routed[static_cast<std::size_t>(c.reason)].fetch_add(1, std::memory_order_relaxed);
+      (c.reason == router::route_reason::write ? b.shared->writes : b.shared->reads).fetch_add(1, std::memory_order_relaxed);
     }
   }
   return p;
@@ -200,24 +196,19 @@ void cluster::log_routing() const {
       if (!counts.empty()) counts += ' ';
       counts += std::string(router::to_string(static_cast<router::route_reason>(r))) + '=' + std::to_string(n);
     }
-    spdlog::info("routed cluster={} backend={}:{} role={} {}", name_, b->cfg.host, b->cfg.port, router::to_string(b->role),
+    spdlog::info("routed cluster={} backend={}:{} role={} {}", name_, b->cfg.host, b->cfg.port,
+                 router::to_string(b->shared->role.load(std::memory_order_relaxed)),
                  counts.empty() ? std::string("none") : counts);
   }
 }
 
 bool cluster::has_replicas() const noexcept {
-  return std::any_of(backends_.begin(), backends_.end(), [](const auto& b) { return b->role != router::role::primary; });
-}
-
-void cluster::start_monitor(runtime& rt, std::chrono::milliseconds interval) {
-  if (monitor_ || !has_replicas()) return;
-  monitor_ = std::make_shared<cluster_monitor>(rt, shared_from_this(), interval);
-  monitor_->start();
+  return std::any_of(backends_.begin(), backends_.end(),
+                     [](const auto& b) { return b->cfg.role != conf::backend_role::primary; });
 }
 
 void cluster::retire() {
   retired_.store(true, std::memory_order_relaxed);
-  if (monitor_) monitor_->stop();
   for (const auto& b : backends_) b->pool->retire();
 }
 
@@ -247,12 +238,12 @@ std::shared_ptr<cluster> cluster_registry::build(const conf::config& cfg, const 
                  conf::to_string(pc.settings.pool_mode), pc.settings.pool_size, pc.settings.min_pool_size);
     auto b = std::make_unique<cluster::backend>();
     b->cfg = be;
-    b->role = role_of(be.role);
     b->pool = std::make_shared<pool>(rt_, pool_name, std::move(pc), std::move(db_budget), std::move(user_budget));
     backends.push_back(std::move(b));
   }
   return std::make_shared<cluster>(std::string(database), std::string(user), std::move(backends),
-                                   make_routing(cfg, db, user), rt_.db_stats().get(database));
+                                   make_routing(cfg, db, user), rt_.db_stats().get(database),
+                                   rt_.ha().get(cfg, db, database));
 }
 
 std::shared_ptr<cluster> cluster_registry::get(const conf::config& cfg, const conf::database_config& db,
@@ -264,7 +255,7 @@ std::shared_ptr<cluster> cluster_registry::get(const conf::config& cfg, const co
   if (it != clusters_.end() && !it->second->retired()) return it->second;
   auto c = build(cfg, db, database, user, auth_secret);
   clusters_[key] = c;
-  c->start_monitor(rt_, c->route_settings().lag_check_interval);
+  c->ha().attach(c);
   return c;
 }
 
@@ -334,6 +325,7 @@ void cluster_registry::clear() {
     if (c->routes_reads()) c->log_routing();
     c->retire();
   }
+  rt_.ha().stop();
 }
 
 }  // namespace pgsluice::proxy

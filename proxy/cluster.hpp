@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "conf/config.hpp"
+#include "proxy/ha.hpp"
 #include "proxy/params.hpp"
 #include "proxy/pool_stats.hpp"
 #include "protocol/scram.hpp"
@@ -35,31 +36,15 @@ class pool;
 class runtime;
 class connection_budget;
 
-class cluster_monitor;
-
 class cluster : public std::enable_shared_from_this<cluster> {
  public:
-  // What the monitor last saw of a backend's WAL position, published for the router.
-  static constexpr std::uint64_t unknown = ~std::uint64_t{0};
-  static std::int64_t unix_now() noexcept {
-    return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-  }
+  static constexpr std::uint64_t unknown = backend_set::unknown;
   struct backend {
     conf::backend_config cfg;
     std::shared_ptr<proxy::pool> pool;
-    router::role role = router::role::primary;
-    std::atomic<router::health> health{router::health::up};
-    // When `health` last changed (Unix seconds; the record's creation until it first does), for
-    // SHOW BACKENDS.
-    std::atomic<std::int64_t> health_since{unix_now()};
-    void set_health(router::health h) noexcept {
-      health.store(h, std::memory_order_relaxed);
-      health_since.store(unix_now(), std::memory_order_relaxed);
-    }
-    // Replay position (a replica) or current WAL position (the primary), in bytes since 0/0.
-    std::atomic<std::uint64_t> position{0};
-    std::atomic<std::uint64_t> lag_bytes{unknown};   // behind the primary's position
-    std::atomic<std::int64_t> lag_ms{-1};            // replay time behind; -1 unknown
+    // Role, health, WAL position and lag, shared by every cluster of the database and published
+    // by its health checks (proxy/ha.hpp); it outlives the cluster (the set is held below).
+    backend_set::record* shared = nullptr;
     std::atomic<std::uint32_t> active{0};             // server connections attached to clients now
     // Transactions (or sessions) routed here, by why, for the counters logged at exit.
     std::array<std::atomic<std::uint64_t>, router::route_reason_count> routed{};
@@ -71,10 +56,12 @@ class cluster : public std::enable_shared_from_this<cluster> {
     router::classify_options classify;
     conf::target_session_attrs session_attrs = conf::target_session_attrs::any;
     std::chrono::milliseconds lag_check_interval{500};
+    // How long a transaction that needs the primary waits for one while there is none.
+    std::chrono::milliseconds hold_timeout{30000};
   };
 
   cluster(std::string database, std::string user, std::vector<std::unique_ptr<backend>> backends, routing r,
-          std::shared_ptr<database_stats> stats);
+          std::shared_ptr<database_stats> stats, std::shared_ptr<backend_set> set);
   ~cluster();
   cluster(const cluster&) = delete;
   cluster& operator=(const cluster&) = delete;
@@ -116,8 +103,8 @@ class cluster : public std::enable_shared_from_this<cluster> {
   std::atomic<std::int64_t>& clients() noexcept { return clients_; }
   std::int64_t client_count() const noexcept { return clients_.load(std::memory_order_relaxed); }
 
-  // Starts the lag monitor (clusters with replicas); stopped by retire().
-  void start_monitor(runtime& rt, std::chrono::milliseconds interval);
+  // The database's backends as the health checks see them (fence, drain, status, waiting writes).
+  backend_set& ha() const noexcept { return *set_; }
 
   void retire();
   bool retired() const noexcept { return retired_.load(std::memory_order_relaxed); }
@@ -136,8 +123,8 @@ class cluster : public std::enable_shared_from_this<cluster> {
   router::balancer_state balancer_;
   std::string fingerprint_;
   std::atomic<bool> retired_{false};
-  std::shared_ptr<cluster_monitor> monitor_;
   std::atomic<std::int64_t> clients_{0};
+  std::shared_ptr<backend_set> set_;
 };
 
 // All clusters by (client-facing database, user), created on first use.

@@ -398,7 +398,7 @@ awaitable<void> client_session::client_pump() {
       want_server = false;
     } else {
       if (answered == 2 || (routing_ && transaction_mode_ && want_server && server_ && counted_backend_ != nullptr &&
-                            counted_backend_->role == router::role::replica && stream_now == 0 &&
+                            counted_backend_->shared->role.load(std::memory_order_relaxed) == router::role::replica && stream_now == 0 &&
                             route_of_batch(data).need == router::need::write)) {
         // A pipelining client: its own answer waits for the replies before it; a write that
         // arrives while a replica still serves its previous transaction waits for that server
@@ -640,7 +640,7 @@ std::size_t client_session::process_server(std::span<const std::uint8_t> data) {
     if (tag == 'Z' && !internal && txn_wrote_ && server_->transaction_status == 'I') {
       txn_wrote_ = false;
       route_.last_write = clock::now();
-      if (transaction_mode_ && counted_backend_ != nullptr && counted_backend_->role == router::role::primary &&
+      if (transaction_mode_ && counted_backend_ != nullptr && counted_backend_->shared->role.load(std::memory_order_relaxed) == router::role::primary &&
           route_.policy.consistency == router::consistency::read_your_writes) {
         capture_due_ = true;
         hold_ready = tracker_.size() == 1;  // only this reply outstanding

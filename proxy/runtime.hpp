@@ -132,6 +132,8 @@ class runtime {
 
   // Clusters of backends by (client-facing database, user), each backend with its own pool.
   cluster_registry& clusters() noexcept { return clusters_; }
+  // Each database's backends: health, failover, fence / drain, status (proxy/ha.hpp).
+  ha_registry& ha() noexcept { return ha_; }
 
   cancel_registry& cancels() noexcept { return cancels_; }
   metrics& stats() noexcept { return stats_; }
@@ -169,6 +171,7 @@ class runtime {
   std::filesystem::path config_file_;
   std::vector<std::unique_ptr<worker>> workers_;
 
+  ha_registry ha_{*this};
   cluster_registry clusters_{*this};
 
   cancel_registry cancels_;

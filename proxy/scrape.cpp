@@ -11,6 +11,7 @@
 #include "conf/config.hpp"
 #include "proxy/cluster.hpp"
 #include "proxy/exposition.hpp"
+#include "proxy/ha.hpp"
 #include "proxy/metrics_http.hpp"
 #include "proxy/pool.hpp"
 #include "proxy/process_stats.hpp"
@@ -169,14 +170,14 @@ void add_pools(runtime& rt, std::vector<family>& out) {
   // A cluster a reload retired still serves its clients until they move on: its clients count
   // with its successor's; its pools, draining, are left out (one series per pool and backend).
   std::map<std::pair<std::string, std::string>, std::int64_t> clients_of;
-  for (const auto& c : rt.clusters().all()) {
+  for (const auto& c : rt.clusters().all_including_retired()) {
     clients_of[{c->database(), c->user()}] += c->client_count();
     if (c->retired()) continue;
     for (const auto& b : c->backends()) {
       const labels base{{"database", c->database()},
                         {"user", c->user()},
                         {"backend", b->cfg.host + ":" + std::to_string(b->cfg.port)},
-                        {"role", std::string(router::to_string(b->role))}};
+                        {"role", std::string(router::to_string(b->shared->role.load(std::memory_order_relaxed)))}};
       auto with = [&base](std::string k, std::string v) {
         labels l = base;
         l.emplace_back(std::move(k), std::move(v));
@@ -189,7 +190,7 @@ void add_pools(runtime& rt, std::vector<family>& out) {
       waiting.samples.push_back({base, static_cast<double>(pc.waiting)});
       size.samples.push_back({base, static_cast<double>(b->pool->cfg().settings.pool_size)});
 
-      const router::health h = b->health.load(std::memory_order_relaxed);
+      const router::health h = b->shared->health.load(std::memory_order_relaxed);
       up.samples.push_back({base, h == router::health::up ? 1.0 : 0.0});
       for (const router::health s : {router::health::up, router::health::down, router::health::lagging,
                                      router::health::fenced, router::health::draining}) {
@@ -201,10 +202,10 @@ void add_pools(runtime& rt, std::vector<family>& out) {
                                     static_cast<double>(b->routed[r].load(std::memory_order_relaxed))});
         }
       }
-      if (b->role == router::role::replica) {
-        if (const auto lb = b->lag_bytes.load(std::memory_order_relaxed); lb != cluster::unknown)
+      if (b->shared->role.load(std::memory_order_relaxed) == router::role::replica) {
+        if (const auto lb = b->shared->lag_bytes.load(std::memory_order_relaxed); lb != cluster::unknown)
           lag_bytes.samples.push_back({base, static_cast<double>(lb)});
-        if (const auto lt = b->lag_ms.load(std::memory_order_relaxed); lt >= 0)
+        if (const auto lt = b->shared->lag_ms.load(std::memory_order_relaxed); lt >= 0)
           lag_seconds.samples.push_back({base, static_cast<double>(lt) / 1000.0});
       }
     }
@@ -240,7 +241,9 @@ std::vector<prom::family> gather_metrics(runtime& rt) {
   out.push_back(std::move(servers));
 
   for (const auto& c : counter_exports) {
-    out.push_back(single(c.name, c.help, metric_type::counter, static_cast<double>(m.total(c.c))));
+    // Failovers are counted by the health checks' state machine (proxy/ha.hpp).
+    const auto v = c.c == counter::failovers ? static_cast<std::int64_t>(ha_registry::failovers()) : m.total(c.c);
+    out.push_back(single(c.name, c.help, metric_type::counter, static_cast<double>(v)));
   }
 
   family errors = make("pgsluice_client_errors_total",

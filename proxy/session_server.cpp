@@ -28,15 +28,34 @@ bool client_session::choose_pool(bool* wait) {
   // route_ says what the transaction (or session) needs: a write unless routing classified it.
   if (routing_) route_.now = clock::now();
   const auto pick = cluster_->choose(route_);
+  hold_ = false;
   if (pick.pool == nullptr) {
     if (pick.status == router::route_status::wait && wait != nullptr) {
       *wait = true;
       return false;
     }
+    // No primary, or two claiming to be: the transaction waits for one (failover_hold_timeout)
+    // rather than fail or guess.
+    const auto hold = cluster_->route_settings().hold_timeout;
+    if ((pick.status == router::route_status::no_primary || pick.status == router::route_status::ambiguous) &&
+        wait != nullptr && hold.count() > 0) {
+      const auto now = clock::now();
+      if (!held_since_) {
+        held_since_ = now;
+        spdlog::info("{} held cluster={} status={} reason=\"waiting for a primary\"", name_, cluster_->name(),
+                     router::to_string(pick.status));
+      }
+      if (now - *held_since_ < hold) {
+        *wait = true;
+        hold_ = true;
+        return false;
+      }
+    }
     spdlog::warn("{} no_backend cluster={} status={}", name_, cluster_->name(), router::to_string(pick.status));
     fail(end_reason::server_unavailable, "08006",
          "pgsluice: no server available for database \"" + startup_.database + "\" (" +
-             std::string(router::to_string(pick.status)) + ")");
+             std::string(router::to_string(pick.status)) + (held_since_ ? ", waited failover_hold_timeout" : "") +
+             ")");
     return false;
   }
   chosen_ = pick.chosen;
@@ -49,10 +68,15 @@ awaitable<bool> client_session::attach_server(bool for_login) {
   // PAUSE: a new transaction waits, queued, until RESUME.
   if (rt_.control().any_paused() && !co_await wait_while_paused()) co_return false;
   if (cluster_->retired() && !refresh_cluster()) co_return false;
+ for (int attempt = 0;; ++attempt) {
   // Read-your-writes may ask to wait a little for a replica to replay the client's last write.
   // A backend attach_now() chose a moment ago stands: choosing twice would skew the balance.
   for (bool wait = false; !std::exchange(chosen_now_, false) && !choose_pool(&wait); wait = false) {
     if (!wait || machine_.ending()) co_return false;
+    if (hold_) {
+      co_await wait_for_primary(false);
+      continue;
+    }
     if (!route_.waiting_since) route_.waiting_since = clock::now();
     asio::steady_timer t(worker_.io(), std::chrono::milliseconds(5));
     co_await t.async_wait(nothrow_awaitable);
@@ -91,11 +115,43 @@ awaitable<bool> client_session::attach_server(bool for_login) {
     co_return false;
   }
   if (r.error) {
+    // Nothing reached that server yet: a read goes to another backend at once, a write waits
+    // for the health checks to say where the primary is now (within failover_hold_timeout).
+    // Only where health checks run, and only for a server that could not be reached (a
+    // refused login, 28xxx, is the server's answer: the client gets it).
+    const auto hold = cluster_->route_settings().hold_timeout;
+    const bool unreachable = r.error->sqlstate.starts_with("08") || r.error->sqlstate.starts_with("57");
+    if (hold.count() > 0 && attempt < 100 && unreachable && cluster_->ha().monitored()) {
+      const auto now = clock::now();
+      const bool read = routing_ && route_.need == router::need::read && attempt < 2;
+      if (!held_since_) held_since_ = now;
+      if (read || now - *held_since_ < hold) {
+        spdlog::info("{} attach_failed pool={} retry={} error=\"{}\"", name_, pool_->name(),
+                     read ? "another_backend" : "after_health_change", r.error->message);
+        machine_.attach_failed();
+        if (!read) co_await wait_for_primary(true);
+        if (machine_.ending()) co_return false;
+        continue;
+      }
+    }
     fail_with(end_reason::server_unavailable, *r.error);
     co_return false;
   }
   on_attached(std::move(r.server), for_login);
   co_return true;
+ }
+}
+
+awaitable<void> client_session::wait_for_primary(bool any_change) {
+  auto& set = cluster_->ha();
+  const auto deadline = *held_since_ + cluster_->route_settings().hold_timeout;
+  auto timer = std::make_shared<asio::steady_timer>(worker_.io(), deadline);
+  // The wake-up comes from the health checks' thread: it only posts to this worker.
+  const auto id = set.on_primary([timer, ex = worker_.io().get_executor()] {
+    asio::post(ex, [timer] { timer->cancel(); });
+  });
+  if (any_change || !set.has_primary()) co_await timer->async_wait(nothrow_awaitable);
+  set.forget(id);
 }
 
 bool client_session::attach_now() {
@@ -158,6 +214,11 @@ bool client_session::refresh_cluster() {
 }
 
 void client_session::on_attached(std::shared_ptr<server_connection> s, bool for_login) {
+  if (held_since_) {
+    spdlog::info("{} released cluster={} held_ms={}", name_, cluster_->name(),
+                 std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - *held_since_).count());
+    held_since_.reset();
+  }
   server_ = std::move(s);
   counted_backend_ = chosen_;
   if (counted_backend_ != nullptr) counted_backend_->active.fetch_add(1, std::memory_order_relaxed);

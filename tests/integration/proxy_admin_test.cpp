@@ -327,12 +327,25 @@ TEST(console, kill_drops_the_databases_clients_and_disable_refuses_new_ones) {
   EXPECT_EQ(refused.message, "database \"" + c.database() + "\" is disabled");
   EXPECT_EQ(run(console.conn, "ENABLE " + c.database()).tag, "ENABLE");
   EXPECT_TRUE(try_connect(admin_conninfo(p)).ok());
-  // Backends: not in this version.
-  for (const char* cmd : {"FENCE", "UNFENCE", "DRAIN"}) {
-    const auto r = run(console.conn, std::string(cmd) + " \"127.0.0.1:" + std::to_string(c.port(c.primary_index())) + "\"");
-    EXPECT_EQ(r.status, PGRES_FATAL_ERROR) << cmd;
-    EXPECT_NE(r.message.find("not supported yet"), std::string::npos) << r.message;
-  }
+  // Backends: FENCE / DRAIN take a backend out of service, UNFENCE puts it back; SHOW BACKENDS says so.
+  const std::string backend = "127.0.0.1:" + std::to_string(c.port(c.primary_index()));
+  auto status_of = [&] {
+    return cell_of(run(console.conn, "SHOW BACKENDS"), {c.database(), backend}, "status").value_or("");
+  };
+  EXPECT_EQ(run(console.conn, "FENCE \"" + backend + "\"").tag, "FENCE");
+  EXPECT_EQ(status_of(), "fenced");
+  EXPECT_EQ(run(console.conn, "UNFENCE \"" + backend + "\"").tag, "UNFENCE");
+  EXPECT_NE(status_of(), "fenced");
+  EXPECT_EQ(run(console.conn, "DRAIN \"" + backend + "\"").tag, "DRAIN");
+  EXPECT_EQ(status_of(), "draining");
+  EXPECT_EQ(run(console.conn, "UNFENCE \"" + backend + "\"").tag, "UNFENCE");
+  EXPECT_NE(status_of(), "draining");
+  EXPECT_TRUE(try_connect(admin_conninfo(p)).ok());
+  const auto unknown = run(console.conn, "FENCE \"127.0.0.1:1\"");
+  EXPECT_EQ(unknown.status, PGRES_FATAL_ERROR);
+  EXPECT_EQ(unknown.message, "no such backend: 127.0.0.1:1");
+  const auto malformed = run(console.conn, "DRAIN \"nohost\"");
+  EXPECT_EQ(malformed.status, PGRES_FATAL_ERROR);
 }
 
 TEST(console, show_stats_counts_the_databases_traffic) {

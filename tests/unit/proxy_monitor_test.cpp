@@ -35,4 +35,25 @@ TEST(monitor, sample_rows) {
   EXPECT_FALSE(px::parse_wal_sample(row{"t", "12x", "1"})->position);
 }
 
+TEST(monitor, sample_rows_with_received_position_and_timeline) {
+  using row = std::vector<std::optional<std::string>>;
+  auto s = px::parse_wal_sample(row{"t", "1000", "5", "1200", "2"});
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->received, 1200u);
+  EXPECT_EQ(s->timeline, 2u);
+}
+
+TEST(monitor, primary_conninfo_pointed_at_the_new_primary) {
+  // Host and port replaced, other keywords kept, hostaddr dropped, quoting kept valid.
+  EXPECT_EQ(px::repoint_conninfo("host=10.0.0.1 port=5432 user=repl application_name=r1", "10.0.0.2", 5433),
+            "host='10.0.0.2' port='5433' user='repl' application_name='r1'");
+  EXPECT_EQ(px::repoint_conninfo("user=repl hostaddr=10.0.0.1", "db2", 6000), "user='repl' host='db2' port='6000'");
+  EXPECT_EQ(px::repoint_conninfo("user=repl password='a \\'b'", "db2", 6000),
+            "user='repl' password='a \\'b' host='db2' port='6000'");
+  // A unix-socket directory stays when the new primary is on this machine's loopback.
+  EXPECT_EQ(px::repoint_conninfo("host='/tmp/s' port=4000 user=postgres", "127.0.0.1", 4001),
+            "host='/tmp/s' port='4001' user='postgres'");
+  EXPECT_EQ(px::repoint_conninfo("host=/tmp/s port=4000", "10.0.0.9", 4001), "host='10.0.0.9' port='4001'");
+}
+
 }  // namespace
