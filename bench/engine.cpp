@@ -88,11 +88,12 @@ run_outcome run_benchmark(const run_request& r, const std::function<void(const r
     if (s.users && s.spawn_rate > 0) {
       const double spawn_s = static_cast<double>(s.clients.front()) / s.spawn_rate;
       const double run_s = std::chrono::duration<double>(s.runner.load.duration).count();
-      if (spawn_s > run_s)
-        run->notes.push_back("at " + std::to_string(s.spawn_rate).substr(0, std::to_string(s.spawn_rate).find('.') + 3) +
-                             " users/s, starting " + std::to_string(s.clients.front()) + " users takes " +
-                             std::to_string(static_cast<long long>(spawn_s)) + " s; the run lasts " +
-                             std::to_string(static_cast<long long>(run_s)) + " s, so not all of them start");
+      if (spawn_s > run_s) {
+        std::ostringstream note;
+        note << "at " << s.spawn_rate << " users/s, starting " << s.clients.front() << " users takes " << spawn_s
+             << " s; the run lasts " << run_s << " s, so not all of them start";
+        run->notes.push_back(note.str());
+      }
     }
     const auto plans = cross_product(s, r.connect_per_transaction);
     if (uses_read_after_write(plans)) prepare_read_after_write(stack.get(), targets, run->notes);
