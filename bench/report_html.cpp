@@ -78,6 +78,14 @@ std::string render_html(const bench_run& run, const bench_run* baseline) {
                    c.duration_s, c.warmup_s, c.repeat, c.repeat == 1 ? "" : "s",
                    c.ramp > 0 ? fmt::format("{:g} clients/s", c.ramp) : std::string("all clients at once"), c.scale,
                    esc(run.started_at));
+  if (c.users > 0)
+    h += fmt::format("<p class=\"meta\">{} users started at {}, each waiting {:g} to {:g} s after every request; "
+                     "measured from the first second, spawning included.</p>\n",
+                     c.users, c.spawn_rate > 0 ? fmt::format("{:g}/s", c.spawn_rate) : std::string("once"),
+                     c.wait_min_s, c.wait_max_s);
+  if (!run.complete)
+    h += "<p class=\"meta\"><b>Incomplete:</b> the run was stopped before its end; the figures cover the time "
+         "measured.</p>\n";
   if (!c.targets.empty()) {
     h += "<p class=\"meta\">targets: ";
     for (std::size_t i = 0; i < c.targets.size(); ++i)

@@ -135,7 +135,7 @@ std::string format_users_table(const bench_run& run) {
     if (group_rows.size() > 1) {
       std::size_t width = 6;
       for (const auto* s : group_rows) width = std::max(width, s->target.size());
-      out += fmt::format("\n{}: targets compared (ratio = the row's requests/s over the column's)\n", g.label());
+      out += fmt::format("\n{}: targets compared (successful requests/s; ratio = the row's over the column's)\n", g.label());
       out += fmt::format("{:<{}}  {:>10}  {:>8}  {:>8}  {:>8}  {:>9}", "target", width, "req/s", "p50 ms", "p95 ms",
                          "p99 ms", "failures");
       for (const auto* other : group_rows) out += fmt::format("  {:>{}}", "vs " + other->target, other->target.size() + 3);
