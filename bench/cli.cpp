@@ -18,6 +18,7 @@
 #include "bench/cluster.hpp"
 #include "bench/dataset.hpp"
 #include "bench/engine.hpp"
+#include "bench/failover.hpp"
 #include "bench/report.hpp"
 #include "bench/report_users.hpp"
 #include "bench/run_setup.hpp"
@@ -376,7 +377,7 @@ int run_bench_command(int argc, char** argv) {
   auto add_run_options = [&](CLI::App* cmd) {
     cmd->add_option("-t,--targets", rq.targets,
                     "Targets (comma-separated): direct, pgbouncer, pgpool, pgbouncer-pgpool, pgsluice, pgsluice-routed, "
-                    "NAME=postgresql://...");
+                    "pgbouncer-tls, pgsluice-tls (clients on TLS), NAME=postgresql://...");
     cmd->add_option("-c,--clients", rq.clients, "Client counts (comma-separated), 1 to 10000 (default 10)");
     cmd->add_option("--users", rq.users, "Users, as Locust runs them (1 to 10000): each waits --wait between requests");
     cmd->add_option("--spawn-rate", rq.spawn_rate, "--users: users started per second (default 1)");
@@ -440,6 +441,9 @@ int run_bench_command(int argc, char** argv) {
   explain->add_option("--url", explain_url, "Database to explain on (default: the local stack's primary)");
   explain->add_flag("--all", explain_all, "Every built-in workload");
 
+  // failover: the HA benchmark (bench/failover_cli.cpp).
+  const auto run_failover_if_parsed = add_failover_command(app, common.pgsluice_binary);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -464,6 +468,7 @@ int run_bench_command(int argc, char** argv) {
     if (explain->parsed())
       return cmd_explain(common, rq, explain_url,
                          explain_all || explain->count("--workload") + explain->count("--sql-file") == 0);
+    if (const int status = run_failover_if_parsed(); status >= 0) return status;
   } catch (const usage_error& e) {
     std::cerr << "pgsluice bench: " << e.what() << '\n';
     return 2;

@@ -29,7 +29,8 @@ config_server::config_server(options opts) : persistent_(opts.persistent) {
         const auto offset = fs::exists(record_.log_file, ec) ? fs::file_size(record_.log_file, ec) : 0;
         process_ = child_process::spawn(o, opts.stop_signal);
         record_.process = process_.identity();
-        const std::string info = conninfo(opts.probe.user, opts.probe.password, opts.probe.dbname) + " connect_timeout=5";
+        const std::string info = conninfo(opts.probe.user, opts.probe.password, opts.probe.dbname) + " connect_timeout=5" +
+                                 (opts.probe.conninfo_extra.empty() ? "" : " " + opts.probe.conninfo_extra);
         std::string last_error;
         const bool ready = poll_until(opts.start_timeout, 25ms, [&] {
             if (!process_.running())

@@ -39,6 +39,7 @@ struct login_probe {
     std::string user;
     std::string password;
     std::string dbname;
+    std::string conninfo_extra;  // more libpq settings, e.g. "sslmode=require" (later ones win)
 };
 
 // A config-file server (PgBouncer, Pgpool-II, pgsluice): start on a free port, wait for

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "bench/cluster.hpp"
+#include "bench/tls_files.hpp"
 #include "conf/config.hpp"
 
 namespace pgsluice::bench {
@@ -55,8 +56,8 @@ bool reachable_by(const fs::path& dir, const service_user& user) {
 }  // namespace
 
 const std::vector<std::string>& stack_target_names() {
-  static const std::vector<std::string> names{"direct", "pgbouncer", "pgpool", "pgbouncer-pgpool", "pgsluice",
-                                              "pgsluice-routed"};
+  static const std::vector<std::string> names{"direct",   "pgbouncer",       "pgpool",        "pgbouncer-pgpool",
+                                              "pgsluice", "pgsluice-routed", "pgbouncer-tls", "pgsluice-tls"};
   return names;
 }
 
@@ -74,7 +75,8 @@ std::string routed_database(const std::string& database) { return database + "_r
 
 std::string pgsluice_stack_config(std::uint16_t listen_port, std::uint16_t primary_port, const std::string& database,
                                   const std::vector<std::pair<std::string, std::string>>& users, int pool_size,
-                                  std::uint32_t max_clients, const std::vector<std::uint16_t>& replica_ports) {
+                                  std::uint32_t max_clients, const std::vector<std::uint16_t>& replica_ports,
+                                  const fs::path& tls_cert, const fs::path& tls_key) {
   std::ostringstream t;
   t << "# pgsluice for the local bench stack (written by pgsluice bench stack up):\n"
     << "# transaction pooling in front of the primary, like the PgBouncer target";
@@ -92,8 +94,12 @@ std::string pgsluice_stack_config(std::uint16_t listen_port, std::uint16_t prima
   if (!replica_ports.empty()) t << "lag_check_interval = \"100ms\"\n";
   t << "\n"
     << "[listen]\nhost = \"127.0.0.1\"\nport = " << listen_port << "\n\n"
-    << "[log]\nlevel = \"warning\"\nlog_connections = false\nlog_disconnections = false\n\n"
-    << "[users]\n";
+    << "[log]\nlevel = \"warning\"\nlog_connections = false\nlog_disconnections = false\n\n";
+  if (!tls_cert.empty()) {
+    t << "[tls]\nclient_tls_mode = \"allow\"\nclient_tls_cert_file = " << toml_string(tls_cert.string())
+      << "\nclient_tls_key_file = " << toml_string(tls_key.string()) << "\n\n";
+  }
+  t << "[users]\n";
   for (const auto& [name, password] : users) t << toml_string(name) << " = " << toml_string(password) << "\n";
   t << "\n[databases." << toml_string(database) << "]\nhost = \"127.0.0.1\"\nport = " << primary_port << "\n"
     << "\n[databases.\"*\"]\nhost = \"127.0.0.1\"\nport = " << primary_port << "\n";
@@ -153,11 +159,11 @@ struct local_stack::impl {
     return it != servers.end() && it->second->running();
   }
 
-  std::string url(std::uint16_t port, const std::string& dbname = {}) const {
+  std::string url(std::uint16_t port, const std::string& dbname = {}, const std::string& sslmode = "disable") const {
     const user_spec& admin = cluster->admin();
     return "postgresql://" + url_encode(admin.name) + ":" + url_encode(admin.password) + "@127.0.0.1:" +
            std::to_string(port) + "/" + url_encode(dbname.empty() ? cluster->database() : dbname) +
-           "?sslmode=disable&gssencmode=disable";
+           "?sslmode=" + sslmode + "&gssencmode=disable";
   }
 
   // Every node, for the targets that spread reads (primary first).
@@ -237,14 +243,26 @@ std::unique_ptr<local_stack> local_stack::up(const stack_options& options, std::
   std::vector<std::pair<std::string, std::string>> plaintext;
   for (const auto& u : p->cluster->state().users) plaintext.emplace_back(u.name, u.password);
 
+  // The -tls targets: one certificate for PgBouncer and pgsluice, made once per work dir.
+  const fs::path tls_dir = p->work_dir / "tls";
+  tls_files tls{tls_dir / "stack-ca.crt", tls_dir / "stack-ca.key", tls_dir / "server.crt", tls_dir / "server.key"};
+  if (!fs::exists(tls.cert) || !fs::exists(tls.key)) {
+    make_service_dir(tls_dir, user, 0755);
+    tls = make_test_certificate(make_test_ca(tls_dir, "stack-ca", user), tls_dir, "server", "localhost", true, user);
+  }
+  // A PgBouncer started before the stack had TLS targets is restarted with TLS.
+  const bool bouncer_without_tls =
+      read_file_text(p->work_dir / "pgbouncer" / "pgbouncer.ini").find("client_tls_sslmode") == std::string::npos;
   ensure("pgbouncer", [&](std::optional<std::uint16_t> port) {
     pgbouncer_spec s = pgbouncer_for(*p->cluster, p->work_dir / "pgbouncer");
     s.persistent = true;
     s.port = port;
     s.default_pool_size = options.pool_size;
     s.max_client_conn = static_cast<int>(options.max_clients);
+    s.settings = {{"client_tls_sslmode", "allow"}, {"client_tls_cert_file", tls.cert.string()},
+                  {"client_tls_key_file", tls.key.string()}};
     return start_pgbouncer(s);
-  }, false);
+  }, bouncer_without_tls);
   const bool pgpool_started = ensure("pgpool", [&](std::optional<std::uint16_t> port) {
     pgpool_spec s = pgpool_for(*p->cluster, p->work_dir / "pgpool");
     s.persistent = true;
@@ -274,11 +292,11 @@ std::unique_ptr<local_stack> local_stack::up(const stack_options& options, std::
     for (const std::size_t i : p->cluster->replica_indexes()) replica_ports.push_back(p->cluster->port(i));
     // A pgsluice started from another build (the executable was replaced or is another file)
     // is restarted, so the stack always measures the binary asked for.
-    bool stale = false;
+    bool stale = read_file_text(p->work_dir / "pgsluice" / "pgsluice.toml").find("[tls]") == std::string::npos;
     if (auto it = p->servers.find("pgsluice"); it != p->servers.end() && it->second->running()) {
       std::error_code lec;
       const fs::path running = fs::read_symlink("/proc/" + std::to_string(it->second->pid()) + "/exe", lec);
-      stale = !lec && (running.string().ends_with(" (deleted)") || !fs::equivalent(running, binary, lec));
+      stale = stale || (!lec && (running.string().ends_with(" (deleted)") || !fs::equivalent(running, binary, lec)));
       if (stale) log << "pgsluice: running an older build (" << running.string() << "): restarting" << std::endl;
     }
     try {
@@ -294,7 +312,8 @@ std::unique_ptr<local_stack> local_stack::up(const stack_options& options, std::
         o.start_timeout = std::chrono::seconds(20);
         o.write_config = [=, dir = o.dir](std::uint16_t listen_port) {
           const std::string text = pgsluice_stack_config(listen_port, primary_port, database, plaintext,
-                                                         options.pool_size, options.max_clients, replica_ports);
+                                                         options.pool_size, options.max_clients, replica_ports, tls.cert,
+                                                         tls.key);
           conf::load_config_from_string(text, "pgsluice.toml");  // throws config_error naming the key
           std::ofstream(dir / "pgsluice.toml") << text;
           return std::vector<std::string>{binary.string(), "serve", "-c", (dir / "pgsluice.toml").string()};
@@ -393,6 +412,14 @@ std::vector<stack_target> local_stack::targets() {
     routed.nodes = impl_->nodes();
   }
   out.push_back(std::move(routed));
+  // The TLS variants: the same processes, clients asking for TLS (sslmode=require).
+  for (const char* base : {"pgbouncer", "pgsluice"}) {
+    stack_target t = *std::find_if(out.begin(), out.end(), [&](const stack_target& x) { return x.name == base; });
+    t.name = std::string(base) + "-tls";
+    t.memory_scope += ", shared with the " + std::string(base) + " target";
+    if (t.port != 0) t.url = impl_->url(t.port, {}, "require");
+    out.push_back(std::move(t));
+  }
   return out;
 }
 

@@ -1,5 +1,10 @@
 // The local bench stack: PostgreSQL primary + replicas, PgBouncer, Pgpool-II, PgBouncer -> Pgpool-II and pgsluice, under one work dir.
 //
+// TLS variants: `pgbouncer-tls` and `pgsluice-tls` are the same PgBouncer and pgsluice
+// processes reached with sslmode=require (both terminate TLS from clients, with a certificate
+// from a CA the stack makes under <work dir>/tls; plaintext to the server), so the cost of TLS
+// is measured against the plaintext targets in the same run.
+//
 // One pgsluice process serves two targets: `pgsluice` (the bench database, transaction
 // pooling in front of the primary, like PgBouncer) and `pgsluice-routed` (the database
 // `<db>_routed`: the same server database over the primary and the replicas, reads to
@@ -99,9 +104,12 @@ const std::vector<std::string>& stack_target_names();
 std::string routed_database(const std::string& database);
 
 // The pgsluice config the stack runs: transaction pooling in front of the primary for
-// `database`; with replicas, also routed_database(database) over the primary and them.
+// `database`; with replicas, also routed_database(database) over the primary and them; with
+// `tls_cert`/`tls_key`, TLS for the clients that ask (client_tls_mode = "allow": the -tls
+// targets), plaintext for the others.
 std::string pgsluice_stack_config(std::uint16_t listen_port, std::uint16_t primary_port, const std::string& database,
                                   const std::vector<std::pair<std::string, std::string>>& users, int pool_size,
-                                  std::uint32_t max_clients, const std::vector<std::uint16_t>& replica_ports = {});
+                                  std::uint32_t max_clients, const std::vector<std::uint16_t>& replica_ports = {},
+                                  const std::filesystem::path& tls_cert = {}, const std::filesystem::path& tls_key = {});
 
 }  // namespace pgsluice::bench

@@ -10,7 +10,8 @@
 # else in the configs is changed. Everything lives in a temporary directory and
 # every process started here is stopped on exit, also on failure.
 #
-# Needs PostgreSQL 15, pgbouncer and pgpool2 installed (scripts/install.sh).
+# Needs PostgreSQL 15, pgbouncer and pgpool2 installed (scripts/install.sh), and a
+# pgsluice build (PGSLUICE_BIN, else the newest build*/app/pgsluice) for the Citus stack.
 # Run as root (servers then run as the postgres OS user) or as that user.
 #   compose/check-without-docker.sh        exit status 0 when every login works
 set -Eeuo pipefail
@@ -25,10 +26,10 @@ as_user() {
 }
 
 # Free loopback ports, taken all at once so they differ from each other.
-read -r p_primary p_replica1 p_replica2 p_pgbouncer p_pgpool p_pgbouncer_pgpool p_pcp <<<"$(
+read -r p_primary p_replica1 p_replica2 p_pgbouncer p_pgpool p_pgbouncer_pgpool p_pcp p_citus_pgsluice <<<"$(
   /usr/bin/python3 -c '
 import socket
-socks = [socket.socket() for _ in range(7)]
+socks = [socket.socket() for _ in range(8)]
 for s in socks: s.bind(("127.0.0.1", 0))
 print(" ".join(str(s.getsockname()[1]) for s in socks))')"
 
@@ -42,7 +43,7 @@ print(" ".join(command[1:]))' "$here/compose.yaml")"
 cleanup() {
   local status=$?
   set +e
-  for name in pgbouncer pgbouncer-pgpool; do
+  for name in pgbouncer pgbouncer-pgpool citus-pgsluice; do
     [ -s "$work/$name.pid" ] && kill "$(cat "$work/$name.pid")" 2>/dev/null
   done
   # Pgpool-II's pid file ends in a NUL byte. SIGINT: fast shutdown.
@@ -169,6 +170,65 @@ check "primary: both replicas stream under their own names" "replica1 streaming,
 check "pgpool: one primary and two streaming standbys, all up" \
   "up primary ,up standby streaming,up standby streaming" \
   "$(admin "$p_pgpool" "SHOW pool_nodes" | awk -F'|' '{ printf "%s%s %s %s", (NR > 1 ? "," : ""), $4, $7, $12 }')"
+
+# --- Citus (compose/citus): pgsluice in front of the coordinator pair ------------------
+# The coordinators run ../postgres/primary-init.sh and replica-entrypoint.sh like the
+# primary and replica1 above, which stand in for them here (Citus itself is not packaged
+# for Debian 12, so the workers and coordinator-init.sh are checked only for their
+# shape). pgsluice runs compose/citus/pgsluice.toml with host names and ports swapped:
+# it must find the primary by itself (role = "auto") and send writes there.
+citus="$here/citus"
+check "citus: compose.yaml has the coordinator pair, the workers and pgsluice" \
+  "coordinator_primary coordinator_secondary pgsluice worker1 worker2" \
+  "$(/usr/bin/python3 -c '
+import sys, yaml
+print(" ".join(sorted(yaml.safe_load(open(sys.argv[1]))["services"])))' "$citus/compose.yaml")"
+check "citus: the files compose.yaml mounts exist" "" \
+  "$(/usr/bin/python3 -c '
+import os, sys, yaml
+base = os.path.dirname(sys.argv[1])
+for name, service in yaml.safe_load(open(sys.argv[1]))["services"].items():
+    for volume in service.get("volumes", []):
+        source = volume.split(":")[0]
+        if source.startswith(".") and not os.path.exists(os.path.join(base, source)):
+            print(name + ": " + source)' "$citus/compose.yaml")"
+check "citus: coordinator-init.sh parses" "ok" "$(bash -n "$citus/coordinator-init.sh" && echo ok)"
+pgsluice_bin="${PGSLUICE_BIN:-}"
+if [ -z "$pgsluice_bin" ]; then
+  for f in "$here"/../build*/app/pgsluice; do
+    if [ -x "$f" ] && { [ -z "$pgsluice_bin" ] || [ "$f" -nt "$pgsluice_bin" ]; }; then pgsluice_bin="$f"; fi
+  done
+fi
+if [ -z "$pgsluice_bin" ]; then
+  check "citus: a pgsluice binary (PGSLUICE_BIN or build*/app/pgsluice)" "found" "none"
+else
+  mkdir -p "$work/citus-pgsluice"
+  sed -e "s/host = \"coordinator_primary\", port = 5432/host = \"127.0.0.1\", port = $p_primary/g" \
+      -e "s/host = \"coordinator_secondary\", port = 5432/host = \"127.0.0.1\", port = $p_replica1/g" \
+      -e "s/^host = \"0.0.0.0\"/host = \"127.0.0.1\"/" \
+      -e "s/^port = 6432/port = $p_citus_pgsluice/" \
+      "$citus/pgsluice.toml" >"$work/citus-pgsluice/pgsluice.toml"
+  if [ "$(id -u)" = 0 ]; then chown -R "$os_user:$os_user" "$work/citus-pgsluice"; fi
+  got="$("$pgsluice_bin" check -c "$work/citus-pgsluice/pgsluice.toml" 2>&1 || true)"
+  check "citus: pgsluice check accepts pgsluice.toml" "accepted" \
+    "$(case "$got" in [Cc]onfig\ OK*) echo accepted ;; *) echo "$got" ;; esac)"
+  start_bg citus-pgsluice "$pgsluice_bin" serve -c "$work/citus-pgsluice/pgsluice.toml"
+  citus_sql() { PGPASSWORD="${2:-admin-secret}" "$bin/psql" -h 127.0.0.1 -p "$p_citus_pgsluice" -U "${3:-sluice_admin}" \
+    -d sluice -Atc "$1" 2>&1; }
+  got=""
+  for attempt in $(seq 1 60); do
+    got="$(citus_sql 'SELECT 1' || true)"
+    if [ "$got" = 1 ]; then break; fi
+    sleep 0.5
+  done
+  check "citus: pgsluice serves a login within 30 s" "1" "$got"
+  for login in sluice_scram:scram-secret sluice_md5:md5-secret; do
+    check "citus: ${login%%:*} logs in through pgsluice" "${login%%:*}" \
+      "$(citus_sql 'SELECT current_user' "${login#*:}" "${login%%:*}" || true)"
+  done
+  check "citus: pgsluice sends a write to the coordinator primary" "f $p_primary" \
+    "$(citus_sql 'CREATE TEMP TABLE t (i int); SELECT pg_is_in_recovery(), inet_server_port()' | tr '|' ' ' || true)"
+fi
 
 echo "$passes passed, $failures failed"
 [ "$failures" = 0 ]

@@ -64,6 +64,11 @@ enum class consistency { read_your_writes, primary_after_write, eventual };
 // https://www.postgresql.org/docs/15/libpq-connect.html#LIBPQ-CONNECT-TARGET-SESSION-ATTRS
 enum class target_session_attrs { any, read_write, read_only, primary, standby, prefer_standby };
 
+// What pgsluice does when the primary fails: off (configured roles stand), follow (roles as the
+// servers report them: a promotion done by others is followed), promote (follow, and promote
+// the most advanced replica once the primary has been down for failover_after).
+enum class failover_mode { off, follow, promote };
+
 enum class log_level { trace, debug, info, warning, error, off };
 enum class log_format { text, json };
 
@@ -76,6 +81,7 @@ std::string_view to_string(load_balance) noexcept;         // "round_robin", "le
 std::string_view to_string(primary_reads) noexcept;        // "never", "fallback", "always"
 std::string_view to_string(consistency) noexcept;          // "read_your_writes", ...
 std::string_view to_string(target_session_attrs) noexcept; // "any", "read-write", ..., "prefer-standby"
+std::string_view to_string(failover_mode) noexcept;        // "off", "follow", "promote"
 std::string_view to_string(log_level) noexcept;
 std::string_view to_string(log_format) noexcept;
 
@@ -180,15 +186,19 @@ struct metrics_config {
   std::string path = "/metrics";
 };
 
-// TLS towards clients and servers. Not supported yet: the loader refuses any value but the
-// default (SSLRequest is answered 'N').
+// TLS towards clients and servers (proxy/tls.hpp). Modes have libpq's meanings; towards
+// clients: disable answers SSLRequest 'N', allow/prefer use TLS when asked, require refuses
+// plaintext logins, verify-ca/verify-full also require a client certificate signed by
+// client_tls_ca_file (verify-full: its CN must be the user name). Relative paths are relative
+// to the config file's directory. Files are read at start and on each reload.
 struct tls_config {
   tls_mode client_tls_mode = tls_mode::disable;
   std::filesystem::path client_tls_cert_file;
   std::filesystem::path client_tls_key_file;
   std::filesystem::path client_tls_ca_file;
+  duration client_tls_handshake_timeout = std::chrono::seconds{10};
   tls_mode server_tls_mode = tls_mode::disable;
-  std::filesystem::path server_tls_ca_file;
+  std::filesystem::path server_tls_ca_file;   // empty: the system's trusted CAs (verify-ca / verify-full)
   std::filesystem::path server_tls_cert_file;
   std::filesystem::path server_tls_key_file;
 };
@@ -298,6 +308,17 @@ struct config {
   conf::target_session_attrs target_session_attrs = conf::target_session_attrs::any;
   // How often each backend's replay position and lag are sampled.
   duration lag_check_interval = std::chrono::milliseconds{500};
+
+  // --- health checks and failover ------------------------------------------
+  // Each backend is checked (connect + pg_is_in_recovery() and its WAL positions) this often,
+  // off the event loops; a check not answered within the timeout failed.
+  duration health_check_interval = std::chrono::seconds{1};
+  duration health_check_timeout = std::chrono::seconds{2};
+  std::uint32_t health_check_fall = 3;  // failed checks in a row that mark a backend down
+  std::uint32_t health_check_rise = 2;  // good checks in a row that bring it back
+  conf::failover_mode failover = conf::failover_mode::follow;
+  duration failover_after = std::chrono::seconds{10};         // promote: how long the primary is down first
+  duration failover_hold_timeout = std::chrono::seconds{30};  // how long writes wait for a primary; 0 = fail at once
 
   tls_config tls;
   log_config log;

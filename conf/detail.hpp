@@ -75,6 +75,11 @@ struct enum_names<target_session_attrs> {
       {"prefer-standby", target_session_attrs::prefer_standby}};
 };
 template <>
+struct enum_names<failover_mode> {
+  static constexpr std::pair<std::string_view, failover_mode> values[] = {
+      {"off", failover_mode::off}, {"follow", failover_mode::follow}, {"promote", failover_mode::promote}};
+};
+template <>
 struct enum_names<log_level> {
   static constexpr std::pair<std::string_view, log_level> values[] = {
       {"trace", log_level::trace},     {"debug", log_level::debug}, {"info", log_level::info},

@@ -36,6 +36,7 @@ std::shared_ptr<const config> load(context& ctx, std::string_view text, std::fil
   if (!detail::read_document(ctx, text, *c)) throw config_error(std::move(ctx.problems));
   detail::check_cross_references(ctx, *c);
   detail::check_routing(ctx, *c);
+  detail::check_tls(ctx, *c);
 
   if (!ctx.problems.empty()) {
     sort_by_line(ctx.problems);

@@ -68,6 +68,8 @@ void check_backends(context& ctx, const database_config& db, const std::string& 
 void check_routing(context& ctx, const config& c);
 // Passwords against auth_type, users that must exist, the keys that need auth_user.
 void check_cross_references(context& ctx, config& c);
+// conf/tls_check.cpp: the [tls] keys against each other; relative paths made absolute.
+void check_tls(context& ctx, config& c);
 
 // conf/loader.cpp: load_config_from_string with the features `options` switches on.
 std::shared_ptr<const config> load_config_from_string(std::string_view text, std::string_view name,

@@ -21,7 +21,6 @@ namespace {
 // --- what is missing, for the keys not supported yet -------------------------
 
 constexpr std::string_view no_query_cancel = "pgsluice does not cancel long-running queries in this version";
-constexpr std::string_view no_tls = "pgsluice has no TLS in this version (it answers SSLRequest with 'N')";
 constexpr std::string_view no_json_logs = "pgsluice writes text logs only in this version";
 constexpr std::string_view no_admin_console = "pgsluice has no admin console in this version";
 constexpr std::string_view no_metrics = "pgsluice has no /metrics endpoint in this version";
@@ -99,6 +98,25 @@ const setting<config> root_keys[] = {
     {"lag_check_interval", &config::lag_check_interval, {10, day_ms},
      "How often each backend's replay position and lag are sampled (for max_replica_lag and read_your_writes).",
      {}, {}, routing},
+    // Health checks and failover.
+    {"health_check_interval", &config::health_check_interval, {10, day_ms},
+     "How often each backend is checked: a connection of its own, pg_is_in_recovery() and the WAL positions, "
+     "off the event loops."},
+    {"health_check_timeout", &config::health_check_timeout, {10, day_ms},
+     "A check (connect, log in, answer) not done within this failed: a server that accepts TCP but never "
+     "answers is marked down too."},
+    {"health_check_fall", &config::health_check_fall, {1, 1000}, "Failed checks in a row that mark a backend down."},
+    {"health_check_rise", &config::health_check_rise, {1, 1000}, "Good checks in a row that bring a down backend back."},
+    {"failover", &config::failover, any_value,
+     "When the primary fails: \"off\" (configured roles stand), \"follow\" (roles as the servers report them: a "
+     "promotion done by others is followed within one check) or \"promote\" (follow, and promote the replica with "
+     "the most WAL once the primary has been down for failover_after)."},
+    {"failover_after", &config::failover_after, up_to_a_day,
+     "With failover = \"promote\": how long the primary must be down (after health_check_fall failed checks) "
+     "before a replica is promoted."},
+    {"failover_hold_timeout", &config::failover_hold_timeout, up_to_a_day,
+     "While no primary is up, new write transactions wait this long for one (reads go on to the replicas); "
+     "0 = they fail at once."},
     {"tls", std::monostate{}, any_value, "", ""},
     {"log", std::monostate{}, any_value, "", ""},
     {"admin", std::monostate{}, any_value, "", ""},
@@ -113,14 +131,23 @@ const setting<listen_endpoint> listen_keys[] = {
 };
 
 const setting<tls_config> tls_keys[] = {
-    {"client_tls_mode", &tls_config::client_tls_mode, any_value, "TLS towards clients, as libpq's sslmode.", {}, no_tls},
-    {"client_tls_cert_file", &tls_config::client_tls_cert_file, any_value, "Certificate presented to clients.", {}, no_tls},
-    {"client_tls_key_file", &tls_config::client_tls_key_file, any_value, "Private key of client_tls_cert_file.", {}, no_tls},
-    {"client_tls_ca_file", &tls_config::client_tls_ca_file, any_value, "CA used to verify client certificates (verify-ca / verify-full).", {}, no_tls},
-    {"server_tls_mode", &tls_config::server_tls_mode, any_value, "TLS towards servers, as libpq's sslmode.", {}, no_tls},
-    {"server_tls_ca_file", &tls_config::server_tls_ca_file, any_value, "CA used to verify server certificates.", {}, no_tls},
-    {"server_tls_cert_file", &tls_config::server_tls_cert_file, any_value, "Client certificate presented to servers.", {}, no_tls},
-    {"server_tls_key_file", &tls_config::server_tls_key_file, any_value, "Private key of server_tls_cert_file.", {}, no_tls},
+    {"client_tls_mode", &tls_config::client_tls_mode, any_value,
+     "TLS towards clients, as libpq's sslmode: \"disable\" (SSLRequest answered 'N'), \"allow\"/\"prefer\" (TLS "
+     "when the client asks), \"require\" (plaintext logins refused), \"verify-ca\" (and a client certificate "
+     "signed by client_tls_ca_file), \"verify-full\" (and its CN is the user name)."},
+    {"client_tls_cert_file", &tls_config::client_tls_cert_file, any_value, "Certificate (PEM, chain) presented to clients."},
+    {"client_tls_key_file", &tls_config::client_tls_key_file, any_value, "Private key of client_tls_cert_file (PEM)."},
+    {"client_tls_ca_file", &tls_config::client_tls_ca_file, any_value, "CA used to verify client certificates (verify-ca / verify-full)."},
+    {"client_tls_handshake_timeout", &tls_config::client_tls_handshake_timeout, {1, day_ms},
+     "Time a client has to complete the TLS handshake after pgsluice answered 'S'."},
+    {"server_tls_mode", &tls_config::server_tls_mode, any_value,
+     "TLS towards servers, as libpq's sslmode: \"disable\", \"allow\" (plaintext, TLS if the server refuses it), "
+     "\"prefer\", \"require\", \"verify-ca\" (the server's certificate chain), \"verify-full\" (and its name is "
+     "the backend's host)."},
+    {"server_tls_ca_file", &tls_config::server_tls_ca_file, any_value,
+     "CA used to verify server certificates (verify-ca / verify-full); empty = the system's trusted CAs."},
+    {"server_tls_cert_file", &tls_config::server_tls_cert_file, any_value, "Client certificate presented to servers."},
+    {"server_tls_key_file", &tls_config::server_tls_key_file, any_value, "Private key of server_tls_cert_file."},
 };
 
 const setting<log_config> log_keys[] = {

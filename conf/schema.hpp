@@ -42,7 +42,8 @@ using target = std::variant<std::monostate, std::uint32_t Owner::*, std::uint16_
                             std::optional<primary_reads> Owner::*, consistency Owner::*,
                             std::optional<consistency> Owner::*, target_session_attrs Owner::*,
                             std::optional<target_session_attrs> Owner::*, replica_lag Owner::*,
-                            std::optional<replica_lag> Owner::*, std::optional<std::vector<std::string>> Owner::*>;
+                            std::optional<replica_lag> Owner::*, std::optional<std::vector<std::string>> Owner::*,
+                            failover_mode Owner::*>;
 
 // THE SWITCH for read/write routing (defined in conf/schema.cpp). While it is false, `check`
 // and `serve` refuse as "not supported yet", naming key and line: a second backend in a

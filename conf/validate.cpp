@@ -24,11 +24,7 @@ void check_backends(context& ctx, const database_config& db, const std::string& 
     const auto& b = db.backends[i];
     const std::string element = prefix + ".backends[" + std::to_string(i) + "]";
     if (b.role == backend_role::automatic) {
-      // Roles discovered by the health checks come with failover, not with routing.
-      automatic = true;
-      ctx.error_at(element + ".role",
-                   "not supported yet: pgsluice does not discover roles in this version; give \"primary\" or "
-                   "\"replica\"");
+      automatic = true;  // the health checks ask the server (pg_is_in_recovery())
     } else if (b.role == backend_role::primary && ++primaries == 2) {
       ctx.error_at(element + ".role", "a second primary: a database has exactly one (never two writable primaries)");
     }

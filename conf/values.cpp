@@ -20,6 +20,7 @@ std::string_view to_string(secret_kind v) noexcept { return detail::name_of(v); 
 std::string_view to_string(backend_role v) noexcept { return detail::name_of(v); }
 std::string_view to_string(tls_mode v) noexcept { return detail::name_of(v); }
 std::string_view to_string(load_balance v) noexcept { return detail::name_of(v); }
+std::string_view to_string(failover_mode v) noexcept { return detail::name_of(v); }
 std::string_view to_string(primary_reads v) noexcept { return detail::name_of(v); }
 std::string_view to_string(consistency v) noexcept { return detail::name_of(v); }
 std::string_view to_string(target_session_attrs v) noexcept { return detail::name_of(v); }

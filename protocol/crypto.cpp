@@ -54,6 +54,15 @@ bool pbkdf2_sha256(bytes_view password, bytes_view salt, std::uint32_t iteration
                            EVP_sha256(), static_cast<int>(out.size()), out.data()) == 1;
 }
 
+bool sha2(unsigned bits, bytes_view data, std::vector<std::uint8_t>& out) {
+  const EVP_MD* md = bits == 224 ? EVP_sha224() : bits == 256 ? EVP_sha256() : bits == 384 ? EVP_sha384()
+                   : bits == 512 ? EVP_sha512() : nullptr;
+  if (md == nullptr) return false;
+  out.resize(bits / 8);
+  unsigned int len = 0;
+  return EVP_Digest(data_or_empty(data), data.size(), out.data(), &len, md, nullptr) == 1 && len == out.size();
+}
+
 bool md5(bytes_view data, digest128& out) noexcept {
   // EVP_MD_fetch rather than EVP_md5(): in a FIPS-only configuration the fetch fails cleanly.
   EVP_MD* md = EVP_MD_fetch(nullptr, "MD5", nullptr);

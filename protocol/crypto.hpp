@@ -30,6 +30,8 @@ bool hmac_sha256(bytes_view key, bytes_view data, digest256& out) noexcept;
 // PBKDF2-HMAC-SHA-256 with a 32-byte output: SCRAM's Hi() (RFC 5802 section 2.2).
 bool pbkdf2_sha256(bytes_view password, bytes_view salt, std::uint32_t iterations, digest256& out) noexcept;
 bool md5(bytes_view data, digest128& out) noexcept;
+// SHA-224, SHA-256, SHA-384 or SHA-512 (`bits`) of `data` into `out` (resized); false for other sizes.
+bool sha2(unsigned bits, bytes_view data, std::vector<std::uint8_t>& out);
 
 // Cryptographically secure random bytes (RAND_bytes).
 bool random_bytes(std::span<std::uint8_t> out) noexcept;

@@ -13,6 +13,7 @@
 #include "proxy/pool.hpp"
 #include "proxy/runtime.hpp"
 #include "proxy/server_connection.hpp"
+#include "proxy/tls.hpp"
 
 namespace pgsluice::proxy {
 
@@ -66,7 +67,8 @@ awaitable<std::optional<client_session::login_message>> client_session::read_log
       co_return std::nullopt;
     }
     auto space = cbuf_.prepare(std::max<std::size_t>(r.need > data.size() ? r.need - data.size() : 1, 1024));
-    auto [ec, n] = co_await socket_.async_read_some(asio::buffer(space.data(), space.size()), nothrow_awaitable);
+    auto [ec, n] = tls_ ? co_await tls_read_some(socket_, *tls_, space)
+                        : co_await socket_.async_read_some(asio::buffer(space.data(), space.size()), nothrow_awaitable);
     if (ec || machine_.ending()) {
       end(end_reason::client_closed);
       co_return std::nullopt;
@@ -92,8 +94,7 @@ awaitable<bool> client_session::login() {
     if (!m) co_return false;
     const auto kind = static_cast<protocol::frame_kind>(m->kind);
     if (kind == protocol::frame_kind::ssl_request || kind == protocol::frame_kind::gssenc_request) {
-      const std::vector<std::uint8_t> refuse{'N'};  // no TLS / GSS encryption (yet)
-      if (!co_await send_bytes(refuse)) co_return false;
+      if (!co_await answer_encryption_request(kind == protocol::frame_kind::ssl_request)) co_return false;
       continue;
     }
     if (kind == protocol::frame_kind::cancel_request) {
@@ -135,6 +136,7 @@ awaitable<bool> client_session::login() {
     fail(end_reason::login_refused, "28000", "no PostgreSQL user name specified in startup packet");
     co_return false;
   }
+  if (!tls_allows_login()) co_return false;
   const auto cfg = cfg_;
   if (rt_.shutting_down()) {
     rt_.stats().add(counter::clients_refused);
@@ -199,8 +201,9 @@ awaitable<bool> client_session::login() {
   protocol::encode_ready_for_query('I', out);
   if (!co_await send_bytes(out)) co_return false;
   if (cfg->log.log_connections) {
-    spdlog::info("{} login user={} db={} pool={} mode={} application_name=\"{}\"", name_, startup_.user, startup_.database,
-                 cluster_->name(), transaction_mode_ ? "transaction" : "session", startup_.application_name);
+    spdlog::info("{} login user={} db={} pool={} mode={} tls={} application_name=\"{}\"", name_, startup_.user,
+                 startup_.database, cluster_->name(), transaction_mode_ ? "transaction" : "session",
+                 tls_ ? tls_->version() : std::string("off"), startup_.application_name);
   }
   co_return true;
 }
@@ -303,20 +306,26 @@ awaitable<bool> client_session::authenticate(const conf::config& cfg, const conf
   }
 
   // SCRAM-SHA-256. https://www.postgresql.org/docs/15/sasl-authentication.html
+  // Over TLS, SCRAM-SHA-256-PLUS is offered first, bound to pgsluice's certificate.
+  auto options = [&] {
+    protocol::scram_server_options o;
+    o.channel_binding = channel_binding();
+    return o;
+  };
   boost::system::result<protocol::scram_server> server = boost::system::error_code(errc::auth_failed);
   bool mock = false;
   if (known && kind == conf::secret_kind::scram_sha_256) {
-    server = protocol::scram_server::from_verifier(secret);
+    server = protocol::scram_server::from_verifier(secret, options());
   } else if (known && kind == conf::secret_kind::plaintext) {
-    server = protocol::scram_server::from_password(secret);
+    server = protocol::scram_server::from_password(secret, options());
   } else {
     mock = true;
-    server = protocol::scram_server::mock(startup_.user, mock_secret());
+    server = protocol::scram_server::mock(startup_.user, mock_secret(), options());
   }
   if (!server) {
     spdlog::warn("{} scram setup failed user={} error=\"{}\"", name_, startup_.user, server.error().message());
     mock = true;
-    server = protocol::scram_server::mock(startup_.user, mock_secret());
+    server = protocol::scram_server::mock(startup_.user, mock_secret(), options());
     if (!server) {
       auth_failed("scram setup failed");
       co_return false;
@@ -346,6 +355,9 @@ awaitable<bool> client_session::authenticate(const conf::config& cfg, const conf
   if (!first) {
     if (first.error() == errc::unsupported_mechanism) {
       fail(end_reason::client_protocol_error, "08P01", "client selected an invalid SASL authentication mechanism");
+    } else if (first.error() == errc::channel_binding_error) {
+      // PostgreSQL's wording (auth-scram.c, read_client_first_message).
+      fail(end_reason::client_protocol_error, "08P01", "SCRAM channel binding negotiation error");
     } else {
       fail(end_reason::client_protocol_error, "08P01", "malformed SCRAM message");
     }
@@ -367,6 +379,9 @@ awaitable<bool> client_session::authenticate(const conf::config& cfg, const conf
   if (!final_msg) {
     if (final_msg.error() == errc::malformed_sasl) {
       fail(end_reason::client_protocol_error, "08P01", "malformed SCRAM message");
+    } else if (final_msg.error() == errc::channel_binding_error) {
+      spdlog::info("{} auth_failed user={} why=channel_binding_mismatch", name_, startup_.user);
+      fail(end_reason::client_protocol_error, "08P01", "SCRAM channel binding check failed");
     } else {
       auth_failed(mock ? (known ? "no usable password" : "unknown user") : "wrong password");
     }

@@ -11,6 +11,7 @@
 #include "proxy/pool.hpp"
 #include "proxy/runtime.hpp"
 #include "proxy/server_connection.hpp"
+#include "proxy/tls.hpp"
 
 namespace pgsluice::proxy {
 
@@ -61,6 +62,7 @@ void client_session::start() {
 awaitable<void> client_session::run() {
   auto cfg = rt_.config();
   cfg_ = cfg;
+  tls_ctx_ = rt_.tls();
   if (cfg->client_login_timeout.count() > 0) login_deadline_ = clock::now() + cfg->client_login_timeout;
   boost::system::error_code ec;
   socket_.set_option(tcp::no_delay(true), ec);
@@ -114,6 +116,7 @@ int client_session::write_client_now(gather_list& g) {
     g.for_each([&](std::span<const std::uint8_t> s) { client_pending_.insert(client_pending_.end(), s.begin(), s.end()); });
     return 1;
   }
+  if (tls_) return write_client_tls_now(g);
   int err = 0;
   const std::size_t sent = g.send_now(socket_.native_handle(), err);
   if (err != 0) return -1;
@@ -127,10 +130,14 @@ int client_session::write_client_now(gather_list& g) {
 awaitable<bool> client_session::flush_client() {
   boost::system::error_code ec;
   for (;;) {
-    auto [ec2, n2] = co_await asio::async_write(socket_, asio::buffer(client_flushing_.data(), client_flushing_.size()),
-                                                nothrow_awaitable);
-    (void)n2;
-    ec = ec2;
+    if (tls_) {
+      ec = co_await tls_write_all(socket_, *tls_, client_flushing_);
+    } else {
+      auto [ec2, n2] = co_await asio::async_write(socket_, asio::buffer(client_flushing_.data(), client_flushing_.size()),
+                                                  nothrow_awaitable);
+      (void)n2;
+      ec = ec2;
+    }
     client_flushing_.clear();
     if (ec || client_pending_.empty()) break;
     client_flushing_.swap(client_pending_);
@@ -260,6 +267,7 @@ awaitable<void> client_session::finish() {
     g.add_input(final_message_.data(), final_message_.size());
     write_client_now(g);
   }
+  if (tls_ && !client_writing_) tls_->shutdown_now();
   socket_.shutdown(tcp::socket::shutdown_both, ec);
   socket_.close(ec);
   if (cancel_pid_ != 0 || cancel_secret_ != 0) rt_.cancels().remove(cancel_pid_, cancel_secret_);

@@ -50,6 +50,8 @@ class worker;
 class runtime;
 class pool;
 class cluster;
+class tls_channel;
+class tls_contexts;
 
 class client_session : public std::enable_shared_from_this<client_session>,
                        private response_tracker::hooks,
@@ -108,6 +110,18 @@ class client_session : public std::enable_shared_from_this<client_session>,
   };
   awaitable<std::optional<login_message>> read_login_message(bool startup);
   awaitable<bool> send_bytes(const std::vector<std::uint8_t>& bytes);
+
+  // --- TLS towards the client (client_tls.cpp) ---
+  // Answers an SSLRequest or GSSENCRequest ('S' and the handshake when TLS is on, else 'N');
+  // false when the session ended (unencrypted bytes after the request, a repeated request, a
+  // failed or stalled handshake).
+  awaitable<bool> answer_encryption_request(bool ssl);
+  // After the startup packet: plaintext refused where client_tls_mode requires TLS, the client
+  // certificate's CN checked against the user (verify-full). False when the session ended.
+  bool tls_allows_login();
+  // SCRAM-SHA-256-PLUS's binding data, when the client speaks TLS and the certificate has one.
+  std::optional<protocol::scram_channel_binding> channel_binding() const;
+  int write_client_tls_now(gather_list& g);
 
   // --- relay (relay.cpp) ---
   // One complete client message of the batch being processed: framed once, read by every pass.
@@ -197,6 +211,14 @@ class client_session : public std::enable_shared_from_this<client_session>,
   std::uint64_t id_;
   std::string name_;
   tcp::socket socket_;
+  // TLS: the contexts of the config the session started with; the channel once the handshake
+  // succeeded (null: plaintext, the relay's plain path). ssl_done_/gss_done_: the requests
+  // already answered, as PostgreSQL's ProcessStartupPacket tracks them.
+  std::shared_ptr<const tls_contexts> tls_ctx_;
+  std::unique_ptr<tls_channel> tls_;
+  std::vector<std::uint8_t> tls_scratch_;
+  bool ssl_done_ = false;
+  bool gss_done_ = false;
   relay_machine machine_{this};
 
   // Login results.

@@ -27,6 +27,7 @@
 #include "proxy/pool.hpp"
 #include "proxy/runtime.hpp"
 #include "proxy/server_connection.hpp"
+#include "proxy/tls.hpp"
 
 namespace pgsluice::proxy {
 
@@ -310,7 +311,8 @@ awaitable<void> client_session::client_pump() {
   for (;;) {
     if (machine_.ending()) co_return;
     auto space = cbuf_.prepare(1024);
-    auto [ec, n] = co_await socket_.async_read_some(asio::buffer(space.data(), space.size()), nothrow_awaitable);
+    auto [ec, n] = tls_ ? co_await tls_read_some(socket_, *tls_, space)
+                        : co_await socket_.async_read_some(asio::buffer(space.data(), space.size()), nothrow_awaitable);
     if (machine_.ending()) co_return;
     if (ec) {
       end(end_reason::client_closed);
@@ -429,16 +431,13 @@ awaitable<void> client_session::client_pump() {
         co_await write_done_.async_wait(nothrow_awaitable);
       }
       if (machine_.ending() || !server_) co_return;
-      int err = 0;
-      const std::size_t sent = to_server_.send_now(server_->socket().native_handle(), err);
-      boost::system::error_code wec(err, boost::system::system_category());
+      boost::system::error_code wec;
+      const std::size_t sent = server_->send_now(to_server_, wec);
       if (!wec && sent < to_server_.bytes()) {
         machine_.server_write_started();
         server_tail_.clear();
         to_server_.copy_tail(sent, server_tail_);
-        auto [ec2, wn] = co_await asio::async_write(server_->socket(), asio::buffer(server_tail_), nothrow_awaitable);
-        (void)wn;
-        wec = ec2;
+        wec = co_await server_->write(server_tail_);
         server_tail_.clear();
         server_tail_.shrink_to_fit();
         if (machine_.server_write_finished()) signal();  // a release waited for this write
@@ -649,7 +648,9 @@ awaitable<void> client_session::server_pump() {
       }
     }
     auto space = sbuf_.prepare(4096);
-    auto [ec, n] = co_await server_->socket().async_read_some(asio::buffer(space.data(), space.size()), nothrow_awaitable);
+    auto [ec, n] = server_->tls() != nullptr
+                       ? co_await tls_read_some(server_->socket(), *server_->tls(), space)
+                       : co_await server_->socket().async_read_some(asio::buffer(space.data(), space.size()), nothrow_awaitable);
     if (machine_.ending()) co_return;
     if (ec) {
       spdlog::info("{} server_closed server={} error=\"{}\"", name_, server_->name(), ec.message());

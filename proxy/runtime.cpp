@@ -8,6 +8,7 @@
 
 #include "proxy/client_session.hpp"
 #include "proxy/pool.hpp"
+#include "proxy/tls.hpp"
 
 namespace pgsluice::proxy {
 
@@ -158,6 +159,16 @@ std::shared_ptr<const conf::config> runtime::config() const {
 void runtime::set_config(std::shared_ptr<const conf::config> cfg) {
   std::lock_guard lk(config_mu_);
   config_ = std::move(cfg);
+}
+
+std::shared_ptr<const tls_contexts> runtime::tls() const {
+  std::lock_guard lk(config_mu_);
+  return tls_;
+}
+
+void runtime::set_tls(std::shared_ptr<const tls_contexts> t) {
+  std::lock_guard lk(config_mu_);
+  tls_ = std::move(t);
 }
 
 }  // namespace pgsluice::proxy

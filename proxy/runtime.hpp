@@ -35,6 +35,7 @@ namespace pgsluice::proxy {
 class client_session;
 class pool;
 class runtime;
+class tls_contexts;
 
 // One event-loop thread.
 class worker {
@@ -115,6 +116,11 @@ class runtime {
   void set_config(std::shared_ptr<const conf::config> cfg);
   const std::filesystem::path& config_file() const noexcept { return config_file_; }
 
+  // TLS contexts of the current config (proxy/tls.hpp), swapped with it on reload; never null
+  // once serve has started (all modes disable: contexts without OpenSSL state).
+  std::shared_ptr<const tls_contexts> tls() const;
+  void set_tls(std::shared_ptr<const tls_contexts> t);
+
   std::vector<std::unique_ptr<worker>>& workers() noexcept { return workers_; }
 
   // Clusters of backends by (client-facing database, user), each backend with its own pool.
@@ -134,6 +140,7 @@ class runtime {
  private:
   mutable std::mutex config_mu_;
   std::shared_ptr<const conf::config> config_;
+  std::shared_ptr<const tls_contexts> tls_;
   std::filesystem::path config_file_;
   std::vector<std::unique_ptr<worker>> workers_;
 

@@ -17,6 +17,7 @@
 #include "proxy/client_session.hpp"
 #include "proxy/pool.hpp"
 #include "proxy/runtime.hpp"
+#include "proxy/tls.hpp"
 
 namespace pgsluice::proxy {
 
@@ -117,7 +118,16 @@ void reload(runtime& rt) {
     spdlog::error("reload failed, keeping the current config: {}", e.what());
     return;
   }
+  // New certificates and keys are read now, for the connections that come next.
+  std::shared_ptr<const tls_contexts> tls;
+  try {
+    tls = tls_contexts::load(next->tls);
+  } catch (const std::exception& e) {
+    spdlog::error("reload failed, keeping the current config: {}", e.what());
+    return;
+  }
   for (const auto& msg : conf::reload_restrictions(*rt.config(), *next)) spdlog::warn("reload: {} (needs a restart)", msg);
+  rt.set_tls(std::move(tls));
   rt.set_config(next);
   rt.clusters().retire_changed(*next);
   spdlog::info("config reloaded from {}", rt.config_file().string());
@@ -139,6 +149,12 @@ int run_serve(const serve_options& options) {
   for (const auto& w : cfg->warnings) spdlog::warn("config: {}", w.to_string());
 
   auto rt = std::make_unique<runtime>(cfg, options.config_file);
+  try {
+    rt->set_tls(tls_contexts::load(cfg->tls));
+  } catch (const std::exception& e) {
+    spdlog::critical("{}", e.what());
+    return 1;
+  }
   if (!open_listeners(*rt, *cfg)) return 1;
   for (auto& w : rt->workers()) {
     for (auto& acc : w->acceptors()) {

@@ -15,6 +15,8 @@
 #include "protocol/framing.hpp"
 #include "protocol/md5.hpp"
 #include "proxy/runtime.hpp"
+#include "proxy/tls.hpp"
+#include "protocol/channel_binding.hpp"
 
 namespace pgsluice::proxy {
 
@@ -117,6 +119,7 @@ void server_connection::adopt(asio::io_context& io, unsigned worker) {
 
 bool server_connection::looks_alive() noexcept {
   if (!is_open()) return false;
+  if (tls_ && tls_->has_pending()) return false;  // something arrived (an error, a close_notify)
   std::uint8_t b;
   const auto n = ::recv(socket_->native_handle(), &b, 1, MSG_PEEK | MSG_DONTWAIT);
   return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
@@ -128,11 +131,17 @@ void server_connection::close() noexcept {
     // Terminate lets the server end its session at once instead of noticing the EOF later.
     if (state_ == server_state::idle || state_ == server_state::active) {
       socket_->non_blocking(true, ec);
-      ::send(socket_->native_handle(), protocol::terminate_msg, sizeof protocol::terminate_msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+      if (tls_) {
+        tls_->write_now(std::span<const std::uint8_t>(protocol::terminate_msg, sizeof protocol::terminate_msg));
+      } else {
+        ::send(socket_->native_handle(), protocol::terminate_msg, sizeof protocol::terminate_msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+      }
     }
+    if (tls_) tls_->shutdown_now();
     socket_->shutdown(tcp::socket::shutdown_both, ec);
     socket_->close(ec);
   }
+  tls_.reset();  // it names the descriptor, which the system may now give to another socket
   set_state(server_state::closed);
 }
 
@@ -153,7 +162,8 @@ awaitable<std::optional<server_connection::message>> server_connection::read_mes
     }
     const std::size_t want = std::max<std::size_t>(r.need > buf_.size() ? r.need - buf_.size() : 1, 4096);
     auto space = buf_.prepare(want);
-    auto [rec, n] = co_await socket_->async_read_some(asio::buffer(space.data(), space.size()), nothrow_awaitable);
+    auto [rec, n] = tls_ ? co_await tls_read_some(*socket_, *tls_, space)
+                         : co_await socket_->async_read_some(asio::buffer(space.data(), space.size()), nothrow_awaitable);
     if (rec) {
       ec = rec;
       co_return std::nullopt;
@@ -163,21 +173,50 @@ awaitable<std::optional<server_connection::message>> server_connection::read_mes
 }
 
 awaitable<bool> server_connection::write_all(const std::vector<std::uint8_t>& bytes, boost::system::error_code& ec) {
-  auto [wec, n] = co_await asio::async_write(*socket_, asio::buffer(bytes), nothrow_awaitable);
+  ec = co_await write(bytes);
+  co_return !ec;
+}
+
+awaitable<boost::system::error_code> server_connection::write(std::span<const std::uint8_t> bytes) {
+  if (tls_) co_return co_await tls_write_all(*socket_, *tls_, bytes);
+  auto [ec, n] = co_await asio::async_write(*socket_, asio::buffer(bytes.data(), bytes.size()), nothrow_awaitable);
   (void)n;
-  ec = wec;
-  co_return !wec;
+  co_return ec;
+}
+
+std::size_t server_connection::tls_send_now_(const gather_list& g, boost::system::error_code& ec) {
+  const std::size_t n = tls_send_now(*tls_, g, tls_scratch_, ec);
+  if (tls_scratch_.capacity() > 256 * 1024) std::vector<std::uint8_t>().swap(tls_scratch_);
+  return n;
 }
 
 awaitable<std::optional<server_error>> server_connection::login(const backend_target& target,
                                                                 server_credentials& creds,
                                                                 std::chrono::milliseconds timeout) {
   set_state(server_state::connecting);
-  const auto ex = socket_->get_executor();
-  watchdog wd(ex, timeout, [this] {
+  watchdog wd(socket_->get_executor(), timeout, [this] {
     boost::system::error_code ignored;
     if (socket_) socket_->cancel(ignored);
   });
+  const auto tls = rt_.tls();
+  const conf::tls_mode mode = tls ? tls->server_mode() : conf::tls_mode::disable;
+  auto err = co_await login_once(target, creds, wd, tls.get(), mode == conf::tls_mode::allow ? conf::tls_mode::disable : mode);
+  if (err && mode == conf::tls_mode::allow && err->sqlstate == "28000" && !wd.fired()) {
+    // allow, as libpq's sslmode: plaintext first, TLS when the server refuses that login.
+    spdlog::info("{} retrying with TLS (server_tls_mode = allow) error=\"{}\"", name_, err->message);
+    reported = parameter_set{};
+    err = co_await login_once(target, creds, wd, tls.get(), conf::tls_mode::require);
+  }
+  co_return err;
+}
+
+awaitable<std::optional<server_error>> server_connection::login_once(const backend_target& target,
+                                                                     server_credentials& creds, const watchdog& wd,
+                                                                     const tls_contexts* tls, conf::tls_mode mode) {
+  const auto ex = socket_->get_executor();
+  tls_.reset();
+  buf_.consume(buf_.size());
+  pending_consume_ = 0;
   auto timed_out = [&] {
     return local_error("08006", "pgsluice: timed out connecting to the server " + target.host + ":" +
                                     std::to_string(target.port) + " (server_connect_timeout)");
@@ -216,6 +255,10 @@ awaitable<std::optional<server_error>> server_connection::login(const backend_ta
                                        std::to_string(target.port) + ": " + cec.message());
   }
   socket_->set_option(tcp::no_delay(true), ec);
+
+  if (mode != conf::tls_mode::disable && tls != nullptr && tls->server_ctx() != nullptr) {
+    if (auto err = co_await start_tls(target, *tls, mode)) co_return wd.fired() ? timed_out() : *err;
+  }
 
   // StartupMessage: only user and database; client-specific settings are applied per client.
   // https://www.postgresql.org/docs/15/protocol-message-formats.html (StartupMessage)
@@ -266,6 +309,36 @@ awaitable<std::optional<server_error>> server_connection::login(const backend_ta
   }
 }
 
+awaitable<std::optional<server_error>> server_connection::start_tls(const backend_target& target,
+                                                                    const tls_contexts& tls, conf::tls_mode mode) {
+  // https://www.postgresql.org/docs/15/protocol-flow.html#id-1.10.6.7.11: SSLRequest, one byte back.
+  const std::string where = target.host + ":" + std::to_string(target.port);
+  std::vector<std::uint8_t> out;
+  protocol::encode(protocol::ssl_request{}, out);
+  boost::system::error_code ec;
+  if (!co_await write_all(out, ec)) co_return local_error("08006", "pgsluice: server write failed: " + ec.message());
+  std::uint8_t answer = 0;
+  auto [rec, n] = co_await asio::async_read(*socket_, asio::buffer(&answer, 1), nothrow_awaitable);
+  (void)n;
+  if (rec) co_return local_error("08006", "pgsluice: the server " + where + " closed the connection after SSLRequest: " + rec.message());
+  if (answer == 'N') {
+    if (tls_required(mode)) {
+      co_return local_error("08006", "pgsluice: the server " + where + " does not support TLS, but server_tls_mode = \"" +
+                                         std::string(conf::to_string(mode)) + "\" requires it");
+    }
+    co_return std::nullopt;  // prefer: plaintext
+  }
+  if (answer != 'S') co_return local_error("08P01", "pgsluice: unexpected answer to SSLRequest from the server " + where);
+  auto channel = tls_channel::connecting(tls.server_ctx(), *socket_, target.host, mode == conf::tls_mode::verify_full);
+  if (!channel) co_return local_error("08006", "pgsluice: cannot set up TLS towards the server " + where);
+  if (auto hec = co_await tls_handshake(*socket_, *channel)) {
+    spdlog::warn("{} tls_handshake_failed server={} error=\"{}\"", name_, where, channel->describe(hec));
+    co_return local_error("08006", "pgsluice: TLS with the server " + where + " failed: " + channel->describe(hec));
+  }
+  tls_ = std::move(channel);
+  co_return std::nullopt;
+}
+
 awaitable<std::optional<server_error>> server_connection::authenticate(const backend_target& target,
                                                                        server_credentials& creds, const message& first,
                                                                        boost::system::error_code& ec) {
@@ -303,13 +376,27 @@ awaitable<std::optional<server_error>> server_connection::authenticate(const bac
     if (!co_await send(protocol::password_message{*resp})) co_return write_failed();
   } else if (const auto* sasl = std::get_if<protocol::authentication_sasl>(&msg)) {
     bool offered = false;
-    for (auto m : sasl->mechanisms) offered = offered || m == protocol::scram_sha_256_name;
-    if (!offered) co_return local_error("28000", "pgsluice: the server offers no SASL mechanism pgsluice supports");
+    bool plus = false;
+    for (auto m : sasl->mechanisms) {
+      offered = offered || m == protocol::scram_sha_256_name;
+      plus = plus || m == protocol::scram_sha_256_plus_name;
+    }
+    // Over TLS: SCRAM-SHA-256-PLUS bound to the server's certificate when it offers it; else 'y'
+    // (we could bind, the server cannot), as libpq does.
+    protocol::scram_client_options options;
+    if (tls_ && plus) {
+      if (auto cb = protocol::server_end_point_data(tls_->peer_certificate())) {
+        options.channel_binding = protocol::scram_channel_binding{std::string(protocol::tls_server_end_point), std::move(*cb)};
+      }
+    }
+    if (tls_ && !plus) options.cbind_flag = 'y';
+    if (!offered && !options.channel_binding)
+      co_return local_error("28000", "pgsluice: the server offers no SASL mechanism pgsluice supports");
     boost::system::result<protocol::scram_client> client = boost::system::error_code(errc::auth_failed);
     if (creds.scram_keys) {
-      client = protocol::scram_client::from_keys(*creds.scram_keys);
+      client = protocol::scram_client::from_keys(*creds.scram_keys, options);
     } else if (creds.kind == conf::secret_kind::plaintext) {
-      client = protocol::scram_client::from_password(creds.secret);
+      client = protocol::scram_client::from_password(creds.secret, options);
     } else if (creds.kind == conf::secret_kind::scram_sha_256) {
       co_return local_error("28000", "pgsluice: cannot log in to the server as user \"" + user +
                                          "\" before a client has logged in with SCRAM (only a verifier is configured)");
@@ -318,7 +405,7 @@ awaitable<std::optional<server_error>> server_connection::authenticate(const bac
     }
     if (!client) co_return local_error("28000", "pgsluice: SCRAM setup failed: " + client.error().message());
     const std::string first_msg = client->client_first();
-    if (!co_await send(protocol::sasl_initial_response{protocol::scram_sha_256_name, as_bytes(first_msg)}))
+    if (!co_await send(protocol::sasl_initial_response{client->mechanism(), as_bytes(first_msg)}))
       co_return write_failed();
 
     auto m = co_await read_message(ec);

@@ -6,6 +6,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,8 @@ namespace pgsluice::proxy {
 
 class runtime;
 class pool;
+class tls_channel;
+class tls_contexts;
 
 // Where a pool's connections go, and as whom.
 struct backend_target {
@@ -84,6 +87,21 @@ class server_connection {
   bool looks_alive() noexcept;
   void close() noexcept;
   bool is_open() const noexcept { return socket_ && socket_->is_open(); }
+  // The TLS connection when server_tls_mode put one on the socket (null: plaintext).
+  tls_channel* tls() const noexcept { return tls_.get(); }
+
+  // The relay's writes (TLS or not): as much of `g` as the connection takes now, without
+  // waiting; then the rest, awaited. A remainder must be written before anything else.
+  std::size_t send_now(const gather_list& g, boost::system::error_code& ec) {
+    if (tls_ == nullptr) {
+      int err = 0;
+      const std::size_t n = g.send_now(socket_->native_handle(), err);
+      if (err != 0) ec.assign(err, boost::system::system_category());
+      return n;
+    }
+    return tls_send_now_(g, ec);
+  }
+  awaitable<boost::system::error_code> write(std::span<const std::uint8_t> bytes);
 
   server_state state() const noexcept { return state_; }
   void set_state(server_state s) noexcept;
@@ -134,11 +152,20 @@ class server_connection {
   awaitable<bool> write_all(const std::vector<std::uint8_t>& bytes, boost::system::error_code& ec);
   awaitable<std::optional<server_error>> authenticate(const backend_target& target, server_credentials& creds,
                                                       const message& first, boost::system::error_code& ec);
+  // One attempt: connect, TLS as `mode` says, startup, authentication (login() may make two, for allow).
+  awaitable<std::optional<server_error>> login_once(const backend_target& target, server_credentials& creds,
+                                                    const watchdog& wd, const tls_contexts* tls, conf::tls_mode mode);
+  // SSLRequest and the handshake; nullopt when the connection goes on (TLS or, for prefer, plaintext).
+  awaitable<std::optional<server_error>> start_tls(const backend_target& target, const tls_contexts& tls,
+                                                   conf::tls_mode mode);
+  std::size_t tls_send_now_(const gather_list& g, boost::system::error_code& ec);
 
   runtime& rt_;
   std::uint64_t id_;
   std::string name_;
   std::optional<tcp::socket> socket_;
+  std::unique_ptr<tls_channel> tls_;
+  std::vector<std::uint8_t> tls_scratch_;
   unsigned worker_;
   server_state state_ = server_state::connecting;
   byte_buffer buf_{4096};

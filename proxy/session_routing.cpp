@@ -336,15 +336,11 @@ awaitable<bool> client_session::send_capture() {
   if (q == nullptr || !server_) co_return true;
   gather_list g;
   g.add_input(q->data(), q->size());
-  int err = 0;
-  const std::size_t sent = g.send_now(server_->socket().native_handle(), err);
-  boost::system::error_code ec(err, boost::system::system_category());
+  boost::system::error_code ec;
+  const std::size_t sent = server_->send_now(g, ec);
   if (!ec && sent < q->size()) {
     machine_.server_write_started();
-    auto [ec2, n] = co_await asio::async_write(server_->socket(), asio::buffer(q->data() + sent, q->size() - sent),
-                                               nothrow_awaitable);
-    (void)n;
-    ec = ec2;
+    ec = co_await server_->write(std::span<const std::uint8_t>(*q).subspan(sent));
     if (machine_.server_write_finished()) signal();
     write_done_.cancel();
   }

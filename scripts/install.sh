@@ -15,6 +15,8 @@ packages=(
   # servers the tests and the bench start
   postgresql-15 postgresql-client-15 postgresql-contrib postgresql-15-postgis-3
   pgbouncer pgpool2
+  # bench failover: HAProxy in front of a primary and its standby
+  haproxy
   # client drivers exercised through the proxy
   python3 python3-psycopg2 python3-psycopg python3-asyncpg
   default-jdk-headless libpostgresql-jdbc-java

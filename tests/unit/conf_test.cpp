@@ -425,8 +425,6 @@ format = "json"
 admin_users = ["app"]
 [metrics]
 port = 9127
-[tls]
-client_tls_mode = "require"
 [users]
 app = "x"
 [databases.app]
@@ -435,9 +433,8 @@ host = "h"
   const auto p = refusals_of(text, {{1, "query_timeout"},
                                     {3, "log.format"},
                                     {5, "admin.admin_users"},
-                                    {7, "metrics.port"},
-                                    {9, "tls.client_tls_mode"}});
-  ASSERT_EQ(p.size(), 5u);
+                                    {7, "metrics.port"}});
+  ASSERT_EQ(p.size(), 4u);
   EXPECT_EQ(p[3].to_string(), "u.toml:7: key 'metrics.port': not supported yet: pgsluice has no /metrics endpoint in this version");
 }
 
@@ -455,7 +452,7 @@ TEST(conf_unsupported, docs_mark_them) {
   for (const auto& d : conf::describe_settings()) {
     const bool marked = d.description.find("(not supported yet") != std::string::npos;
     const bool unsupported = d.key == "query_timeout" || d.key == "log.format" || d.key.starts_with("admin.") ||
-                             d.key.starts_with("metrics.") || d.key.starts_with("tls.") ||
+                             d.key.starts_with("metrics.") ||
                              (!conf::detail::routing_supported && routing_keys.count(d.key) != 0);
     EXPECT_EQ(marked, unsupported) << d.key << ": " << d.description;
   }
@@ -643,10 +640,9 @@ TEST(conf_routing, bad_values_name_key_and_line) {
 
 TEST(conf_routing, backends_must_make_one_cluster) {
   const std::string head = "[users]\napp = \"x\"\n[databases.app]\n";
-  // role = "auto" belongs to failover: refused even with routing on.
-  EXPECT_EQ(routed_problems_of(head + "backends = [{ host = \"p\" }, { host = \"r\", role = \"auto\" }]\n"),
-            "r.toml:4: key 'databases.app.backends[1].role': not supported yet: pgsluice does not discover roles "
-            "in this version; give \"primary\" or \"replica\"");
+  // role = "auto": the health checks ask each server; every backend may be "auto".
+  EXPECT_NO_THROW(load_routed(head + "backends = [{ host = \"p\" }, { host = \"r\", role = \"auto\" }]\n"));
+  EXPECT_NO_THROW(load_routed(head + "backends = [{ host = \"p\", role = \"auto\" }, { host = \"r\", role = \"auto\" }]\n"));
   EXPECT_EQ(routed_problems_of(head + "backends = [{ host = \"p\" }, { host = \"q\", role = \"primary\" }]\n"),
             "r.toml:4: key 'databases.app.backends[1].role': a second primary: a database has exactly one (never "
             "two writable primaries)");
