@@ -4,6 +4,7 @@
 #include <sys/types.h>
 
 #include <atomic>
+#include <functional>
 #include <iosfwd>
 #include <string>
 #include <vector>
@@ -39,6 +40,7 @@ struct run_plan {
   protocol_mode protocol = protocol_mode::simple;
   std::uint32_t clients = 10;
   bool connect_per_transaction = false;
+  bool users = false;                     // clients are users: runner_options::load has the think time
   std::vector<std::string> only_targets;  // run this plan on these targets only; empty = every target
 };
 
@@ -49,6 +51,8 @@ struct runner_options {
   bool live = true;                // one line per second per target
   std::ostream* out = nullptr;
   const std::atomic<bool>* stop = nullptr;
+  // Called once per second per target (on the calling thread), next to the live line.
+  std::function<void(const std::string& target, const group_key& group, const live_sample&)> on_second;
 };
 
 // Runs every plan on every target, `repeat` times, interleaved; fills run.results
