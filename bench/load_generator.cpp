@@ -717,6 +717,7 @@ load_result load_generator::run(const std::function<void(const live_sample&)>& o
       }
     }
     p.p50_ms = static_cast<double>(h.percentile(50)) / 1e6;
+    p.p95_ms = static_cast<double>(h.percentile(95)) / 1e6;
     p.p99_ms = static_cast<double>(h.percentile(99)) / 1e6;
     return p;
   };

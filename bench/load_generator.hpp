@@ -82,6 +82,7 @@ struct timeline_point {
   double p99_ms = 0;
   std::uint32_t connected = 0;     // clients holding a connection at the end of that second
   std::uint64_t stale_reads = 0;   // reads that missed their own write (statement_def::reads_own_write)
+  double p95_ms = 0;               // last, so that brace-initialised points written before it still mean the same
 };
 
 // What the live report gets once per second.

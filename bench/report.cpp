@@ -364,6 +364,7 @@ json to_json(const bench_run& run) {
                           {"errors", p.errors},
                           {"stale_reads", p.stale_reads},
                           {"p50_ms", p.p50_ms},
+                          {"p95_ms", p.p95_ms},
                           {"p99_ms", p.p99_ms},
                           {"connected", p.connected}});
     results.push_back({{"target", r.target},
@@ -469,6 +470,7 @@ bench_run bench_run_from_json(const json& j) {
       t.errors = p.at("errors").get<std::uint64_t>();
       t.stale_reads = p.value("stale_reads", std::uint64_t{0});
       t.p50_ms = p.at("p50_ms").get<double>();
+      t.p95_ms = p.value("p95_ms", 0.0);  // absent from results written before it was recorded
       t.p99_ms = p.at("p99_ms").get<double>();
       t.connected = p.value("connected", 0u);
       out.timeline.push_back(t);

@@ -142,6 +142,7 @@ void execute_plans(bench_run& run, const std::vector<bench_target>& targets, con
         const load_result r = generator.run(
             [&](const live_sample& s) {
               if (out && options.live) *out << format_live_line(target.name, plan.clients, s) << std::endl;
+              if (options.on_second) options.on_second(target, group, s);
             },
             options.stop);
         run_result result = run_result::from(target.name, group, rep, r);

@@ -4,6 +4,7 @@
 #include <sys/types.h>
 
 #include <atomic>
+#include <functional>
 #include <iosfwd>
 #include <string>
 #include <vector>
@@ -49,6 +50,9 @@ struct runner_options {
   bool live = true;                // one line per second per target
   std::ostream* out = nullptr;
   const std::atomic<bool>* stop = nullptr;
+  // Each second of every run, on the thread calling execute_plans: for callers that show the
+  // run as it goes (the web page of `bench ui`) rather than read the lines on `out`.
+  std::function<void(const bench_target&, const group_key&, const live_sample&)> on_second;
 };
 
 // Runs every plan on every target, `repeat` times, interleaved; fills run.results
