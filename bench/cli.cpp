@@ -22,6 +22,7 @@
 #include "bench/script.hpp"
 #include "bench/stack.hpp"
 #include "bench/sysinfo.hpp"
+#include "bench/ui.hpp"
 #include "bench/workloads.hpp"
 
 namespace pgsluice::bench {
@@ -572,6 +573,20 @@ int cmd_explain(const common_args& c, const workload_args& w, const std::string&
   return 0;
 }
 
+// `bench ui`: --target items must carry their URL (stack targets are offered anyway).
+int cmd_ui(const common_args& c, ui_serve_options o, const std::vector<std::string>& targets, const std::string& results) {
+  for (const auto& item : targets) {
+    auto specs = value_or_usage(parse_targets(item));
+    for (auto& t : specs) {
+      if (t.url.empty()) throw usage_error("--target " + item + ": give NAME=postgresql://... (stack targets are offered anyway)");
+      o.app.extra_targets.push_back(std::move(t));
+    }
+  }
+  o.app.results_dir = results;
+  o.app.work_dir = c.work_dir;
+  return serve_ui(o, std::cout);
+}
+
 }  // namespace
 
 int run_bench_command(int argc, char** argv) {
@@ -665,6 +680,16 @@ int run_bench_command(int argc, char** argv) {
   explain->add_option("--url", explain_url, "Database to explain on (default: the local stack's primary)");
   explain->add_flag("--all", explain_all, "Every built-in workload");
 
+  // --- bench ui
+  ui_serve_options ui_options;
+  std::vector<std::string> ui_targets;
+  auto* ui = app.add_subcommand("ui", "Serve a web page: choose targets and workload, run, watch it live, browse results");
+  ui->add_option("--listen", ui_options.listen,
+                 "HOST:PORT (default 127.0.0.1:8089, port 0 = any free; beyond loopback a printed token is required)");
+  ui->add_option("--target", ui_targets, "A target NAME=postgresql://... offered next to the local stack's (repeatable)");
+  ui->add_option("--results-dir", ra.results_dir, "Where runs are saved and the Results page reads them");
+  // --- end bench ui
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -686,6 +711,7 @@ int run_bench_command(int argc, char** argv) {
       return cmd_quick(common, sa, ia, ra, wa, quick->count("--clients") + quick->count("--protocol") > 0,
                        quick->count("--workload") > 0, quick->count("--scale") > 0);
     if (report->parsed()) return cmd_report(report_runs, report_output);
+    if (ui->parsed()) return cmd_ui(common, ui_options, ui_targets, ra.results_dir);
     if (explain->parsed()) return cmd_explain(common, wa, explain_url, explain_all || explain->count("--workload") == 0);
   } catch (const usage_error& e) {
     std::cerr << "pgsluice bench: " << e.what() << '\n';
