@@ -686,6 +686,7 @@ int run_bench_command(int argc, char** argv) {
   auto* ui = app.add_subcommand("ui", "Serve a web page: choose targets and workload, run, watch it live, browse results");
   ui->add_option("--listen", ui_options.listen,
                  "HOST:PORT (default 127.0.0.1:8089, port 0 = any free; beyond loopback a printed token is required)");
+  ui->add_flag("--token", ui_options.require_token, "Require the printed token on loopback too (shared machines)");
   ui->add_option("--target", ui_targets, "A target NAME=postgresql://... offered next to the local stack's (repeatable)");
   ui->add_option("--results-dir", ra.results_dir, "Where runs are saved and the Results page reads them");
   // --- end bench ui

@@ -10,6 +10,8 @@ namespace pgsluice::bench {
 
 struct ui_serve_options {
   std::string listen = "127.0.0.1:8089";    // HOST:PORT; port 0 picks a free one
+  // A token even on loopback: other users of a shared machine reach loopback ports too.
+  bool require_token = false;
   ui_settings app;
 };
 

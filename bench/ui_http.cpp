@@ -284,7 +284,7 @@ int serve_ui(const ui_serve_options& options, std::ostream& out) {
   }
   const tcp::endpoint bound = acceptor.local_endpoint();
   const bool loopback = bound.address().is_loopback();
-  const std::string token = loopback ? std::string() : random_token();
+  const std::string token = loopback && !options.require_token ? std::string() : random_token();
   const std::string host = bound.address().is_v6() ? "[" + bound.address().to_string() + "]" : bound.address().to_string();
   const std::string url = "http://" + host + ":" + std::to_string(bound.port()) + "/";
 
@@ -299,7 +299,7 @@ int serve_ui(const ui_serve_options& options, std::ostream& out) {
   server.start();
   out << "pgsluice bench ui: " << (token.empty() ? url : url + "?token=" + token) << std::endl;
   if (!token.empty())
-    out << "token: " << token << " (listening beyond loopback: every request needs it, as ?token=, "
+    out << "token: " << token << " (every request needs it, as ?token=, "
         << "Authorization: Bearer or the cookie the page sets)" << std::endl;
   out << "results: " << options.app.results_dir.string() << std::endl;
   io.run();
