@@ -11,6 +11,7 @@
 // https://www.postgresql.org/docs/15/libpq-async.html
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -56,6 +57,14 @@ struct load_options {
   std::uint32_t max_connecting = 64;
   std::uint64_t seed = 1;
   std::string application_name = "pgsluice-bench";
+  // Users (Locust's model): after each request a client waits a random time in
+  // [think_min, think_max] before its next one (Locust's `between(min, max)`); 0 = none,
+  // the closed loop of pgbench. Waiting clients keep their connection and cost no thread.
+  millis think_min{0};
+  millis think_max{0};
+  // Measure from the first second, spawning included, as Locust does: no waiting for
+  // every client to be connected before the measured window starts.
+  bool measure_from_start = false;
 };
 
 // Error kinds, the keys of load_result::errors.
@@ -74,6 +83,9 @@ inline constexpr std::string_view stalled = "stalled";                 // unansw
 // those) into one of the connect error kinds above.
 std::string_view classify_connect_error(std::string_view message) noexcept;
 
+// The response-time percentiles Locust's CSV files carry, in its column order ("50%" ... "100%").
+inline constexpr std::array<double, 11> locust_percentiles{50, 66, 75, 80, 90, 95, 98, 99, 99.9, 99.99, 100};
+
 struct timeline_point {
   std::uint32_t second = 0;        // since the start of the run (warm-up included)
   std::uint64_t requests = 0;      // completed successfully in that second
@@ -82,7 +94,34 @@ struct timeline_point {
   double p99_ms = 0;
   std::uint32_t connected = 0;     // clients holding a connection at the end of that second
   std::uint64_t stale_reads = 0;   // reads that missed their own write (statement_def::reads_own_write)
-  double p95_ms = 0;               // last, so that brace-initialised points written before it still mean the same
+  std::uint32_t users = 0;         // clients (users) started by the end of that second
+  double p95_ms = 0;
+  std::array<double, 11> percentiles_ms{};  // that second's, at locust_percentiles
+  // From the start of the run to the end of that second (Locust's "Total ..." columns).
+  std::uint64_t total_requests = 0;
+  std::uint64_t total_errors = 0;
+  double total_p50_ms = 0, total_mean_ms = 0, total_min_ms = 0, total_max_ms = 0;
+};
+
+// Builds timeline points second by second, keeping the running totals.
+class timeline_builder {
+ public:
+  timeline_point add(std::uint32_t second, const latency_histogram& latency, std::uint64_t requests,
+                     std::uint64_t errors);
+
+ private:
+  latency_histogram total_;
+  std::uint64_t total_requests_ = 0;
+  std::uint64_t total_errors_ = 0;
+};
+
+// One kind of request (transaction_source::request_kinds) over the measured window.
+struct request_stats {
+  request_kind kind;
+  std::uint64_t requests = 0;      // successful
+  std::uint64_t failures = 0;
+  latency_histogram latency;       // of the successful ones
+  std::map<std::string, std::uint64_t> errors;  // error kind -> count
 };
 
 // What the live report gets once per second.
@@ -107,6 +146,9 @@ struct load_result {
   double measured_seconds = 0;
   std::uint32_t peak_connected = 0;
   std::vector<timeline_point> timeline;    // whole run
+  // Per request kind, in request_kinds() order; failures outside any request (logins,
+  // connection set-up) in a last row of type "connect" when there were any.
+  std::vector<request_stats> by_request;
 
   double requests_per_second() const noexcept {
     return measured_seconds > 0 ? static_cast<double>(requests) / measured_seconds : 0.0;

@@ -513,6 +513,7 @@ void script_workload::next(rng& r, transaction& out) const {
     chosen = static_cast<std::size_t>(std::upper_bound(cumulative_weights_.begin(), cumulative_weights_.end(), pick) -
                                       cumulative_weights_.begin());
   }
+  out.set_kind(static_cast<std::uint32_t>(chosen));
   scripts_[chosen]->run(r, out);
 }
 

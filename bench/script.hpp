@@ -54,6 +54,10 @@ class script_workload : public transaction_source {
 
   std::size_t script_count() const noexcept { return scripts_.size(); }
 
+  // One request kind per script, in add_script order: next() then tells which script ran.
+  void set_request_kinds(std::vector<request_kind> kinds) { kinds_ = std::move(kinds); }
+  const std::vector<request_kind>& request_kinds() const override { return kinds_; }
+
   script_workload();
   ~script_workload() override;
   script_workload(script_workload&&) noexcept;
@@ -63,6 +67,7 @@ class script_workload : public transaction_source {
   std::vector<statement_def> statements_;
   std::vector<std::unique_ptr<compiled_script>> scripts_;
   std::vector<std::uint32_t> cumulative_weights_;
+  std::vector<request_kind> kinds_;
 };
 
 // Evaluates one expression with the given variables (for tests and `\set` checks).

@@ -26,6 +26,13 @@ struct statement_def {
   bool reads_own_write = false;
 };
 
+// What one request is, for the per-request rows of the reports (Locust's Type and Name):
+// type "read" or "write" (or "sql" when the workload does not say), name e.g. "latest-purchases".
+struct request_kind {
+  std::string type;
+  std::string name;
+};
+
 struct command {
   std::uint32_t statement = 0;     // index into the workload's statements()
   std::vector<std::string> params; // text values, one per placeholder
@@ -35,7 +42,13 @@ struct command {
 // reused between transactions so steady-state generation does not allocate.
 class transaction {
  public:
-  void clear() noexcept { size_ = 0; }
+  void clear() noexcept {
+    size_ = 0;
+    kind_ = 0;
+  }
+  // Index into the workload's request_kinds() (0 when it has none).
+  void set_kind(std::uint32_t kind) noexcept { kind_ = kind; }
+  std::uint32_t kind() const noexcept { return kind_; }
   command& add(std::uint32_t statement, std::size_t param_count) {
     if (size_ == commands_.size()) commands_.emplace_back();
     command& c = commands_[size_++];
@@ -50,6 +63,7 @@ class transaction {
  private:
   std::vector<command> commands_;
   std::size_t size_ = 0;
+  std::uint32_t kind_ = 0;
 };
 
 class transaction_source {
@@ -59,6 +73,12 @@ class transaction_source {
   // Fills `out` with the next transaction. Must be safe to call from several
   // threads at once: all mutable state is in `r`.
   virtual void next(rng& r, transaction& out) const = 0;
+  // The kinds of request next() produces (it sets transaction::set_kind to an index here).
+  // Empty: one kind, named after the workload by whoever reports it.
+  virtual const std::vector<request_kind>& request_kinds() const {
+    static const std::vector<request_kind> none;
+    return none;
+  }
 };
 
 // Renders a statement for simple-query mode: each $n becomes the n-th value as a

@@ -12,6 +12,7 @@
 #include <stdexcept>
 
 #include "bench/script.hpp"
+#include "bench/sql_file.hpp"
 
 namespace pgsluice::bench {
 
@@ -56,7 +57,13 @@ const std::vector<workload_info>& builtin_workloads() {
       {"latest-purchases", "purchases",
        "newest purchases joined with customers and products, by region (--region) with LIMIT (--limit)"},
       {"insert-purchase", "purchases", "one INSERT into the month-partitioned purchases table"},
-      {"mixed", "purchases", "latest-purchases or insert-purchase, --read-ratio of them reads"},
+      {"purchases-mixed", "purchases", "latest-purchases or insert-purchase, --read-ratio of them reads"},
+      {"read", "purchases, weather, vehicles",
+       "reads over every data set loaded: latest purchases (--region, --limit), a customer by key, a weather "
+       "station's averages (--distribution), vehicles within a radius (ST_DWithin) and in a bounding box"},
+      {"write", "purchases, weather, vehicles",
+       "writes over every data set loaded: a purchase, a weather reading (--distribution), a vehicle position"},
+      {"mixed", "purchases, weather, vehicles", "read or write, --read-ratio of them reads (e.g. 80 or 0.8)"},
       {"weather-avg", "weather", "average temperature, humidity and top wind of one station (--distribution)"},
       {"spatial", "vehicles", "vehicles within a radius (ST_DWithin) or inside a bounding box (&&), half each"},
       {"read-after-write", "",
@@ -71,7 +78,7 @@ bool is_script_path(std::string_view name) noexcept {
 }
 
 std::string validate_workload_options(const workload_options& o) {
-  if (!is_script_path(o.name)) {
+  if (!o.sql_file && !is_script_path(o.name)) {
     const auto& list = builtin_workloads();
     if (std::none_of(list.begin(), list.end(), [&](const workload_info& w) { return w.name == o.name; })) {
       std::string known;
@@ -96,12 +103,13 @@ namespace {
 // The seed workloads: fixed statements, parameters drawn per transaction.
 class seed_workload final : public transaction_source {
  public:
-  enum class kind { point_select, latest_purchases, insert_purchase, mixed, weather_avg, spatial };
+  enum class kind { point_select, latest_purchases, insert_purchase, purchases_mixed, weather_avg, spatial, read, write,
+                    mixed };
 
-  seed_workload(kind k, const workload_options& o, const dataset_sizes& s)
-      : kind_(k), options_(o), sizes_(s),
-        customer_zipf_(static_cast<std::uint64_t>(s.customers), o.zipf_exponent),
-        location_zipf_(static_cast<std::uint64_t>(s.locations), o.zipf_exponent) {
+  seed_workload(kind k, const workload_options& o, const dataset_info& data)
+      : kind_(k), options_(o), sizes_(data.sizes),
+        customer_zipf_(static_cast<std::uint64_t>(data.sizes.customers), o.zipf_exponent),
+        location_zipf_(static_cast<std::uint64_t>(data.sizes.locations), o.zipf_exponent) {
     statements_ = {
         {"SELECT p.purchase_id, p.purchase_time, p.amount, p.status, p.payment_mode, c.name AS customer,\n"
          "       pr.name AS product, pr.price\n"
@@ -142,7 +150,36 @@ class seed_workload final : public transaction_source {
          "WHERE position && ST_MakeEnvelope($1, $2, $3, $4, 4326)::geography\n"
          "LIMIT 100",
          4},
+        {"INSERT INTO weather (location, temperature, humidity, wind_speed, \"timestamp\")\n"
+         "VALUES ($1::text, $2::real, $3::real, $4::real, now())",
+         4},
+        {"INSERT INTO vehicle_locations (vehicle_id, recorded_at, position)\n"
+         "VALUES ($1::int, now(), ST_SetSRID(ST_MakePoint($2::float8, $3::float8), 4326)::geography)",
+         3},
     };
+    // The requests read / write / mixed choose from: those of the data sets loaded.
+    if (data.has_purchases) {
+      reads_.insert(reads_.end(), {&seed_workload::latest, &seed_workload::point_select});
+      writes_.push_back(&seed_workload::insert);
+    }
+    if (data.has_weather) {
+      reads_.push_back(&seed_workload::weather);
+      writes_.push_back(&seed_workload::insert_weather);
+    }
+    if (data.has_vehicles) {
+      reads_.insert(reads_.end(), {&seed_workload::radius, &seed_workload::bbox});
+      writes_.push_back(&seed_workload::insert_vehicle);
+    }
+  }
+
+  bool has_requests() const noexcept { return !reads_.empty(); }
+
+  const std::vector<request_kind>& request_kinds() const override {
+    static const std::vector<request_kind> kinds{
+        {"read", "latest-purchases"}, {"read", "point-select"},   {"write", "insert-purchase"},
+        {"read", "weather-avg"},      {"read", "vehicles-within"}, {"read", "vehicles-in-box"},
+        {"write", "insert-weather"},  {"write", "insert-vehicle-position"}};
+    return kinds;
   }
 
   const std::vector<statement_def>& statements() const override { return statements_; }
@@ -152,14 +189,30 @@ class seed_workload final : public transaction_source {
       case kind::point_select: return point_select(r, out);
       case kind::latest_purchases: return latest(r, out);
       case kind::insert_purchase: return insert(r, out);
-      case kind::mixed: return r.unit() < options_.read_ratio ? latest(r, out) : insert(r, out);
+      case kind::purchases_mixed: return r.unit() < options_.read_ratio ? latest(r, out) : insert(r, out);
       case kind::weather_avg: return weather(r, out);
       case kind::spatial: return r.below(2) == 0 ? radius(r, out) : bbox(r, out);
+      case kind::read: return pick_from(reads_, r, out);
+      case kind::write: return pick_from(writes_, r, out);
+      case kind::mixed: return pick_from(r.unit() < options_.read_ratio ? reads_ : writes_, r, out);
     }
   }
 
  private:
-  enum statement_index : std::uint32_t { latest_region, latest_all, point, insert_stmt, weather_stmt, radius_stmt, bbox_stmt };
+  enum statement_index : std::uint32_t {
+    latest_region, latest_all, point, insert_stmt, weather_stmt, radius_stmt, bbox_stmt, insert_weather_stmt,
+    insert_vehicle_stmt
+  };
+  // Indexes into request_kinds().
+  enum request_index : std::uint32_t {
+    latest_request, point_request, insert_request, weather_request, radius_request, bbox_request,
+    insert_weather_request, insert_vehicle_request
+  };
+  using generator = void (seed_workload::*)(rng&, transaction&) const;
+
+  void pick_from(const std::vector<generator>& pool, rng& r, transaction& out) const {
+    (this->*pool[r.below(pool.size())])(r, out);
+  }
 
   std::int64_t pick(rng& r, std::int64_t n, const zipf_sampler& z) const {
     switch (options_.distribution) {
@@ -177,10 +230,12 @@ class seed_workload final : public transaction_source {
   }
 
   void point_select(rng& r, transaction& out) const {
+    out.set_kind(point_request);
     out.add(point, 1).params[0] = std::to_string(pick(r, sizes_.customers, customer_zipf_));
   }
 
   void latest(rng& r, transaction& out) const {
+    out.set_kind(latest_request);
     if (options_.region == "none") {
       out.add(latest_all, 1).params[0] = std::to_string(options_.limit);
       return;
@@ -192,6 +247,7 @@ class seed_workload final : public transaction_source {
 
   void insert(rng& r, transaction& out) const {
     const std::int64_t customer = r.uniform(1, sizes_.customers);
+    out.set_kind(insert_request);
     command& c = out.add(insert_stmt, 5);
     c.params[0] = std::to_string(customer);
     c.params[1] = std::to_string(r.uniform(1, sizes_.products));
@@ -201,11 +257,13 @@ class seed_workload final : public transaction_source {
   }
 
   void weather(rng& r, transaction& out) const {
+    out.set_kind(weather_request);
     out.add(weather_stmt, 1).params[0] = location_name(pick(r, sizes_.locations, location_zipf_));
   }
 
   void radius(rng& r, transaction& out) const {
     const geo_box& a = vehicle_area;
+    out.set_kind(radius_request);
     command& c = out.add(radius_stmt, 3);
     c.params[0] = fixed(r.uniform_real(a.lon_min, a.lon_max), 6);
     c.params[1] = fixed(r.uniform_real(a.lat_min, a.lat_max), 6);
@@ -216,11 +274,31 @@ class seed_workload final : public transaction_source {
     const geo_box& a = vehicle_area;
     const double w = r.uniform_real(0.002, 0.01), h = r.uniform_real(0.002, 0.008);
     const double lon = r.uniform_real(a.lon_min, a.lon_max - w), lat = r.uniform_real(a.lat_min, a.lat_max - h);
+    out.set_kind(bbox_request);
     command& c = out.add(bbox_stmt, 4);
     c.params[0] = fixed(lon, 6);
     c.params[1] = fixed(lat, 6);
     c.params[2] = fixed(lon + w, 6);
     c.params[3] = fixed(lat + h, 6);
+  }
+
+  // A new reading of a station chosen as weather-avg chooses them (--distribution).
+  void insert_weather(rng& r, transaction& out) const {
+    out.set_kind(insert_weather_request);
+    command& c = out.add(insert_weather_stmt, 4);
+    c.params[0] = location_name(pick(r, sizes_.locations, location_zipf_));
+    c.params[1] = fixed(r.uniform_real(-10, 35), 1);
+    c.params[2] = fixed(r.uniform_real(20, 100), 1);
+    c.params[3] = fixed(r.uniform_real(0, 25), 1);
+  }
+
+  void insert_vehicle(rng& r, transaction& out) const {
+    const geo_box& a = vehicle_area;
+    out.set_kind(insert_vehicle_request);
+    command& c = out.add(insert_vehicle_stmt, 3);
+    c.params[0] = std::to_string(r.uniform(1, sizes_.vehicles));
+    c.params[1] = fixed(r.uniform_real(a.lon_min, a.lon_max), 6);
+    c.params[2] = fixed(r.uniform_real(a.lat_min, a.lat_max), 6);
   }
 
   kind kind_;
@@ -229,6 +307,7 @@ class seed_workload final : public transaction_source {
   zipf_sampler customer_zipf_;
   zipf_sampler location_zipf_;
   std::vector<statement_def> statements_;
+  std::vector<generator> reads_, writes_;
 };
 
 // Read-after-write: each request INSERTs a row under a key no other request uses, then
@@ -291,11 +370,12 @@ std::shared_ptr<const transaction_source> make_workload(const workload_options& 
   std::map<std::string, std::int64_t> variables{{"scale", std::max<std::int64_t>(1, data.sizes.pgbench_scale)}};
   for (const auto& [k, v] : o.variables) variables[k] = v;
 
-  if (is_script_path(o.name)) {
+  if (o.sql_file || is_script_path(o.name)) {
     std::ifstream in(o.name);
-    if (!in) throw std::invalid_argument("cannot read script file " + o.name);
+    if (!in) throw std::invalid_argument("cannot read " + std::string(o.sql_file ? "--sql-file " : "script file ") + o.name);
     std::stringstream text;
     text << in.rdbuf();
+    if (o.sql_file) return make_sql_file_workload(o.name, text.str(), variables);
     auto w = std::make_shared<script_workload>();
     w->add_script(o.name, text.str(), 1, variables);
     return w;
@@ -310,14 +390,19 @@ std::shared_ptr<const transaction_source> make_workload(const workload_options& 
   using k = seed_workload::kind;
   static const std::map<std::string_view, std::pair<k, std::string_view>> seeds{
       {"point-select", {k::point_select, "purchases"}},     {"latest-purchases", {k::latest_purchases, "purchases"}},
-      {"insert-purchase", {k::insert_purchase, "purchases"}}, {"mixed", {k::mixed, "purchases"}},
-      {"weather-avg", {k::weather_avg, "weather"}},          {"spatial", {k::spatial, "vehicles"}}};
+      {"insert-purchase", {k::insert_purchase, "purchases"}}, {"purchases-mixed", {k::purchases_mixed, "purchases"}},
+      {"weather-avg", {k::weather_avg, "weather"}},          {"spatial", {k::spatial, "vehicles"}},
+      {"read", {k::read, ""}},                               {"write", {k::write, ""}},
+      {"mixed", {k::mixed, ""}}};
   const auto& [kind, dataset] = seeds.at(o.name);
-  const bool present = dataset == "purchases" ? data.has_purchases
-                       : dataset == "weather" ? data.has_weather
-                                              : data.has_vehicles;
+  const bool present = dataset.empty()        ? true
+                       : dataset == "purchases" ? data.has_purchases
+                       : dataset == "weather"   ? data.has_weather
+                                                : data.has_vehicles;
   if (!present) missing(o.name, dataset);
-  return std::make_shared<seed_workload>(kind, o, data.sizes);
+  auto w = std::make_shared<seed_workload>(kind, o, data);
+  if (dataset.empty() && !w->has_requests()) missing(o.name, "purchases, weather or vehicles");
+  return w;
 }
 
 }  // namespace pgsluice::bench

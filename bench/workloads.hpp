@@ -23,12 +23,13 @@ std::optional<key_distribution> parse_key_distribution(std::string_view) noexcep
 
 struct workload_options {
   std::string name = "select-only";   // a built-in name, or the path of a .sql script
-  double read_ratio = 0.9;            // mixed: share of reads (latest-purchases) vs inserts
+  double read_ratio = 0.9;            // mixed, purchases-mixed: share of reads vs writes, 0..1
   key_distribution distribution = key_distribution::random;
   double zipf_exponent = 1.1;         // weighted: P(k) ~ 1/k^s, hot spots on the first keys
   std::string region = "random";      // latest-purchases: "random", "none" (no filter) or a region name
   std::uint32_t limit = 20;           // latest-purchases: rows returned
   std::map<std::string, std::int64_t> variables;  // scripts: predefined :variables (pgbench -D)
+  bool sql_file = false;              // `name` is a weighted SQL file (bench/sql_file.hpp), not a pgbench script
 };
 
 struct workload_info {

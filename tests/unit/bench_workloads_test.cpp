@@ -236,10 +236,10 @@ TEST(bench_workloads, distributions_shape_the_weather_stations) {
   EXPECT_LT(weighted.size(), uniform.size());
 }
 
-TEST(bench_workloads, mixed_honours_the_read_ratio_and_inserts_match_the_customer_region) {
+TEST(bench_workloads, purchases_mixed_honours_the_read_ratio_and_inserts_match_the_customer_region) {
   workload_options o;
   o.read_ratio = 0.7;
-  const auto w = workload("mixed", o);
+  const auto w = workload("purchases-mixed", o);
   rng r(4);
   int reads = 0;
   transaction tx;
