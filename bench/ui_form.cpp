@@ -120,6 +120,14 @@ parsed<ui_run_request> parse_run_form(const json& form, const std::vector<std::s
   auto warmup = duration_field(form, "warmup", "0s", true);
   if (auto e = parse_error(warmup)) return *e;
   r.warmup = std::get<0>(warmup);
+  auto wait_min = duration_field(form, "wait_min", "0s", true);
+  if (auto e = parse_error(wait_min)) return *e;
+  auto wait_max = duration_field(form, "wait_max", "0s", true);
+  if (auto e = parse_error(wait_max)) return *e;
+  r.wait_min = std::get<0>(wait_min);
+  r.wait_max = std::max(r.wait_min, std::get<0>(wait_max));  // "1s" alone in wait_min: a fixed wait
+  if (form.contains("wait_max") && std::get<0>(wait_max) != millis(0) && std::get<0>(wait_max) < r.wait_min)
+    return std::string("wait_max must not be shorter than wait_min");
   return r;
 }
 

@@ -27,13 +27,15 @@ struct ui_run_request {
   double spawn_rate = 0;              // users started per second; 0 = all at once
   millis run_time{10000};             // measured, per target
   millis warmup{0};
+  millis wait_min{0};                 // think time after each request, drawn from [wait_min, wait_max]
+  millis wait_max{0};
 };
 
 // Longest run the page accepts per target: a forgotten browser tab must not load a server for days.
 inline constexpr std::chrono::hours ui_max_run_time{24};
 
 // Checks `form` (a JSON object: targets, workload, protocol, users, spawn_rate, run_time,
-// warmup, read_ratio; absent fields take their defaults). `known_targets` are the names
+// warmup, wait_min, wait_max, read_ratio; absent fields take their defaults). `known_targets` are the names
 // the page offers; other targets must be NAME=postgresql://... Script paths are refused
 // (a form must not name files on the server).
 parsed<ui_run_request> parse_run_form(const nlohmann::json& form, const std::vector<std::string>& known_targets);

@@ -72,6 +72,7 @@ json request_json(const ui_run_request& r) {
           {"spawn_rate", r.spawn_rate},
           {"run_time_s", std::chrono::duration<double>(r.run_time).count()},
           {"warmup_s", std::chrono::duration<double>(r.warmup).count()},
+          {"wait_s", {std::chrono::duration<double>(r.wait_min).count(), std::chrono::duration<double>(r.wait_max).count()}},
           {"read_ratio", r.workload.read_ratio}};
 }
 
@@ -156,7 +157,7 @@ ui_reply ui_run_manager::options() {
                           {"max_users", max_clients},
                           {"results_dir", settings_.results_dir.string()},
                           {"defaults", {{"workload", "select-only"}, {"protocol", "simple"}, {"users", 10},
-                                        {"spawn_rate", 0}, {"run_time", "10s"}, {"warmup", "0s"},
+                                        {"spawn_rate", 0}, {"run_time", "10s"}, {"warmup", "0s"}, {"wait_min", "0s"}, {"wait_max", "0s"},
                                         {"read_ratio", 0.9}}}});
 }
 
@@ -266,6 +267,8 @@ ui_reply ui_run_manager::start(const std::string& body) {
       ro.load.duration = request.run_time;
       ro.load.warmup = request.warmup;
       ro.load.ramp = request.spawn_rate;
+      ro.load.think_min = request.wait_min;
+      ro.load.think_max = request.wait_max;
       ro.pause = millis(500);
       ro.live = false;
       ro.out = &out;
@@ -284,7 +287,8 @@ ui_reply ui_run_manager::start(const std::string& body) {
                  {"p50_ms", s.point.p50_ms},
                  {"p95_ms", s.point.p95_ms},
                  {"p99_ms", s.point.p99_ms},
-                 {"users", s.point.connected},
+                 {"users", s.point.users ? s.point.users : s.point.connected},
+                 {"connected", s.point.connected},
                  {"stale_reads", s.point.stale_reads}};
           run->points.push_back(p);
           emit("point", json{{"id", run->id}, {"point", p}}.dump());

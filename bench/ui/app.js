@@ -213,6 +213,7 @@ function formValues() {
   if (custom) targets.push(custom);
   return { targets, workload: $('#workload').value, protocol: $('#protocol').value, users: $('#users').value,
     spawn_rate: $('#spawn-rate').value, run_time: $('#run-time').value, warmup: $('#warmup').value,
+    wait_min: $('#wait-min').value, wait_max: $('#wait-max').value,
     read_ratio: $('#read-ratio').value };
 }
 

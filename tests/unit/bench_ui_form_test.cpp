@@ -27,6 +27,11 @@ TEST(bench_ui_form, defaults_and_accepted_spellings) {
   EXPECT_EQ(req.users, 10u);
   EXPECT_EQ(req.run_time, b::millis(10000));
   EXPECT_EQ(req.warmup, b::millis(0));
+  EXPECT_EQ(req.wait_max, b::millis(0));
+  const auto w = b::parse_run_form(json{{"targets", {"direct"}}, {"wait_min", "500ms"}, {"wait_max", "1s"}}, known);
+  ASSERT_EQ(b::parse_error(w), nullptr);
+  EXPECT_EQ(std::get<0>(w).wait_min, b::millis(500));
+  EXPECT_EQ(std::get<0>(w).wait_max, b::millis(1000));
 
   // HTML inputs send strings; durations as text or seconds.
   const auto s = b::parse_run_form(json{{"targets", {"mine", "x=postgresql://u:p@127.0.0.1:5/db"}}, {"users", "25"},
@@ -72,6 +77,8 @@ TEST(bench_ui_form, each_problem_names_its_field) {
             std::string::npos);
   EXPECT_NE(with({{"targets", {"direct", "direct"}}}).find("two targets are named 'direct'"), std::string::npos);
   EXPECT_NE(with({{"targets", {"x=notaurl"}}}).find("targets: 'x=notaurl'"), std::string::npos);
+  EXPECT_EQ(with({{"wait_min", "2s"}, {"wait_max", "1s"}}), "wait_max must not be shorter than wait_min");
+  EXPECT_NE(with({{"wait_min", "often"}}).find("wait_min: 'often'"), std::string::npos);
   EXPECT_EQ(problem(json::array()), "the run form must be a JSON object");
 }
 
