@@ -284,6 +284,25 @@ TEST(bench_ui, one_run_at_a_time_live_points_then_saved_and_listed) {
     EXPECT_EQ(post("/api/stop", json::object()).status, 409u) << "nothing left to stop";
 }
 
+// A target that logs in but refuses every request: the run ends with its failures and their text.
+TEST(bench_ui, a_run_whose_requests_fail_reports_the_error_text) {
+    auto& c = *db().cluster;
+    // It may read the data set's description, not pgbench_accounts.
+    t::query(db().url, "GRANT SELECT ON pgsluice_bench_meta, pgbench_branches TO sluice_scram");
+    const std::string limited = c.url(c.primary_index(), "sluice_scram");
+    json form = short_run(2);
+    form["targets"] = {"limited=" + limited};
+    const reply started = post("/api/runs", form);
+    ASSERT_EQ(started.status, 202u) << started.body;
+    const json status = wait_done();
+    ASSERT_EQ(status.value("state", ""), "finished") << status.dump();
+    const json& outcome = status.at("outcome").at(0);
+    EXPECT_EQ(outcome.value("requests", 1u), 0u) << outcome.dump();
+    EXPECT_GT(outcome.value("failures", 0u), 0u) << outcome.dump();
+    EXPECT_NE(outcome.at("errors").dump().find("permission denied"), std::string::npos) << outcome.dump();
+    EXPECT_EQ(status.dump().find("scram-secret"), std::string::npos) << "the password stays out of what the page gets";
+}
+
 TEST(bench_ui, beyond_loopback_or_with_token_every_request_needs_the_printed_token) {
     ui_process guarded({"--token"});
     ASSERT_EQ(guarded.token().size(), 32u) << guarded.log();
