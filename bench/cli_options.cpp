@@ -112,6 +112,65 @@ parsed<std::vector<target_spec>> parse_targets(const std::string& text) {
   return targets;
 }
 
+parsed<std::uint32_t> parse_user_count(const std::string& text) {
+  const std::string t = trim(text);
+  const std::string problem = "--users: '" + text + "' is not a whole number from 1 to " + std::to_string(max_clients);
+  if (!all_digits(t) || t.size() > 6) return problem;
+  const auto n = std::stoul(t);
+  if (n < 1 || n > max_clients) return problem;
+  return static_cast<std::uint32_t>(n);
+}
+
+namespace {
+
+// A plain decimal number (no sign, no exponent), or nullopt.
+std::optional<double> plain_number(const std::string& t) {
+  if (t.empty() || t.size() > 12) return std::nullopt;
+  std::size_t dots = 0;
+  for (char c : t) {
+    if (c == '.') ++dots;
+    else if (!std::isdigit(static_cast<unsigned char>(c))) return std::nullopt;
+  }
+  if (dots > 1 || t == ".") return std::nullopt;
+  return std::stod(t);
+}
+
+}  // namespace
+
+parsed<double> parse_spawn_rate(const std::string& text) {
+  const auto v = plain_number(trim(text));
+  if (!v || *v <= 0 || *v > max_clients)
+    return "--spawn-rate: '" + text + "' is not a number of users started per second, greater than 0 and at most " +
+           std::to_string(max_clients);
+  return *v;
+}
+
+parsed<std::pair<millis, millis>> parse_wait(const std::string& text) {
+  const std::string t = trim(text);
+  const std::string form = "--wait: '" + text + "' is not MIN..MAX (e.g. 1s..2s, 500ms..1500ms, or 0 for no wait)";
+  const auto dots = t.find("..");
+  const std::string lo_text = trim(t.substr(0, dots));
+  const std::string hi_text = dots == std::string::npos ? lo_text : trim(t.substr(dots + 2));
+  if (lo_text.empty() || hi_text.empty() || hi_text.find("..") != std::string::npos) return form;
+  const auto lo = parse_bench_duration("--wait", lo_text, true);
+  const auto hi = parse_bench_duration("--wait", hi_text, true);
+  if (parse_error(lo) || parse_error(hi)) return form;
+  const millis a = std::get<0>(lo), b = std::get<0>(hi);
+  if (a > b) return "--wait: '" + text + "': the minimum is longer than the maximum";
+  if (b > std::chrono::hours(1)) return "--wait: '" + text + "': waits longer than an hour are not supported";
+  return std::pair<millis, millis>{a, b};
+}
+
+parsed<double> parse_read_ratio(const std::string& text) {
+  std::string t = trim(text);
+  const bool percent = !t.empty() && t.back() == '%';
+  if (percent) t = trim(t.substr(0, t.size() - 1));
+  const auto v = plain_number(t);
+  if (!v || *v > 100 || (percent && t.empty()))
+    return "--read-ratio: '" + text + "' is not a share of reads (0..1, or a percentage such as 80)";
+  return percent || *v > 1 ? *v / 100 : *v;
+}
+
 parsed<std::pair<std::string, std::int64_t>> parse_define(const std::string& text) {
   const auto eq = text.find('=');
   const std::string problem = "-D: '" + text + "' is not NAME=INTEGER";

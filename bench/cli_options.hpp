@@ -43,6 +43,19 @@ struct target_spec {
 };
 parsed<std::vector<target_spec>> parse_targets(const std::string& text);
 
+// --users: a whole number from 1 to 10,000.
+parsed<std::uint32_t> parse_user_count(const std::string& text);
+
+// --spawn-rate: users started per second, greater than 0 and at most 10,000 (fractions allowed).
+parsed<double> parse_spawn_rate(const std::string& text);
+
+// --wait: "MIN..MAX" (each a duration as --duration takes it: 1s, 500ms, 2), or one
+// duration for a constant wait; "0" for none. MIN must not exceed MAX, MAX at most 1 h.
+parsed<std::pair<millis, millis>> parse_wait(const std::string& text);
+
+// --read-ratio: a share 0..1 (0.8) or a percentage above 1 up to 100 (80, 80%).
+parsed<double> parse_read_ratio(const std::string& text);
+
 // -D name=value for scripts (pgbench -D): an integer value.
 parsed<std::pair<std::string, std::int64_t>> parse_define(const std::string& text);
 

@@ -160,6 +160,10 @@ load_result load_generator::run(const std::function<void(const live_sample&)>& o
       if (on_second) {
         live_sample sample;
         sample.point = merge_second(live_timeline, reported);
+        // A worker busy with logins may publish its second late; the users started are known now.
+        std::uint32_t users = 0;
+        for (const auto& w : workers) users += w->output().users_now.load(std::memory_order_relaxed);
+        sample.point.users = std::max(sample.point.users, users);
         sample.warmup = ctx.start + std::chrono::seconds(reported + 1) <= ctx.warmup_end();
         on_second(sample);
       }

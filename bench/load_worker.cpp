@@ -92,6 +92,7 @@ struct worker::engine : worker_output {
       const time_point now = steady::now();
       roll_seconds(now);
       connected_now.store(connected_, std::memory_order_relaxed);
+      users_now.store(spawned_, std::memory_order_relaxed);
       if (now >= end_time() || (ctx_.stop && ctx_.stop->load(std::memory_order_relaxed))) {
         finish_all(now);
         return;

@@ -78,6 +78,7 @@ struct worker_output {
   std::vector<second_slot> seconds;
   std::atomic<std::int64_t> published{-1};
   std::atomic<std::uint32_t> connected_now{0};
+  std::atomic<std::uint32_t> users_now{0};   // started so far: live lines need no lagging worker's slot
 };
 
 class worker {

@@ -1,5 +1,9 @@
 // Bench results: the data model of a run, medians and ratios, the terminal table, live lines, JSON files and the HTML report.
 //
+// The code is in report.cpp (model, medians, table, live lines), report_json.cpp,
+// report_html.cpp with report_charts.cpp, report_compare.cpp (two runs side by side) and,
+// for runs of users, report_users.hpp (Locust's table and CSV files).
+//
 // A run is a set of (workload, protocol, clients, connect-per-transaction)
 // groups; in each group every target ran `repeat` times, interleaved (A B C A B
 // C ...). The table shows per target the median of each metric over the
@@ -42,6 +46,11 @@ struct run_config {
   std::string distribution;
   std::string region;
   double scale = 0;
+  // Users (Locust's model); users == 0 for closed-loop runs of --clients.
+  std::uint32_t users = 0;
+  double spawn_rate = 0;                // users started per second; 0 = all at once
+  double wait_min_s = 0, wait_max_s = 0;  // between two requests of a user
+  std::string sql_file;                 // --sql-file, when the workload came from one
 };
 
 struct group_key {
@@ -49,8 +58,9 @@ struct group_key {
   std::string protocol;
   std::uint32_t clients = 0;
   bool connect_per_transaction = false;
+  bool users = false;         // `clients` are users (think time between requests, Locust's model)
   auto operator<=>(const group_key&) const = default;
-  std::string label() const;  // "select-only · simple · 10 clients"
+  std::string label() const;  // "select-only · simple · 10 clients", "mixed · simple · 1000 users"
 };
 
 // What one server of the cluster did during one run, from its own statistics views,
@@ -105,6 +115,9 @@ struct run_result {
   std::vector<timeline_point> timeline;
   std::optional<memory_usage> memory;   // peak over the run of the target's server processes
   std::string memory_scope;             // what was measured, e.g. "pgbouncer (1 process)"
+  std::vector<request_stats> by_request;  // per request kind (load_result::by_request), named
+  double started_unix = 0;              // wall-clock start of the run (CSV timestamps)
+  bool interrupted = false;             // stopped before its end (SIGINT, a stop flag)
 
   double rps() const noexcept { return duration_s > 0 ? static_cast<double>(requests) / duration_s : 0; }
   static run_result from(const std::string& target, const group_key& group, std::uint32_t repeat,
@@ -137,6 +150,7 @@ struct bench_run {
   run_config config;
   std::vector<run_result> results;
   std::vector<std::string> notes;
+  bool complete = true;                 // false: stopped halfway; the results are what was measured
 };
 
 double median(std::vector<double> values);
@@ -161,8 +175,16 @@ std::filesystem::path save_run(const bench_run& run, const std::filesystem::path
 // Reads a results.json, or the results.json inside a directory. Throws std::runtime_error.
 bench_run load_run(const std::filesystem::path& path);
 
-// Per group and target: requests/s and p99 of `run` next to `baseline`'s, with the change.
+// Per group and target: requests/s and p99 of `run` next to `baseline`'s, with the change
+// (format_side_by_side(baseline, run)).
 std::string format_comparison(const bench_run& run, const bench_run& baseline);
+
+// Two saved runs side by side (`pgsluice bench report A B`): per group and target, A's and
+// B's requests/s, p50, p95, p99 and failures, and the change from A to B; rows found in
+// one run only are shown with "-" on the other side.
+std::string format_side_by_side(const bench_run& a, const bench_run& b);
+// The same as a self-contained HTML page with bar charts.
+std::string render_comparison_html(const bench_run& a, const bench_run& b);
 
 // A self-contained HTML page (inline CSS and SVG, no scripts, no network): for
 // each group throughput over time and latency percentiles per target, and a bar

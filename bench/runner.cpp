@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "bench/pq.hpp"
+#include "bench/report_users.hpp"
 #include "bench/sysinfo.hpp"
 
 namespace pgsluice::bench {
@@ -118,7 +119,8 @@ void execute_plans(bench_run& run, const std::vector<bench_target>& targets, con
   bool first = true;
   for (std::size_t p = 0; p < plans.size() && !stopped(); ++p) {
     const run_plan& plan = plans[p];
-    group_key group{plan.workload.name, std::string(to_string(plan.protocol)), plan.clients, plan.connect_per_transaction};
+    group_key group{plan.workload.name, std::string(to_string(plan.protocol)), plan.clients, plan.connect_per_transaction,
+                    plan.users};
     for (std::uint32_t rep = 0; rep < options.repeat && !stopped(); ++rep) {
       for (const bench_target& target : targets) {
         if (stopped()) break;
@@ -139,13 +141,19 @@ void execute_plans(bench_run& run, const std::vector<bench_target>& targets, con
         const auto nodes_before = try_sample(target, out);
         memory_sampler sampler(target.pids);
         load_generator generator(lo, workloads[p]);
+        const double started = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
         const load_result r = generator.run(
             [&](const live_sample& s) {
-              if (out && options.live) *out << format_live_line(target.name, plan.clients, s) << std::endl;
-              if (options.on_second) options.on_second(target, group, s);
+              if (out && options.live)
+                *out << (plan.users ? format_users_live_line(target.name, plan.clients, s)
+                                    : format_live_line(target.name, plan.clients, s))
+                     << std::endl;
+              if (options.on_second) options.on_second(target.name, group, s);
             },
             options.stop);
         run_result result = run_result::from(target.name, group, rep, r);
+        result.started_unix = started;
+        result.interrupted = stopped();
         result.memory = sampler.stop();
         result.reads_checked = checks_reads(*workloads[p]);
         if (nodes_before)

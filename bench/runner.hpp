@@ -40,6 +40,7 @@ struct run_plan {
   protocol_mode protocol = protocol_mode::simple;
   std::uint32_t clients = 10;
   bool connect_per_transaction = false;
+  bool users = false;                     // clients are users: runner_options::load has the think time
   std::vector<std::string> only_targets;  // run this plan on these targets only; empty = every target
 };
 
@@ -50,9 +51,8 @@ struct runner_options {
   bool live = true;                // one line per second per target
   std::ostream* out = nullptr;
   const std::atomic<bool>* stop = nullptr;
-  // Each second of every run, on the thread calling execute_plans: for callers that show the
-  // run as it goes (the web page of `bench ui`) rather than read the lines on `out`.
-  std::function<void(const bench_target&, const group_key&, const live_sample&)> on_second;
+  // Called once per second per target (on the calling thread), next to the live line.
+  std::function<void(const std::string& target, const group_key& group, const live_sample&)> on_second;
 };
 
 // Runs every plan on every target, `repeat` times, interleaved; fills run.results

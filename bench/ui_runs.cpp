@@ -273,12 +273,12 @@ ui_reply ui_run_manager::start(const std::string& body) {
       ro.live = false;
       ro.out = &out;
       ro.stop = &stop_;
-      ro.on_second = [&](const bench_target& target, const group_key&, const live_sample& s) {
+      ro.on_second = [&](const std::string& target, const group_key&, const live_sample& s) {
         locked([&] {
-          auto& failed = run->failures[target.name];
+          auto& failed = run->failures[target];
           failed += s.point.errors;
           json p{{"t", ++run->tick},
-                 {"target", target.name},
+                 {"target", target},
                  {"second", s.point.second + 1},
                  {"warmup", s.warmup},
                  {"rps", s.point.requests},

@@ -9,6 +9,7 @@
 #include "bench/cli.hpp"
 #include "bench/cli_options.hpp"
 #include "bench/stack.hpp"
+#include "tests/unit/bench_run_command.hpp"
 #include "conf/config.hpp"
 
 namespace pgsluice::bench {
@@ -77,17 +78,7 @@ TEST(bench_cli_options, defines) {
   for (const char* bad : {"scale", "=5", "5x=1", "a=b", "a=1.5", "a b=1"}) EXPECT_FALSE(error_of(parse_define(bad)).empty()) << bad;
 }
 
-// Runs `pgsluice bench ARGS` and returns (exit status, stderr).
-std::pair<int, std::string> bench(std::vector<std::string> args) {
-  args.insert(args.begin(), "bench");
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  testing::internal::CaptureStderr();
-  testing::internal::CaptureStdout();
-  const int status = run_bench_command(static_cast<int>(argv.size()), argv.data());
-  testing::internal::GetCapturedStdout();
-  return {status, testing::internal::GetCapturedStderr()};
-}
+using testing_support::bench;
 
 TEST(bench_cli, bad_arguments_fail_with_status_2_before_connecting) {
   // Targets are URLs on a closed port: had validation come late, these would try to connect.
@@ -103,7 +94,7 @@ TEST(bench_cli, bad_arguments_fail_with_status_2_before_connecting) {
       {{"run", target, "--protocol", "binary"}, "'binary' is not simple, extended or prepared"},
       {{"run", target, "--workload", "nope"}, "unknown workload 'nope'"},
       {{"run", target, "--workload", "/nonexistent/x.sql"}, "script file /nonexistent/x.sql not found"},
-      {{"run", target, "--workload", "mixed", "--read-ratio", "2"}, "--read-ratio must be between 0 and 1"},
+      {{"run", target, "--workload", "mixed", "--read-ratio", "200"}, "--read-ratio: '200' is not a share of reads"},
       {{"run", target, "--distribution", "gaussian"}, "--distribution: 'gaussian' is not random, fixed or weighted"},
       {{"run", target, "--repeat", "0"}, "--repeat must be from 1 to 100"},
       {{"run", "--targets", "nosuch"}, "unknown target 'nosuch'"},
