@@ -26,6 +26,7 @@
 #include "bench/script.hpp"
 #include "bench/stack.hpp"
 #include "bench/sysinfo.hpp"
+#include "bench/ui.hpp"
 #include "bench/workloads.hpp"
 
 namespace pgsluice::bench {
@@ -341,6 +342,20 @@ int cmd_explain(const common_args& c, const run_request& w, const std::string& u
   return 0;
 }
 
+// `bench ui`: --target items must carry their URL (stack targets are offered anyway).
+int cmd_ui(const common_args& c, ui_serve_options o, const std::vector<std::string>& targets, const std::string& results) {
+  for (const auto& item : targets) {
+    auto specs = value_or_usage(parse_targets(item));
+    for (auto& t : specs) {
+      if (t.url.empty()) throw usage_error("--target " + item + ": give NAME=postgresql://... (stack targets are offered anyway)");
+      o.app.extra_targets.push_back(std::move(t));
+    }
+  }
+  o.app.results_dir = results;
+  o.app.work_dir = c.work_dir;
+  return serve_ui(o, std::cout);
+}
+
 }  // namespace
 
 int run_bench_command(int argc, char** argv) {
@@ -444,6 +459,17 @@ int run_bench_command(int argc, char** argv) {
   // failover: the HA benchmark (bench/failover_cli.cpp).
   const auto run_failover_if_parsed = add_failover_command(app, common.pgsluice_binary);
 
+  // --- bench ui
+  ui_serve_options ui_options;
+  std::vector<std::string> ui_targets;
+  auto* ui = app.add_subcommand("ui", "Serve a web page: choose targets and workload, run, watch it live, browse results");
+  ui->add_option("--listen", ui_options.listen,
+                 "HOST:PORT (default 127.0.0.1:8089, port 0 = any free; beyond loopback a printed token is required)");
+  ui->add_flag("--token", ui_options.require_token, "Require the printed token on loopback too (shared machines)");
+  ui->add_option("--target", ui_targets, "A target NAME=postgresql://... offered next to the local stack's (repeatable)");
+  ui->add_option("--results-dir", rq.results_dir, "Where runs are saved and the Results page reads them");
+  // --- end bench ui
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -465,6 +491,7 @@ int run_bench_command(int argc, char** argv) {
       return cmd_quick(common, sa, ia, rq, quick->count("--clients") + quick->count("--protocol") + quick->count("--users") > 0,
                        quick->count("--workload") + quick->count("--sql-file") > 0, quick->count("--scale") > 0);
     if (report->parsed()) return cmd_report(report_runs, report_output);
+    if (ui->parsed()) return cmd_ui(common, ui_options, ui_targets, rq.results_dir);
     if (explain->parsed())
       return cmd_explain(common, rq, explain_url,
                          explain_all || explain->count("--workload") + explain->count("--sql-file") == 0);

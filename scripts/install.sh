@@ -24,6 +24,8 @@ packages=(
   util-linux procps iproute2 openssl
   # /metrics tests: a real Prometheus server and `promtool check metrics`
   prometheus
+  # bench ui browser test (tests/ui/browser_test.js drives it headless)
+  chromium
 )
 
 # Keep package installs from starting services on their default ports.
@@ -56,5 +58,15 @@ if [ ! -f "$node_installed" ] || [ "$node_driver_dir/package-lock.json" -nt "$no
   (cd "$node_driver_dir" && npm ci --no-audit --no-fund)
 fi
 # --- end drivers test
+
+# --- bench ui browser test (tests/integration/bench_ui_test.cpp): playwright-core from npm drives
+# Debian's chromium (it downloads no browser of its own); reinstalled the same way as above.
+ui_test_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/ui"
+ui_installed="$ui_test_dir/node_modules/.package-lock.json"
+if [ ! -f "$ui_installed" ] || [ "$ui_test_dir/package-lock.json" -nt "$ui_installed" ] \
+   || [ "$ui_test_dir/package.json" -nt "$ui_installed" ]; then
+  (cd "$ui_test_dir" && npm ci --no-audit --no-fund)
+fi
+# --- end bench ui browser test
 
 echo "install: done"
