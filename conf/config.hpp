@@ -325,7 +325,7 @@ struct config {
   std::uint32_t health_check_fall = 3;  // failed checks in a row that mark a backend down
   std::uint32_t health_check_rise = 2;  // good checks in a row that bring it back
   conf::failover_mode failover = conf::failover_mode::follow;
-  duration failover_after = std::chrono::seconds{10};         // promote: how long the primary is down first
+  duration failover_after = std::chrono::seconds{1};          // promote: how long the primary is down first (after `fall` failed checks)
   duration failover_hold_timeout = std::chrono::seconds{30};  // how long writes wait for a primary; 0 = fail at once
 
   tls_config tls;

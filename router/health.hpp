@@ -49,7 +49,7 @@ struct health_settings {
   std::uint32_t fall = 3;
   std::uint32_t rise = 2;
   failover_mode failover = failover_mode::follow;
-  std::chrono::milliseconds failover_after{10000};
+  std::chrono::milliseconds failover_after{1000};
   // A replica over either limit is "lagging" (0 = that limit is off).
   std::uint64_t max_lag_bytes = 0;
   std::chrono::milliseconds max_lag_time{0};
