@@ -205,6 +205,21 @@ class client_session : public std::enable_shared_from_this<client_session>,
   // After a transaction that wrote: the WAL position, read behind it on the same server.
   bool capture_write_lsn();
   awaitable<bool> send_capture();
+  // Writes the batch in to_server_ to the attached server (the rest asynchronously when its
+  // socket does not take it all). False: the pump must stop now (the session is ending).
+  awaitable<bool> send_batch();
+  // --- in-flight read retry (session_retry.cpp) ---
+  // A batch that starts a read-only transaction is kept until a byte of its reply reaches the
+  // client; if its server fails before, the batch runs again on another backend, unseen.
+  void arm_read_retry(std::span<const std::uint8_t> batch, const std::vector<std::uint8_t>& begin);
+  void disarm_read_retry() noexcept { retry_batch_.clear(); }
+  bool read_retry_armed() const noexcept { return !retry_batch_.empty(); }
+  // Whether the failure seen now may be retried (the client pump is waiting on its client,
+  // nothing is being written or streamed, retries left).
+  bool read_retry_possible() const noexcept;
+  // Drops the failed server, attaches another backend's and sends the batch again. False: the
+  // session ended.
+  awaitable<bool> retry_read(std::string_view why);
   // Applies pgsluice.* startup options and target_session_attrs; false (session ended) on a bad value.
   bool take_routing_options();
   void on_attached(std::shared_ptr<server_connection> s, bool for_login);
@@ -340,6 +355,18 @@ class client_session : public std::enable_shared_from_this<client_session>,
   std::vector<std::uint8_t> held_ready_;                 // the client's ReadyForQuery, until the position is known
   std::uint8_t unnamed_flags_ = 0;                       // statement_flags of the client's unnamed statement
   std::vector<std::uint8_t> held_begin_;                 // a plain BEGIN, sent with the statement that follows it
+  // In-flight read retry: the batch (and its held BEGIN) while nothing of its reply reached the
+  // client; the backend being avoided while choosing again.
+  std::vector<std::uint8_t> retry_batch_;
+  std::vector<std::uint8_t> retry_begin_;
+  cluster::backend* retry_avoid_ = nullptr;
+  std::uint8_t retries_ = 0;      // of the batch kept
+  bool retrying_ = false;         // the server pump is running it again: the client pump waits
+  bool retry_on_close_ = false;   // the server said it is shutting down (57P0x), withheld from the client
+  bool client_reading_ = false;   // the client pump waits for its client (nothing half-done)
+  std::uint16_t retry_prelude_sent_ = 0;  // prelude messages of the kept read the client has
+  std::uint16_t retry_prelude_skip_ = 0;  // of the run again: not sent a second time
+  std::size_t retry_prelude_bytes_ = 0;   // of the server read being processed
   router::statement_class class_;                        // class_of's last answer: frame class_frame_ of batch class_batch_
   std::size_t class_frame_ = ~std::size_t{0};
   const std::uint8_t* class_batch_ = nullptr;

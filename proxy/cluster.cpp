@@ -115,9 +115,9 @@ bool cluster::transaction_mode() const noexcept {
   return !backends_.empty() && backends_.front()->pool->transaction_mode();
 }
 
-cluster::pick cluster::choose(const router::route_request& req) {
+cluster::pick cluster::choose(const router::route_request& req, const backend* avoid) {
   // A snapshot for the pure decision, on the caller's stack (one entry per backend).
-  auto view_of = [](const backend& b) {
+  auto view_of = [avoid](const backend& b) {
     router::backend_view v;
     const auto& s = *b.shared;
     v.role = s.role.load(std::memory_order_relaxed);
@@ -127,6 +127,7 @@ cluster::pick cluster::choose(const router::route_request& req) {
     v.replay_lsn = s.position.load(std::memory_order_relaxed);
     if (const auto lb = s.lag_bytes.load(std::memory_order_relaxed); lb != unknown) v.lag_bytes = lb;
     if (const auto lt = s.lag_ms.load(std::memory_order_relaxed); lt >= 0) v.lag_time = std::chrono::milliseconds(lt);
+    if (&b == avoid) v.health = router::health::down;
     return v;
   };
   router::route_choice c;

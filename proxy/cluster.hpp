@@ -82,7 +82,8 @@ class cluster : public std::enable_shared_from_this<cluster> {
     router::route_status status = router::route_status::no_primary;
     router::route_reason reason = router::route_reason::write;
   };
-  pick choose(const router::route_request& req);
+  // `avoid`: a backend counted as down for this choice (a read retried after it failed there).
+  pick choose(const router::route_request& req, const backend* avoid = nullptr);
   // Whether reads may go elsewhere than the primary (replicas listed, splitting on): when not,
   // the proxy skips classifying statements altogether.
   bool routes_reads() const noexcept { return routes_reads_; }

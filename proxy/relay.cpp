@@ -139,6 +139,7 @@ void client_session::release_server() {
   auto s = std::move(server_);
   set_cancel_target(nullptr);
   tracker_.clear();
+  disarm_read_retry();
   machine_.detached();
   if (counted_backend_ != nullptr) counted_backend_->active.fetch_sub(1, std::memory_order_relaxed);
   counted_backend_ = nullptr;
@@ -340,8 +341,15 @@ awaitable<void> client_session::client_pump() {
   for (;;) {
     if (machine_.ending()) co_return;
     auto space = cbuf_.prepare(1024);
+    client_reading_ = true;
     auto [ec, n] = tls_ ? co_await tls_read_some(socket_, *tls_, space)
                         : co_await socket_.async_read_some(asio::buffer(space.data(), space.size()), nothrow_awaitable);
+    client_reading_ = false;
+    // A read being run again on another backend (session_retry.cpp): what came now waits for it.
+    while (retrying_ && !machine_.ending()) {
+      write_done_.expires_at(clock::time_point::max());
+      co_await write_done_.async_wait(nothrow_awaitable);
+    }
     if (machine_.ending()) co_return;
     if (ec) {
       end(end_reason::client_closed);
@@ -423,7 +431,8 @@ awaitable<void> client_session::client_pump() {
         }
       }
       // Transaction pooling: each transaction goes where its first batch says.
-      if (routing_ && transaction_mode_ && want_server && !server_) route_ = route_of_batch(data);
+      const bool starts = routing_ && transaction_mode_ && want_server && !server_;
+      if (starts) route_ = route_of_batch(data);
       if (want_server && machine_.needs_server()) {
         if (!attach_now() && (machine_.ending() || !co_await attach_server())) co_return;
         data = cbuf_.data();
@@ -432,6 +441,15 @@ awaitable<void> client_session::client_pump() {
       if (want_server && settings_due_ == settings_due::sync && server_) {
         settings_due_ = settings_due::none;
         sync_settings(false);
+      }
+      // A read that starts its transaction is kept until its reply begins (session_retry.cpp);
+      // any other batch sent behind it makes the kept one unrepeatable alone.
+      if (want_server) {
+        if (starts && stream_now == 0 && route_.need == router::need::read) {
+          arm_read_retry(data.first(framed), held_begin_);
+        } else {
+          disarm_read_retry();
+        }
       }
       go_on = process_client(data);
     }
@@ -447,38 +465,14 @@ awaitable<void> client_session::client_pump() {
       }
     }
     tracker_.emit_ready(*this);
+    if (!client_emit_.empty()) disarm_read_retry();  // the client has seen a reply
 
     // Replies the proxy answered itself (a ParseComplete for a statement the server already has,
     // a CloseComplete) are ready only when nothing sent to the server precedes them, so they go
     // to the client before this batch reaches the server: afterwards the server pump could
     // deliver the server's replies first and the client would see them out of order.
     if (!client_emit_.empty() && !co_await write_client(client_emit_)) co_return;
-    if (!to_server_.empty() && server_ && !machine_.ending()) {
-      // Usually the server's socket takes the batch at once; only a remainder is copied and
-      // written asynchronously.
-      // The server pump may be finishing the position query's write: bytes must not interleave.
-      while (machine_.server_writing() && !machine_.ending()) {
-        write_done_.expires_at(clock::time_point::max());
-        co_await write_done_.async_wait(nothrow_awaitable);
-      }
-      if (machine_.ending() || !server_) co_return;
-      boost::system::error_code wec;
-      const std::size_t sent = server_->send_now(to_server_, wec);
-      if (!wec && sent < to_server_.bytes()) {
-        machine_.server_write_started();
-        server_tail_.clear();
-        to_server_.copy_tail(sent, server_tail_);
-        wec = co_await server_->write(server_tail_);
-        server_tail_.clear();
-        server_tail_.shrink_to_fit();
-        if (machine_.server_write_finished()) signal();  // a release waited for this write
-      }
-      if (!wec && capture_bytes_ != nullptr && server_ && !co_await send_capture()) co_return;
-      if (wec && !machine_.ending()) {
-        spdlog::info("{} server_write_failed server={} error=\"{}\"", name_, server_->name(), wec.message());
-        fail(end_reason::server_closed, "08006", "server closed the connection unexpectedly");
-      }
-    }
+    if (!to_server_.empty() && server_ && !machine_.ending() && !co_await send_batch()) co_return;
     to_server_.clear();
     cbuf_.consume(used);
     cbuf_.shrink_if_empty(64 * 1024);
@@ -491,6 +485,35 @@ awaitable<void> client_session::client_pump() {
     if (invalid) fail(end_reason::client_protocol_error, "08P01", "invalid message length");
     if (machine_.ending()) co_return;
   }
+}
+
+awaitable<bool> client_session::send_batch() {
+  // Usually the server's socket takes the batch at once; only a remainder is copied and
+  // written asynchronously.
+  // The server pump may be finishing the position query's write: bytes must not interleave.
+  while (machine_.server_writing() && !machine_.ending()) {
+    write_done_.expires_at(clock::time_point::max());
+    co_await write_done_.async_wait(nothrow_awaitable);
+  }
+  if (machine_.ending() || !server_) co_return false;
+  boost::system::error_code wec;
+  const std::size_t sent = server_->send_now(to_server_, wec);
+  if (!wec && sent < to_server_.bytes()) {
+    machine_.server_write_started();
+    server_tail_.clear();
+    to_server_.copy_tail(sent, server_tail_);
+    wec = co_await server_->write(server_tail_);
+    server_tail_.clear();
+    server_tail_.shrink_to_fit();
+    if (machine_.server_write_finished()) signal();  // a release waited for this write
+  }
+  if (!wec && capture_bytes_ != nullptr && server_ && !co_await send_capture()) co_return false;
+  if (wec && !machine_.ending() && server_) {
+    spdlog::info("{} server_write_failed server={} error=\"{}\"", name_, server_->name(), wec.message());
+    // A kept read: the server pump sees the failed connection too and runs it elsewhere.
+    if (!read_retry_armed() || retrying_) fail(end_reason::server_closed, "08006", "server closed the connection unexpectedly");
+  }
+  co_return true;
 }
 
 // --- server -> client ------------------------------------------------------------------------
@@ -607,6 +630,18 @@ std::size_t client_session::process_server(std::span<const std::uint8_t> data) {
         to_client_.add_input(raw, size);
         continue;
       }
+      case 'N':
+        // "terminating connection because of crash of another server process" (57P02) and the
+        // other shutdown warnings come as a notice before the server closes: under a kept read
+        // it is withheld, the read runs elsewhere.
+        if (!internal && read_retry_armed()) {
+          if (const auto f = protocol::read_error_fields(body); f.sqlstate.starts_with("57P")) {
+            retry_on_close_ = true;
+            spdlog::info("{} server_notice server={} sqlstate={} withheld=read_retry", name_, server_->name(), f.sqlstate);
+            continue;
+          }
+        }
+        break;
       case 'E':
         if (internal) {
           if (!internal_error_) internal_error_ = to_server_error(body);
@@ -614,6 +649,12 @@ std::size_t client_session::process_server(std::span<const std::uint8_t> data) {
           is_error = true;
           const auto f = protocol::read_error_fields(body);
           error_sqlstate = f.sqlstate;
+          if (f.severity == "FATAL" && read_retry_armed() && f.sqlstate.starts_with("57P")) {
+            // The server is shutting down under a kept read: it runs elsewhere instead.
+            retry_on_close_ = true;
+            spdlog::info("{} server_fatal server={} sqlstate={} withheld=read_retry", name_, server_->name(), f.sqlstate);
+            continue;
+          }
           if (f.severity == "FATAL" || f.severity == "PANIC") {
             machine_.server_fatal_seen();
             spdlog::info("{} server_fatal server={} sqlstate={} error=\"{}\"", name_, server_->name(), f.sqlstate, f.message);
@@ -647,6 +688,20 @@ std::size_t client_session::process_server(std::span<const std::uint8_t> data) {
       }
     }
     if (tracker_.on_server_message(tag, *this) == response_tracker::verdict::forward) {
+      // A kept read's prelude (ParseComplete, BindComplete, descriptions) is the same from
+      // every server: what the client has of it already is not sent twice after a retry, and
+      // it alone does not make the read unrepeatable (session_retry.cpp).
+      const bool prelude = read_retry_armed() && is_reply_prelude(tag);
+      if (prelude) {
+        ++retry_prelude_sent_;
+        if (retry_prelude_skip_ > 0) {
+          --retry_prelude_skip_;
+          --retry_prelude_sent_;
+          tracker_.emit_ready(*this);
+          continue;
+        }
+        retry_prelude_bytes_ += size;
+      }
       if (is_error) {
         rt_.stats().error_sent(error_sqlstate);
         forward_error(raw, size, body);
@@ -691,6 +746,12 @@ awaitable<void> client_session::server_pump() {
     if (machine_.ending()) co_return;
     if (ec) {
       spdlog::info("{} server_closed server={} error=\"{}\"", name_, server_->name(), ec.message());
+      if (read_retry_possible()) {
+        // Named, not a temporary in the co_await expression (GCC 12 destroys those twice).
+        const std::string why = retry_on_close_ ? std::string("server shutting down") : ec.message();
+        if (!co_await retry_read(why)) co_return;
+        continue;
+      }
       if (machine_.server_fatal()) {
         end(end_reason::server_fatal);  // the client already has the server's FATAL
       } else {
@@ -704,6 +765,8 @@ awaitable<void> client_session::server_pump() {
     const auto data = sbuf_.data();
     const std::size_t used = process_server(data);
     if (machine_.ending()) co_return;
+    // More than a prelude is the client's now: the read cannot be run again unseen.
+    if (to_client_.bytes() > std::exchange(retry_prelude_bytes_, 0)) disarm_read_retry();
     // The position query goes out now, unless the client pump is writing: then right after it.
     if (capture_bytes_ != nullptr && !machine_.server_writing() && !co_await send_capture()) co_return;
     // Back to the pool before writing the replies out: another client can start at once.

@@ -29,4 +29,10 @@ inline bool writes(const router::statement_class& c) noexcept {
   return !(control && c.statements == 1);
 }
 
+// Replies that come before a statement's result and are the same from every server of the
+// cluster: ParseComplete, BindComplete, CloseComplete, ParameterDescription, RowDescription, NoData.
+inline bool is_reply_prelude(char tag) noexcept {
+  return tag == '1' || tag == '2' || tag == '3' || tag == 't' || tag == 'T' || tag == 'n';
+}
+
 }  // namespace pgsluice::proxy::relay_detail

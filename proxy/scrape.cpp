@@ -94,6 +94,8 @@ constexpr counter_export counter_exports[] = {
     {counter::client_received_bytes, "pgsluice_client_received_bytes_total", "Bytes received from clients."},
     {counter::client_sent_bytes, "pgsluice_client_sent_bytes_total", "Bytes sent to clients."},
     {counter::failovers, "pgsluice_failovers_total", "Failovers: a failed primary replaced by a promoted replica."},
+    {counter::read_retries, "pgsluice_read_retries_total",
+     "Read-only statements run again on another backend after theirs failed before any reply reached the client."},
 };
 
 // Per-database traffic (proxy/pool_stats.hpp, the counters of the admin console's SHOW STATS).

@@ -27,7 +27,7 @@ using namespace relay_detail;
 bool client_session::choose_pool(bool* wait) {
   // route_ says what the transaction (or session) needs: a write unless routing classified it.
   if (routing_) route_.now = clock::now();
-  const auto pick = cluster_->choose(route_);
+  const auto pick = cluster_->choose(route_, retry_avoid_);
   hold_ = false;
   if (pick.pool == nullptr) {
     if (pick.status == router::route_status::wait && wait != nullptr) {

@@ -1,4 +1,4 @@
-// High availability through pgsluice over a real primary and streaming replicas of its own per test: the primary crashed under load (promote mode, synchronous replication), a promotion done by others followed, backends that hang, refuse logins or are not there.
+// High availability through pgsluice over a real primary and streaming replicas of its own per test: the primary crashed under load (promote mode, synchronous replication), a promotion done by others followed, backends that hang, refuse logins or are not there, a replica killed under reads.
 #include <gtest/gtest.h>
 #include <libpq-fe.h>
 
@@ -345,6 +345,65 @@ TEST(ha, backends_that_hang_refuse_logins_or_are_not_there_are_marked_down_and_c
     seen.insert(connect(info).scalar("SELECT inet_server_port()").value_or("?"));
     return seen.count(std::to_string(c->port(hung))) && seen.count(std::to_string(c->port(refusing)));
   }));
+}
+
+TEST(ha, a_replica_killed_under_a_read_load_costs_no_read_error) {
+  auto c = own_cluster();
+  const auto replicas = c->replica_indexes();
+  const std::size_t victim = replicas.at(0);
+  // Health checks far apart: the reads in flight on the killed replica (and those handed its
+  // pooled connections before the checks notice) are what the retry has to save.
+  auto p = start_ha(*c, "health_check_interval = \"3s\"\nhealth_check_timeout = \"1s\"\nhealth_check_fall = 3\n",
+                    backends_toml(*c));
+  const std::string info = conninfo_of(*p, *c);
+  ASSERT_TRUE(log_has(*p, {"health database=" + c->database() + " primary="}));
+
+  std::atomic<bool> stop{false};
+  std::atomic<long> reads{0}, read_errors{0}, on_victim{0};
+  std::mutex mu;
+  std::vector<std::string> errors;
+  std::vector<std::thread> threads;
+  const std::string victim_port = std::to_string(c->port(victim));
+  for (int r = 0; r < 6; ++r) {
+    threads.emplace_back([&, r] {
+      std::optional<b::pq_connection> conn;
+      while (!stop) {
+        try {
+          if (!conn) conn.emplace(connect(info));
+          // Half simple Query, half the extended protocol; each long enough to be caught running.
+          const auto rows = r % 2 == 0 ? conn->query("SELECT inet_server_port(), pg_sleep(0.05)")
+                                       : conn->query("SELECT inet_server_port(), pg_sleep($1::float8)", {"0.05"});
+          if (rows.at(0).at(0) == victim_port) ++on_victim;
+          ++reads;
+        } catch (const std::exception& e) {
+          ++read_errors;
+          std::lock_guard lk(mu);
+          errors.push_back(e.what());
+          conn.reset();
+        }
+      }
+    });
+  }
+  // Both replicas serve reads before the kill.
+  ASSERT_TRUE(b::poll_until(20s, 20ms, [&] { return reads > 100 && on_victim > 30; }));
+  const std::size_t mark = log_of(*p).size();
+  // The backends first, all at once, so that the reads running on them die mid-statement (a
+  // postmaster killed first leaves them time to finish), then the postmaster.
+  const auto kids = children_of(c->node(victim).process->pid);
+  for (auto k : kids) ::kill(k, SIGKILL);
+  c->kill_node(victim);
+  const long r0 = reads;
+  const bool went_on = b::poll_until(30s, 20ms, [&] { return reads > r0 + 300; });
+  stop = true;
+  for (auto& t : threads) t.join();
+  EXPECT_TRUE(went_on);
+  EXPECT_EQ(read_errors, 0) << (errors.empty() ? "" : errors.front()) << log_of(*p).substr(mark);
+  // The reads that were running on the replica (or sent over its dead pooled connections) were
+  // run again elsewhere: the retry did happen, it is not that none was in flight.
+  EXPECT_TRUE(log_has(*p, {"read_retry", backend_key(*c, victim)}, mark, 1s)) << log_of(*p).substr(mark);
+  // The other replica and the primary serve on.
+  auto conn = connect(info);
+  for (int i = 0; i < 20; ++i) EXPECT_NE(conn.scalar("SELECT inet_server_port()").value_or("?"), victim_port);
 }
 
 }  // namespace
