@@ -1,4 +1,4 @@
-// Backends over Unix-domain sockets (host = the test cluster's socket directory): queries, transaction pooling with prepared statements, cancel, health checks with role auto, SHOW SERVERS, server_tls_mode not applied, a socket that is not there.
+// Backends over Unix-domain sockets (host = the test cluster's socket directory): queries, transaction pooling with prepared statements, cancel, auth_query, health checks with role auto, SHOW SERVERS, server_tls_mode not applied, a socket that is not there.
 #include <gtest/gtest.h>
 #include <libpq-fe.h>
 
@@ -161,6 +161,19 @@ TEST(unix_socket, a_socket_that_is_not_there_fails_the_login_naming_it) {
   EXPECT_EQ(ok.scalar("SELECT 1").value_or(""), "1");
   std::error_code ec;
   std::filesystem::remove_all(empty, ec);
+}
+
+TEST(unix_socket, auth_query_looks_users_up_over_the_socket) {
+  // sluice_scram is not in [users]: pgsluice asks the server (auth_user, over the socket) for
+  // its verifier, then logs in as it there with the keys the client proved (pass-through).
+  auto& c = cluster();
+  auto p = start_unix_proxy("auth_user = " + toml_string(c.admin().name) + "\n");
+  const auto& u = c.user("sluice_scram");
+  auto conn = connect(p->conninfo(u.name, u.password, c.database()) + " connect_timeout=10");
+  EXPECT_EQ(conn.scalar("SELECT current_user").value_or(""), u.name);
+  EXPECT_EQ(conn.scalar("SELECT inet_server_addr() IS NULL").value_or(""), "t");
+  const auto r = try_connect(p->conninfo(u.name, u.password + "-no", c.database()));
+  EXPECT_EQ(r.sqlstate, "28P01") << r.raw_error;
 }
 
 TEST(unix_socket, health_checks_find_the_primary_and_the_replicas_over_their_sockets) {
