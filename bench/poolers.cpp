@@ -125,8 +125,10 @@ std::unique_ptr<config_server> start_pgbouncer(const pgbouncer_spec& spec) {
         std::ostringstream ini;
         ini << ";; PgBouncer for a pgsluice local stack (written by bench/poolers.cpp)\n"
             << "[databases]\n"
-            << spec.dbname << " = " << backend << " dbname=" << spec.dbname << "\n"
-            << "* = " << backend << "\n\n"
+            << spec.dbname << " = " << backend << " dbname=" << spec.dbname << "\n";
+        for (const auto& [name, connstr] : spec.extra_databases)
+            ini << name << " = " << connstr << "\n";
+        ini << "* = " << backend << "\n\n"
             << "[pgbouncer]\n"
             << "listen_addr = 127.0.0.1\n"
             << "listen_port = " << port << "\n"

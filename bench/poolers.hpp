@@ -99,6 +99,8 @@ struct pgbouncer_spec {
     bool persistent = false;
     std::optional<std::uint16_t> port;
     std::vector<std::pair<std::string, std::string>> settings; // extra [pgbouncer] lines
+    // More [databases] entries: client-facing name -> connection string ("host=/dir port=N dbname=db").
+    std::vector<std::pair<std::string, std::string>> extra_databases;
 };
 std::unique_ptr<config_server> start_pgbouncer(const pgbouncer_spec& spec);
 

@@ -57,7 +57,8 @@ bool reachable_by(const fs::path& dir, const service_user& user) {
 
 const std::vector<std::string>& stack_target_names() {
   static const std::vector<std::string> names{"direct",   "pgbouncer",       "pgpool",        "pgbouncer-pgpool",
-                                              "pgsluice", "pgsluice-routed", "pgbouncer-tls", "pgsluice-tls"};
+                                              "pgsluice", "pgsluice-routed", "pgbouncer-tls", "pgsluice-tls",
+                                              "pgbouncer-unix", "pgsluice-unix"};
   return names;
 }
 
@@ -72,11 +73,12 @@ fs::path default_stack_dir() {
 }
 
 std::string routed_database(const std::string& database) { return database + "_routed"; }
+std::string unix_database(const std::string& database) { return database + "_unix"; }
 
 std::string pgsluice_stack_config(std::uint16_t listen_port, std::uint16_t primary_port, const std::string& database,
                                   const std::vector<std::pair<std::string, std::string>>& users, int pool_size,
                                   std::uint32_t max_clients, const std::vector<std::uint16_t>& replica_ports,
-                                  const fs::path& tls_cert, const fs::path& tls_key) {
+                                  const fs::path& tls_cert, const fs::path& tls_key, const fs::path& socket_dir) {
   std::ostringstream t;
   t << "# pgsluice for the local bench stack (written by pgsluice bench stack up):\n"
     << "# transaction pooling in front of the primary, like the PgBouncer target";
@@ -103,6 +105,11 @@ std::string pgsluice_stack_config(std::uint16_t listen_port, std::uint16_t prima
   for (const auto& [name, password] : users) t << toml_string(name) << " = " << toml_string(password) << "\n";
   t << "\n[databases." << toml_string(database) << "]\nhost = \"127.0.0.1\"\nport = " << primary_port << "\n"
     << "\n[databases.\"*\"]\nhost = \"127.0.0.1\"\nport = " << primary_port << "\n";
+  if (!socket_dir.empty()) {
+    t << "\n# " << unix_database(database) << ": the same primary over its Unix socket (the -unix targets)\n"
+      << "[databases." << toml_string(unix_database(database)) << "]\ndbname = " << toml_string(database)
+      << "\nhost = " << toml_string(socket_dir.string()) << "\nport = " << primary_port << "\n";
+  }
   if (!replica_ports.empty()) {
     const std::string routed = toml_string(routed_database(database));
     t << "\n[databases." << routed << "]\ndbname = " << toml_string(database) << "\n"
@@ -251,8 +258,12 @@ std::unique_ptr<local_stack> local_stack::up(const stack_options& options, std::
     tls = make_test_certificate(make_test_ca(tls_dir, "stack-ca", user), tls_dir, "server", "localhost", true, user);
   }
   // A PgBouncer started before the stack had TLS targets is restarted with TLS.
-  const bool bouncer_without_tls =
-      read_file_text(p->work_dir / "pgbouncer" / "pgbouncer.ini").find("client_tls_sslmode") == std::string::npos;
+  const std::string bouncer_ini = read_file_text(p->work_dir / "pgbouncer" / "pgbouncer.ini");
+  // Likewise one started before the -unix targets (its [databases] lacks <db>_unix).
+  const bool bouncer_stale = bouncer_ini.find("client_tls_sslmode") == std::string::npos ||
+                             bouncer_ini.find(unix_database(database) + " = ") == std::string::npos;
+  const fs::path socket_dir = p->cluster->socket_dir();
+  const std::string primary_port_text = std::to_string(p->cluster->port(p->cluster->primary_index()));
   ensure("pgbouncer", [&](std::optional<std::uint16_t> port) {
     pgbouncer_spec s = pgbouncer_for(*p->cluster, p->work_dir / "pgbouncer");
     s.persistent = true;
@@ -261,8 +272,10 @@ std::unique_ptr<local_stack> local_stack::up(const stack_options& options, std::
     s.max_client_conn = static_cast<int>(options.max_clients);
     s.settings = {{"client_tls_sslmode", "allow"}, {"client_tls_cert_file", tls.cert.string()},
                   {"client_tls_key_file", tls.key.string()}};
+    s.extra_databases = {{unix_database(database), "host=" + socket_dir.string() + " port=" + primary_port_text +
+                                                       " dbname=" + database}};
     return start_pgbouncer(s);
-  }, bouncer_without_tls);
+  }, bouncer_stale);
   const bool pgpool_started = ensure("pgpool", [&](std::optional<std::uint16_t> port) {
     pgpool_spec s = pgpool_for(*p->cluster, p->work_dir / "pgpool");
     s.persistent = true;
@@ -292,7 +305,9 @@ std::unique_ptr<local_stack> local_stack::up(const stack_options& options, std::
     for (const std::size_t i : p->cluster->replica_indexes()) replica_ports.push_back(p->cluster->port(i));
     // A pgsluice started from another build (the executable was replaced or is another file)
     // is restarted, so the stack always measures the binary asked for.
-    bool stale = read_file_text(p->work_dir / "pgsluice" / "pgsluice.toml").find("[tls]") == std::string::npos;
+    const std::string toml_text = read_file_text(p->work_dir / "pgsluice" / "pgsluice.toml");
+    bool stale = toml_text.find("[tls]") == std::string::npos ||
+                 toml_text.find("[databases." + toml_string(unix_database(database)) + "]") == std::string::npos;
     if (auto it = p->servers.find("pgsluice"); it != p->servers.end() && it->second->running()) {
       std::error_code lec;
       const fs::path running = fs::read_symlink("/proc/" + std::to_string(it->second->pid()) + "/exe", lec);
@@ -313,7 +328,7 @@ std::unique_ptr<local_stack> local_stack::up(const stack_options& options, std::
         o.write_config = [=, dir = o.dir](std::uint16_t listen_port) {
           const std::string text = pgsluice_stack_config(listen_port, primary_port, database, plaintext,
                                                          options.pool_size, options.max_clients, replica_ports, tls.cert,
-                                                         tls.key);
+                                                         tls.key, socket_dir);
           conf::load_config_from_string(text, "pgsluice.toml");  // throws config_error naming the key
           std::ofstream(dir / "pgsluice.toml") << text;
           return std::vector<std::string>{binary.string(), "serve", "-c", (dir / "pgsluice.toml").string()};
@@ -418,6 +433,15 @@ std::vector<stack_target> local_stack::targets() {
     t.name = std::string(base) + "-tls";
     t.memory_scope += ", shared with the " + std::string(base) + " target";
     if (t.port != 0) t.url = impl_->url(t.port, {}, "require");
+    out.push_back(std::move(t));
+  }
+  // The Unix-socket variants: the same processes, their <db>_unix database (server connections
+  // to the primary over its Unix socket; clients still on loopback TCP).
+  for (const char* base : {"pgbouncer", "pgsluice"}) {
+    stack_target t = *std::find_if(out.begin(), out.end(), [&](const stack_target& x) { return x.name == base; });
+    t.name = std::string(base) + "-unix";
+    t.memory_scope += ", shared with the " + std::string(base) + " target";
+    if (t.port != 0) t.url = impl_->url(t.port, unix_database(c.database()));
     out.push_back(std::move(t));
   }
   return out;

@@ -5,6 +5,12 @@
 // from a CA the stack makes under <work dir>/tls; plaintext to the server), so the cost of TLS
 // is measured against the plaintext targets in the same run.
 //
+// Unix-socket variants: `pgbouncer-unix` and `pgsluice-unix` are the same PgBouncer and pgsluice
+// processes serving a second database, `<db>_unix`, whose server connections go to the primary
+// over its Unix socket (PgBouncer: `host=<socket dir>` in [databases]; pgsluice: host = the same
+// directory), so both poolers are compared with the same kind of server connection and the
+// cost of loopback TCP towards the server is measured against the plain targets in one run.
+//
 // One pgsluice process serves two targets: `pgsluice` (the bench database, transaction
 // pooling in front of the primary, like PgBouncer) and `pgsluice-routed` (the database
 // `<db>_routed`: the same server database over the primary and the replicas, reads to
@@ -102,14 +108,18 @@ const std::vector<std::string>& stack_target_names();
 
 // The client-facing database of the pgsluice-routed target: "<database>_routed".
 std::string routed_database(const std::string& database);
+// The client-facing database of the -unix targets: "<database>_unix".
+std::string unix_database(const std::string& database);
 
 // The pgsluice config the stack runs: transaction pooling in front of the primary for
 // `database`; with replicas, also routed_database(database) over the primary and them; with
 // `tls_cert`/`tls_key`, TLS for the clients that ask (client_tls_mode = "allow": the -tls
-// targets), plaintext for the others.
+// targets), plaintext for the others; with `socket_dir`, also unix_database(database) in front of
+// the primary through its Unix socket in that directory (the -unix targets).
 std::string pgsluice_stack_config(std::uint16_t listen_port, std::uint16_t primary_port, const std::string& database,
                                   const std::vector<std::pair<std::string, std::string>>& users, int pool_size,
                                   std::uint32_t max_clients, const std::vector<std::uint16_t>& replica_ports = {},
-                                  const std::filesystem::path& tls_cert = {}, const std::filesystem::path& tls_key = {});
+                                  const std::filesystem::path& tls_cert = {}, const std::filesystem::path& tls_key = {},
+                                  const std::filesystem::path& socket_dir = {});
 
 }  // namespace pgsluice::bench

@@ -171,7 +171,7 @@ const setting<metrics_config> metrics_keys[] = {
 };
 
 const setting<database_config> database_keys[] = {
-    {"host", std::monostate{}, any_value, "Server host of a single-backend database (shorthand for one primary in backends).", "(required unless backends is given)"},
+    {"host", std::monostate{}, any_value, "Server host of a single-backend database (shorthand for one primary in backends); an absolute path is a Unix-socket directory, as in libpq.", "(required unless backends is given)"},
     {"port", std::monostate{}, any_value, "Server port for host.", "5432"},
     {"backends", std::monostate{}, any_value,
      "Array of tables {host, port, role, weight}: the servers behind this database, one primary and its "
@@ -206,7 +206,9 @@ const setting<database_config> database_keys[] = {
 };
 
 const setting<backend_config> backend_keys[] = {
-    {"host", &backend_config::host, non_empty, "Server host.", "(required)"},
+    {"host", &backend_config::host, non_empty,
+     "Server host: an address, a host name, or an absolute path, the directory holding the server's Unix socket "
+     ".s.PGSQL.<port> (as libpq; no TLS over it, server_tls_mode does not apply).", "(required)"},
     {"port", &backend_config::port, port_range, "Server port."},
     {"role", &backend_config::role, any_value,
      "\"primary\" (exactly one per database) or \"replica\" (a streaming standby serving reads); \"auto\" "

@@ -57,6 +57,19 @@ void check_tls(context& ctx, config& c) {
     ctx.error_at("tls.server_tls_ca_file", "is used only with server_tls_mode = \"verify-ca\" or \"verify-full\" (got " +
                                                quoted_mode(t.server_tls_mode) + ")");
   }
+  // A Unix-socket backend is never reached over TLS (libpq ignores sslmode there too): say so
+  // once, where a reader of `check` expects every server connection to be encrypted.
+  if (t.server_tls_mode != tls_mode::disable) {
+    for (const auto& db : c.databases) {
+      for (const auto& b : db.backends) {
+        if (b.host.starts_with('/')) {
+          ctx.warning_at("tls.server_tls_mode", quoted_mode(t.server_tls_mode) + " does not apply to the Unix-socket backend " +
+                                                    b.host + " of database " + db.name + " (plaintext there, as libpq)");
+          return;
+        }
+      }
+    }
+  }
 }
 
 }  // namespace pgsluice::conf::detail

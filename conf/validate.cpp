@@ -1,6 +1,10 @@
 // Checks across keys of a loaded config: backends, passwords against auth_type, referenced users, auth lookups.
+#include <sys/un.h>
+
+#include <filesystem>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <vector>
 
 #include "conf/config.hpp"
@@ -8,7 +12,44 @@
 
 namespace pgsluice::conf::detail {
 
+namespace {
+
+// A host holding a '/' is a Unix-socket directory, as libpq reads `host`: PostgreSQL's socket
+// <dir>/.s.PGSQL.<port> is in it (unix_socket_directories). Checked here so that a typo fails
+// `check` instead of every connection: absolute, an existing directory, and short enough for
+// the socket's path to fit in sockaddr_un. The socket itself may appear later (server down).
+void check_socket_dir(context& ctx, const backend_config& b, const std::string& key) {
+  if (b.host.find('/') == std::string::npos) return;
+  if (!b.host.starts_with('/')) {
+    ctx.error_at(key, "a Unix-socket directory must be an absolute path, e.g. \"/var/run/postgresql\" (got \"" +
+                          b.host + "\"; a host name cannot contain '/')");
+    return;
+  }
+  std::error_code ec;
+  const auto st = std::filesystem::status(b.host, ec);
+  if (!std::filesystem::exists(st)) {
+    ctx.error_at(key, "the Unix-socket directory \"" + b.host + "\" does not exist");
+    return;
+  }
+  if (!std::filesystem::is_directory(st)) {
+    ctx.error_at(key, "\"" + b.host + "\" is not a directory: host names the directory holding the server's "
+                      "socket (.s.PGSQL." + std::to_string(b.port) + "), not the socket itself");
+    return;
+  }
+  const std::string path = b.host + "/.s.PGSQL." + std::to_string(b.port);
+  if (path.size() >= sizeof(sockaddr_un::sun_path)) {
+    ctx.error_at(key, "the socket path \"" + path + "\" is longer than the " +
+                          std::to_string(sizeof(sockaddr_un::sun_path) - 1) + " bytes a Unix socket's name can have");
+  }
+}
+
+}  // namespace
+
 void check_backends(context& ctx, const database_config& db, const std::string& prefix) {
+  for (std::size_t i = 0; i < db.backends.size(); ++i) {
+    const std::string element = prefix + ".backends[" + std::to_string(i) + "].host";
+    check_socket_dir(ctx, db.backends[i], ctx.positions.count(element) != 0 ? element : prefix + ".host");
+  }
   if (!ctx.routing) {
     // Each backend's role and weight are refused on their own lines when not the default.
     if (db.backends.size() > 1) {

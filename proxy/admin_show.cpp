@@ -43,6 +43,7 @@ std::int64_t wall_seconds(clock::time_point t) {
 }
 
 std::string addr_of(const tcp::endpoint& e) { return e.address().to_string(); }
+std::string addr_of(const stream_endpoint& e) { return endpoint_address(e); }
 
 // The socket columns of SHOW CLIENTS and SHOW SERVERS (PgBouncer's SKF_STD).
 admin_result socket_header(std::vector<std::uint8_t>& out) {
@@ -311,7 +312,7 @@ awaitable<bool> client_session::console_show(std::string_view what, std::vector<
     for (const auto& v : views) {
       if (!v.has_server) continue;
       r.row({text("S"), text(v.server_user), text(v.database), text("active"), text(addr_of(v.server_remote)),
-             num(v.server_remote.port()), text(addr_of(v.server_local)), num(v.server_local.port()),
+             num(endpoint_port(v.server_remote)), text(addr_of(v.server_local)), num(endpoint_port(v.server_local)),
              text(format_timestamp(wall_seconds(v.server_connected))), text(format_timestamp(wall_seconds(v.server_used))),
              num(0), num(0), num(v.server_close_needed ? 1 : 0), text(v.server_name), text(v.name), num(v.backend_pid),
              text(""), text(v.application_name)});
@@ -321,7 +322,7 @@ awaitable<bool> client_session::console_show(std::string_view what, std::vector<
         const auto& p = b->pool;
         for (const auto& s : p->idle_servers()) {
           r.row({text("S"), text(p->cfg().target.user), text(c->database()), text("idle"), text(addr_of(s.remote)),
-                 num(s.remote.port()), text(addr_of(s.local)), num(s.local.port()),
+                 num(endpoint_port(s.remote)), text(addr_of(s.local)), num(endpoint_port(s.local)),
                  text(format_timestamp(wall_seconds(s.created))), text(format_timestamp(wall_seconds(s.last_used))),
                  num(0), num(0), num(p->close_needed(s.id) ? 1 : 0), text(s.name), text(""), num(s.backend_pid), text(""),
                  text("")});

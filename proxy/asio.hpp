@@ -5,6 +5,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/generic/stream_protocol.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -18,6 +19,11 @@ namespace pgsluice::proxy {
 
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
+// Server connections: TCP or a Unix-domain socket (a backend whose host is a directory) behind
+// one socket type. A generic stream socket is the same reactive socket as tcp::socket (the
+// protocol is a runtime family/protocol pair, nothing virtual), so the relay has one code path.
+using stream_socket = asio::generic::stream_protocol::socket;
+using stream_endpoint = asio::generic::stream_protocol::endpoint;
 template <class T = void>
 using awaitable = asio::awaitable<T>;
 

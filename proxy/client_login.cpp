@@ -423,7 +423,7 @@ awaitable<void> client_session::forward_cancel(std::int32_t pid, std::int32_t se
   }
   // A new connection to the server running the query, carrying that server's own key.
   // https://www.postgresql.org/docs/15/protocol-flow.html#id-1.10.6.7.10
-  tcp::socket s(worker_.io());
+  stream_socket s(worker_.io());
   watchdog wd(s.get_executor(), std::chrono::seconds(5), [&s] {
     boost::system::error_code ignored;
     s.cancel(ignored);

@@ -78,7 +78,7 @@ class client_session : public std::enable_shared_from_this<client_session>,
 
   // The server connection running this client's query right now, for a CancelRequest (any thread).
   struct cancel_target {
-    tcp::endpoint server;
+    stream_endpoint server;
     std::int32_t pid = 0;
     std::int32_t secret = 0;
   };
@@ -105,8 +105,8 @@ class client_session : public std::enable_shared_from_this<client_session>,
     std::string server_name;
     std::string server_user;
     std::uint64_t server_id = 0;
-    tcp::endpoint server_remote;
-    tcp::endpoint server_local;
+    stream_endpoint server_remote;
+    stream_endpoint server_local;
     clock::time_point server_connected{};
     clock::time_point server_used{};
     std::int32_t backend_pid = 0;

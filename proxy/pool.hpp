@@ -127,8 +127,8 @@ class pool : public std::enable_shared_from_this<pool> {
   struct idle_view {
     std::string name;
     std::uint64_t id = 0;
-    tcp::endpoint remote;
-    tcp::endpoint local;
+    stream_endpoint remote;
+    stream_endpoint local;
     std::chrono::steady_clock::time_point created;
     std::chrono::steady_clock::time_point last_used;
     std::int32_t backend_pid = 0;

@@ -1,13 +1,17 @@
-// Server connections: TCP connect, login with trust/cleartext/md5/SCRAM (password or pass-through keys), internal queries.
+// Server connections: connect (TCP or a Unix socket), login with trust/cleartext/md5/SCRAM (password or pass-through keys), internal queries.
 #include "proxy/server_connection.hpp"
 
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
+#include <cstring>
 #include <variant>
 
 #include <boost/asio/ip/address.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
 #include <spdlog/spdlog.h>
 
 #include "protocol/codec.hpp"
@@ -48,6 +52,49 @@ protocol::result<protocol::backend_message> decode(char tag, std::span<const std
 }
 
 }  // namespace
+
+std::string unix_socket_path(const backend_target& t) {
+  // As libpq's UNIXSOCK_PATH: the directory, then ".s.PGSQL." and the port.
+  return t.host + "/.s.PGSQL." + std::to_string(t.port);
+}
+
+std::string describe_server(const backend_target& t) {
+  if (is_unix_socket_host(t.host)) return "on socket \"" + unix_socket_path(t) + "\"";
+  return t.host + ":" + std::to_string(t.port);
+}
+
+namespace {
+
+std::optional<tcp::endpoint> ip_endpoint(const stream_endpoint& e) {
+  const int family = e.data()->sa_family;
+  if (family != AF_INET && family != AF_INET6) return std::nullopt;
+  tcp::endpoint ip;
+  std::memcpy(ip.data(), e.data(), std::min(e.size(), ip.capacity()));
+  return ip;
+}
+
+}  // namespace
+
+std::string endpoint_address(const stream_endpoint& e) {
+  if (e.data()->sa_family == AF_UNIX) return "unix";
+  const auto ip = ip_endpoint(e);
+  return ip ? ip->address().to_string() : std::string();
+}
+
+std::uint16_t endpoint_port(const stream_endpoint& e) {
+  if (const auto ip = ip_endpoint(e)) return ip->port();
+  if (e.data()->sa_family != AF_UNIX || e.size() <= offsetof(sockaddr_un, sun_path)) return 0;
+  const auto* un = reinterpret_cast<const sockaddr_un*>(e.data());
+  const std::string_view path(un->sun_path, strnlen(un->sun_path, e.size() - offsetof(sockaddr_un, sun_path)));
+  constexpr std::string_view prefix = ".s.PGSQL.";
+  const auto at = path.rfind(prefix);
+  std::uint16_t port = 0;
+  if (at != std::string_view::npos) {
+    const char* first = path.data() + at + prefix.size();
+    std::from_chars(first, path.data() + path.size(), port);
+  }
+  return port;
+}
 
 server_error to_server_error(std::span<const std::uint8_t> body) {
   const auto f = protocol::read_error_fields(body);
@@ -201,7 +248,9 @@ awaitable<std::optional<server_error>> server_connection::login(const backend_ta
     if (socket_) socket_->cancel(ignored);
   });
   const auto tls = rt_.tls();
-  const conf::tls_mode mode = tls ? tls->server_mode() : conf::tls_mode::disable;
+  // Over a Unix socket server_tls_mode does not apply (as libpq's sslmode): plaintext only.
+  const conf::tls_mode mode =
+      tls && !is_unix_socket_host(target.host) ? tls->server_mode() : conf::tls_mode::disable;
   auto err = co_await login_once(target, creds, wd, tls.get(), mode == conf::tls_mode::allow ? conf::tls_mode::disable : mode);
   if (err && mode == conf::tls_mode::allow && err->sqlstate == "28000" && !wd.fired()) {
     // allow, as libpq's sslmode: plaintext first, TLS when the server refuses that login.
@@ -220,16 +269,24 @@ awaitable<std::optional<server_error>> server_connection::login_once(const backe
   buf_.consume(buf_.size());
   pending_consume_ = 0;
   auto timed_out = [&] {
-    return local_error("08006", "pgsluice: timed out connecting to the server " + target.host + ":" +
-                                    std::to_string(target.port) + " (server_connect_timeout)");
+    return local_error("08006", "pgsluice: timed out connecting to the server " + describe_server(target) +
+                                    " (server_connect_timeout)");
   };
 
-  // Resolve (host names only; literal addresses need no lookup).
+  // Resolve (host names only; literal addresses and socket directories need no lookup).
   boost::system::error_code ec;
-  std::vector<tcp::endpoint> endpoints;
-  const auto addr = asio::ip::make_address(target.host, ec);
-  if (!ec) {
-    endpoints.emplace_back(addr, target.port);
+  std::vector<stream_endpoint> endpoints;
+  const bool unix_socket = is_unix_socket_host(target.host);
+  const auto addr = unix_socket ? asio::ip::address() : asio::ip::make_address(target.host, ec);
+  if (unix_socket) {
+    const std::string path = unix_socket_path(target);
+    if (path.size() >= sizeof(sockaddr_un::sun_path)) {
+      co_return local_error("08006", "pgsluice: the Unix socket path \"" + path + "\" is longer than " +
+                                         std::to_string(sizeof(sockaddr_un::sun_path) - 1) + " bytes");
+    }
+    endpoints.emplace_back(asio::local::stream_protocol::endpoint(path));
+  } else if (!ec) {
+    endpoints.emplace_back(tcp::endpoint(addr, target.port));
   } else {
     tcp::resolver resolver(ex);
     auto [rec, results] = co_await resolver.async_resolve(target.host, std::to_string(target.port), nothrow_awaitable);
@@ -237,7 +294,7 @@ awaitable<std::optional<server_error>> server_connection::login_once(const backe
       if (wd.fired()) co_return timed_out();
       co_return local_error("08006", "pgsluice: could not resolve server host \"" + target.host + "\": " + rec.message());
     }
-    for (const auto& r : results) endpoints.push_back(r.endpoint());
+    for (const auto& r : results) endpoints.emplace_back(r.endpoint());
   }
 
   boost::system::error_code cec = asio::error::host_not_found;
@@ -254,12 +311,12 @@ awaitable<std::optional<server_error>> server_connection::login_once(const backe
   }
   if (cec) {
     if (wd.fired()) co_return timed_out();
-    co_return local_error("08006", "pgsluice: could not connect to the server " + target.host + ":" +
-                                       std::to_string(target.port) + ": " + cec.message());
+    co_return local_error("08006", "pgsluice: could not connect to the server " + describe_server(target) + ": " +
+                                       cec.message());
   }
-  socket_->set_option(tcp::no_delay(true), ec);
+  if (!unix_socket) socket_->set_option(tcp::no_delay(true), ec);
 
-  if (mode != conf::tls_mode::disable && tls != nullptr && tls->server_ctx() != nullptr) {
+  if (!unix_socket && mode != conf::tls_mode::disable && tls != nullptr && tls->server_ctx() != nullptr) {
     if (auto err = co_await start_tls(target, *tls, mode)) co_return wd.fired() ? timed_out() : *err;
   }
 
@@ -315,7 +372,7 @@ awaitable<std::optional<server_error>> server_connection::login_once(const backe
 awaitable<std::optional<server_error>> server_connection::start_tls(const backend_target& target,
                                                                     const tls_contexts& tls, conf::tls_mode mode) {
   // https://www.postgresql.org/docs/15/protocol-flow.html#id-1.10.6.7.11: SSLRequest, one byte back.
-  const std::string where = target.host + ":" + std::to_string(target.port);
+  const std::string where = describe_server(target);
   std::vector<std::uint8_t> out;
   protocol::encode(protocol::ssl_request{}, out);
   boost::system::error_code ec;

@@ -33,6 +33,19 @@ struct backend_target {
   std::string user;
 };
 
+// A backend whose host is a directory (an absolute path, as libpq reads `host`) is reached over
+// the Unix-domain socket <host>/.s.PGSQL.<port> PostgreSQL makes there (unix_socket_directories).
+// TLS is never attempted on it: libpq ignores sslmode there, and so does server_tls_mode.
+// https://www.postgresql.org/docs/15/libpq-connect.html#LIBPQ-CONNECT-HOST
+inline bool is_unix_socket_host(std::string_view host) noexcept { return host.starts_with('/'); }
+std::string unix_socket_path(const backend_target& t);
+// How errors and logs name the server: "host:port", or `socket "<path>"`.
+std::string describe_server(const backend_target& t);
+// SHOW SERVERS' columns for an end of a server connection: the IP address and port, or "unix"
+// (as PgBouncer shows it) and the port in the socket's file name (0 for the unnamed end).
+std::string endpoint_address(const stream_endpoint& e);
+std::uint16_t endpoint_port(const stream_endpoint& e);
+
 // What pgsluice can log in with. `secret` is as configured or fetched by auth_query: a
 // plaintext password, an MD5 hash (usable for md5 servers as is) or a SCRAM verifier (usable
 // only with the ClientKey a client proved during its own SCRAM login: pass-through).
@@ -78,7 +91,7 @@ class server_connection {
   std::uint64_t id() const noexcept { return id_; }
   const std::string& name() const noexcept { return name_; }  // "s7", in every log line
 
-  tcp::socket& socket() noexcept { return *socket_; }
+  stream_socket& socket() noexcept { return *socket_; }
   unsigned worker() const noexcept { return worker_; }
   // Moves the socket to another worker's io_context (no operation may be pending on it).
   void adopt(asio::io_context& io, unsigned worker);
@@ -106,7 +119,7 @@ class server_connection {
   server_state state() const noexcept { return state_; }
   void set_state(server_state s) noexcept;
 
-  // TCP connect, StartupMessage, authentication, then ParameterStatus/BackendKeyData until
+  // Connect (TCP or Unix socket), StartupMessage, authentication, then ParameterStatus/BackendKeyData until
   // ReadyForQuery, all within `timeout`. On success `creds.scram_keys` holds the keys of this
   // server's verifier (for pass-through and to skip the key derivation next time).
   awaitable<std::optional<server_error>> login(const backend_target& target, server_credentials& creds,
@@ -136,8 +149,8 @@ class server_connection {
   char transaction_status = 'I';
   std::int32_t backend_pid = 0;
   std::int32_t backend_secret = 0;
-  tcp::endpoint remote;
-  tcp::endpoint local;         // this end of the connection (SHOW SERVERS)
+  stream_endpoint remote;      // the server: an IP address and port, or its Unix socket's path
+  stream_endpoint local;       // this end of the connection (SHOW SERVERS)
   clock::time_point created = clock::now();
   clock::time_point last_used = clock::now();
   std::weak_ptr<pool> owner;
@@ -164,7 +177,7 @@ class server_connection {
   runtime& rt_;
   std::uint64_t id_;
   std::string name_;
-  std::optional<tcp::socket> socket_;
+  std::optional<stream_socket> socket_;
   std::unique_ptr<tls_channel> tls_;
   std::vector<std::uint8_t> tls_scratch_;
   unsigned worker_;

@@ -121,7 +121,8 @@ tls_contexts::~tls_contexts() {
 namespace {
 
 // An SSL object on the socket's descriptor, the socket non-blocking; null on failure.
-SSL* ssl_on(ssl_ctx_st* ctx, tcp::socket& socket) {
+template <class Socket>
+SSL* ssl_on(ssl_ctx_st* ctx, Socket& socket) {
   boost::system::error_code ec;
   socket.native_non_blocking(true, ec);
   SSL* ssl = SSL_new(ctx);
@@ -141,7 +142,7 @@ std::unique_ptr<tls_channel> tls_channel::accepting(ssl_ctx_st* ctx, tcp::socket
   return std::unique_ptr<tls_channel>(new tls_channel(ssl));
 }
 
-std::unique_ptr<tls_channel> tls_channel::connecting(ssl_ctx_st* ctx, tcp::socket& socket, const std::string& host,
+std::unique_ptr<tls_channel> tls_channel::connecting(ssl_ctx_st* ctx, stream_socket& socket, const std::string& host,
                                                      bool verify_name) {
   SSL* ssl = ssl_on(ctx, socket);
   if (ssl == nullptr) return nullptr;
@@ -281,16 +282,16 @@ std::string tls_channel::describe(const boost::system::error_code& ec) const {
 
 namespace {
 
-awaitable<boost::system::error_code> wait_for(tcp::socket& s, tls_channel::wait w) {
+template <class Socket>
+awaitable<boost::system::error_code> wait_for(Socket& s, tls_channel::wait w) {
   auto [ec] = co_await s.async_wait(w == tls_channel::wait::read ? tcp::socket::wait_read : tcp::socket::wait_write,
                                     nothrow_awaitable);
   co_return ec;
 }
 
-}  // namespace
-
-awaitable<std::tuple<boost::system::error_code, std::size_t>> tls_read_some(tcp::socket& s, tls_channel& t,
-                                                                            std::span<std::uint8_t> into) {
+template <class Socket>
+awaitable<std::tuple<boost::system::error_code, std::size_t>> read_some(Socket& s, tls_channel& t,
+                                                                        std::span<std::uint8_t> into) {
   for (;;) {
     const auto r = t.read_now(into);
     if (r.need == tls_channel::wait::none) co_return std::tuple{r.ec, r.n};
@@ -298,7 +299,8 @@ awaitable<std::tuple<boost::system::error_code, std::size_t>> tls_read_some(tcp:
   }
 }
 
-awaitable<boost::system::error_code> tls_write_all(tcp::socket& s, tls_channel& t, std::span<const std::uint8_t> bytes) {
+template <class Socket>
+awaitable<boost::system::error_code> write_all(Socket& s, tls_channel& t, std::span<const std::uint8_t> bytes) {
   while (!bytes.empty()) {
     const auto r = t.write_now(bytes);
     if (r.ec) co_return r.ec;
@@ -310,13 +312,33 @@ awaitable<boost::system::error_code> tls_write_all(tcp::socket& s, tls_channel& 
   co_return boost::system::error_code{};
 }
 
-awaitable<boost::system::error_code> tls_handshake(tcp::socket& s, tls_channel& t) {
+template <class Socket>
+awaitable<boost::system::error_code> handshake(Socket& s, tls_channel& t) {
   for (;;) {
     const auto r = t.handshake_now();
     if (r.need == tls_channel::wait::none) co_return r.ec;
     if (auto ec = co_await wait_for(s, r.need)) co_return ec;
   }
 }
+
+}  // namespace
+
+awaitable<std::tuple<boost::system::error_code, std::size_t>> tls_read_some(tcp::socket& s, tls_channel& t,
+                                                                            std::span<std::uint8_t> into) {
+  return read_some(s, t, into);
+}
+awaitable<std::tuple<boost::system::error_code, std::size_t>> tls_read_some(stream_socket& s, tls_channel& t,
+                                                                            std::span<std::uint8_t> into) {
+  return read_some(s, t, into);
+}
+awaitable<boost::system::error_code> tls_write_all(tcp::socket& s, tls_channel& t, std::span<const std::uint8_t> bytes) {
+  return write_all(s, t, bytes);
+}
+awaitable<boost::system::error_code> tls_write_all(stream_socket& s, tls_channel& t, std::span<const std::uint8_t> bytes) {
+  return write_all(s, t, bytes);
+}
+awaitable<boost::system::error_code> tls_handshake(tcp::socket& s, tls_channel& t) { return handshake(s, t); }
+awaitable<boost::system::error_code> tls_handshake(stream_socket& s, tls_channel& t) { return handshake(s, t); }
 
 std::size_t tls_send_now(tls_channel& t, const gather_list& g, std::vector<std::uint8_t>& scratch,
                          boost::system::error_code& ec) {

@@ -73,7 +73,7 @@ class tls_channel {
   // which is made non-blocking. Towards a server, a host name goes out as SNI (not an address,
   // as libpq); `verify_name`: the certificate must name `host` (verify-full). Null on failure.
   static std::unique_ptr<tls_channel> accepting(ssl_ctx_st* ctx, tcp::socket& socket);
-  static std::unique_ptr<tls_channel> connecting(ssl_ctx_st* ctx, tcp::socket& socket, const std::string& host,
+  static std::unique_ptr<tls_channel> connecting(ssl_ctx_st* ctx, stream_socket& socket, const std::string& host,
                                                  bool verify_name);
   ~tls_channel();
   tls_channel(const tls_channel&) = delete;
@@ -109,11 +109,16 @@ class tls_channel {
   ssl_st* ssl_;
 };
 
-// The coroutine side: attempt, wait on the socket for what OpenSSL needs, again.
+// The coroutine side: attempt, wait on the socket for what OpenSSL needs, again. Clients are on
+// tcp::socket, servers on stream_socket (TCP there too: never TLS over a Unix socket).
 awaitable<std::tuple<boost::system::error_code, std::size_t>> tls_read_some(tcp::socket& s, tls_channel& t,
                                                                             std::span<std::uint8_t> into);
 awaitable<boost::system::error_code> tls_write_all(tcp::socket& s, tls_channel& t, std::span<const std::uint8_t> bytes);
 awaitable<boost::system::error_code> tls_handshake(tcp::socket& s, tls_channel& t);
+awaitable<std::tuple<boost::system::error_code, std::size_t>> tls_read_some(stream_socket& s, tls_channel& t,
+                                                                            std::span<std::uint8_t> into);
+awaitable<boost::system::error_code> tls_write_all(stream_socket& s, tls_channel& t, std::span<const std::uint8_t> bytes);
+awaitable<boost::system::error_code> tls_handshake(stream_socket& s, tls_channel& t);
 
 // gather_list::send_now for a TLS connection: as much of `g` as goes out now (pieces joined in
 // `scratch` first, so records are full). A remainder must be sent next, from the returned
