@@ -355,6 +355,7 @@ class client_session : public std::enable_shared_from_this<client_session>,
   std::vector<std::uint8_t> held_ready_;                 // the client's ReadyForQuery, until the position is known
   std::uint8_t unnamed_flags_ = 0;                       // statement_flags of the client's unnamed statement
   std::vector<std::uint8_t> held_begin_;                 // a plain BEGIN, sent with the statement that follows it
+  bool held_begin_read_only_ = false;                    // it was BEGIN READ ONLY: the transaction reads
   // In-flight read retry: the batch (and its held BEGIN) while nothing of its reply reached the
   // client; the backend being avoided while choosing again.
   std::vector<std::uint8_t> retry_batch_;

@@ -196,7 +196,7 @@ router::route_request client_session::route_of_batch(std::span<const std::uint8_
   r.force = local_route_ ? *local_route_ : hint != router::comment_hint::none ? hint_of(hint) : session_route_;
   // A transaction opened by a plain BEGIN may write later: the primary, unless the client said
   // a replica (a transaction that started on a replica and then writes would fail there).
-  if (!held_begin_.empty() && r.force != router::route_hint::replica) read = false;
+  if (!held_begin_.empty() && !held_begin_read_only_ && r.force != router::route_hint::replica) read = false;
   r.need = read ? router::need::read : router::need::write;
   if (session_attrs_ != conf::target_session_attrs::any) {
     r.need = session_need_;  // as the session asked
@@ -250,9 +250,14 @@ int client_session::answer_routing_statement(std::span<const std::uint8_t> data)
       // Transaction pooling: a plain BEGIN waits for its first statement, which decides where
       // the transaction goes; a transaction that ends with nothing in it needs no server at all.
       if (!transaction_mode_ || server_ || c.statements != 1) break;
+      // A read-only one is held the same way: its first statement then goes to a replica and,
+      // if that replica fails before replying, runs again elsewhere (session_retry.cpp).
+      const bool read_only = words == "begin read only" || words == "begin work read only" ||
+                             words == "begin transaction read only" || words == "start transaction read only";
       if (held_begin_.empty() && (words == "begin" || words == "begin work" || words == "begin transaction" ||
-                                  words == "start transaction")) {
+                                  words == "start transaction" || read_only)) {
         held_begin_.assign(data.data() + frames_[0].offset, data.data() + frames_[0].offset + frames_[0].size);
+        held_begin_read_only_ = read_only;
         return done("BEGIN", 'T');
       }
       if (!held_begin_.empty()) {

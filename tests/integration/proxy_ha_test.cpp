@@ -364,10 +364,32 @@ TEST(ha, a_replica_killed_under_a_read_load_costs_no_read_error) {
   std::vector<std::string> errors;
   std::vector<std::thread> threads;
   const std::string victim_port = std::to_string(c->port(victim));
-  for (int r = 0; r < 6; ++r) {
+  for (int r = 0; r < 7; ++r) {
     threads.emplace_back([&, r] {
       std::optional<b::pq_connection> conn;
       while (!stop) {
+        if (r == 6) {
+          // A read-only transaction: its first statement is retried like an autocommit read;
+          // its COMMIT, after the client had the statement's rows, may fail as PostgreSQL's would.
+          try {
+            if (!conn) conn.emplace(connect(info));
+            conn->query("BEGIN READ ONLY");
+            if (conn->query("SELECT inet_server_port(), pg_sleep(0.05)").at(0).at(0) == victim_port) ++on_victim;
+            ++reads;
+          } catch (const std::exception& e) {
+            ++read_errors;
+            std::lock_guard lk(mu);
+            errors.push_back(e.what());
+            conn.reset();
+            continue;
+          }
+          try {
+            conn->query("COMMIT");
+          } catch (const std::exception&) {
+            conn.reset();
+          }
+          continue;
+        }
         try {
           if (!conn) conn.emplace(connect(info));
           // Half simple Query, half the extended protocol; each long enough to be caught running.
