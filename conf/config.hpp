@@ -299,6 +299,9 @@ struct config {
   std::string auth_user;
   std::string auth_query = "SELECT usename, passwd FROM pg_shadow WHERE usename=$1";
   std::string auth_dbname;          // database to run auth_query in; empty = the client's database
+  // How long a secret auth_query returned is reused for that user's next logins; 0 = a query
+  // per login. A failed login with a reused secret forgets it.
+  duration auth_query_cache_ttl = std::chrono::seconds{5};
 
   // --- read/write routing (each overridable per database) ------------------
   // Reads to replicas, writes to the primary. Unset: on for a database that lists replicas.

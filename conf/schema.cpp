@@ -64,6 +64,9 @@ const setting<config> root_keys[] = {
      "User that runs auth_query to fetch the password of users not listed in [users]; empty = no lookups."},
     {"auth_query", &config::auth_query, any_value, "Query returning (usename, passwd) for $1, run as auth_user."},
     {"auth_dbname", &config::auth_dbname, any_value, "Database auth_query runs in; empty = the database the client asked for."},
+    {"auth_query_cache_ttl", &config::auth_query_cache_ttl, up_to_a_day,
+     "Reuse a password auth_query returned for this long (a changed password takes effect after it); "
+     "a failed login forgets it at once; 0 = run auth_query at every login."},
     {"read_write_split", &config::read_write_split, any_value,
      "Send reads to replicas and writes to the primary; false = every transaction to the primary.",
      "(true for a database that lists replicas)", {}, routing},

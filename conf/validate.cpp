@@ -205,6 +205,9 @@ void check_cross_references(context& ctx, config& c) {
     // Lookups are off without auth_user: the keys that shape them would be accepted and ignored.
     if (!c.auth_dbname.empty()) ctx.error_at("auth_dbname", std::string(no_lookups));
     if (c.auth_query != config{}.auth_query) ctx.error_at("auth_query", std::string(no_lookups));
+    if (c.auth_query_cache_ttl != config{}.auth_query_cache_ttl) {
+      ctx.error_at("auth_query_cache_ttl", std::string(no_lookups));
+    }
   }
   for (const auto& db : c.databases) {
     const std::string prefix = "databases." + db.name;

@@ -11,6 +11,7 @@
 
 #include "protocol/crypto.hpp"
 #include "protocol/sasl_prep.hpp"
+#include "protocol/scram_cache.hpp"
 
 namespace pgsluice::protocol {
 namespace {
@@ -69,17 +70,6 @@ result<std::string> make_nonce(std::string injected) {
   std::array<std::uint8_t, scram_raw_nonce_length> raw{};
   if (!crypto::random_bytes(raw)) return errc::crypto_failure;
   return crypto::base64_encode(raw);
-}
-
-// ClientKey and ServerKey from a (SASLprep'ed) password: RFC 5802 section 3.
-bool derive_keys(std::string_view password, std::span<const std::uint8_t> salt, std::uint32_t iterations,
-                 scram_key& client_key, scram_key& server_key) noexcept {
-  scram_key salted{};
-  const bool ok = crypto::pbkdf2_sha256(as_bytes(password), salt, iterations, salted) &&
-                  crypto::hmac_sha256(salted, as_bytes("Client Key"), client_key) &&
-                  crypto::hmac_sha256(salted, as_bytes("Server Key"), server_key);
-  crypto::secure_clear(salted.data(), salted.size());
-  return ok;
 }
 
 // AuthMessage = client-first-message-bare "," server-first-message "," client-final-message-without-proof
@@ -201,6 +191,16 @@ std::string to_string(const scram_verifier& v) {
   return s;
 }
 
+bool derive_scram_keys(std::string_view prepared_password, std::span<const std::uint8_t> salt, std::uint32_t iterations,
+                       scram_key& client_key, scram_key& server_key) noexcept {
+  scram_key salted{};
+  const bool ok = crypto::pbkdf2_sha256(as_bytes(prepared_password), salt, iterations, salted) &&
+                  crypto::hmac_sha256(salted, as_bytes("Client Key"), client_key) &&
+                  crypto::hmac_sha256(salted, as_bytes("Server Key"), server_key);
+  crypto::secure_clear(salted.data(), salted.size());
+  return ok;
+}
+
 result<scram_verifier> make_scram_verifier(std::string_view password, std::span<const std::uint8_t> salt,
                                            std::uint32_t iterations) {
   if (salt.empty() || iterations == 0 || iterations > verifier_max_iterations) return errc::invalid_verifier;
@@ -210,7 +210,7 @@ result<scram_verifier> make_scram_verifier(std::string_view password, std::span<
   v.iterations = iterations;
   v.salt.assign(salt.begin(), salt.end());
   scram_key client_key{};
-  const bool ok = derive_keys(*prepared, salt, iterations, client_key, v.server_key) &&
+  const bool ok = derive_scram_keys(*prepared, salt, iterations, client_key, v.server_key) &&
                   crypto::sha256(client_key, v.stored_key);
   crypto::secure_clear(client_key.data(), client_key.size());
   crypto::secure_clear(*prepared);
@@ -268,6 +268,7 @@ result<void> scram_client::init(scram_client_options&& options) {
   }
   if (options.max_iterations == 0) return errc::malformed_sasl;
   max_iterations_ = options.max_iterations;
+  key_cache_ = options.key_cache;
   auto nonce = make_nonce(std::move(options.nonce));
   if (!nonce) return nonce.error();
   nonce_ = std::move(*nonce);
@@ -328,7 +329,13 @@ result<std::string> scram_client::on_server_first(std::string_view message) {
     if ((!keys_.salt.empty() && keys_.salt != *salt) || (keys_.iterations != 0 && keys_.iterations != *iterations)) {
       return fail(errc::scram_secret_mismatch).error();
     }
-  } else if (!derive_keys(password_, *salt, *iterations, keys_.client_key, keys_.server_key)) {
+  } else if (key_cache_ != nullptr) {
+    auto k = key_cache_->derive(password_, *salt, *iterations);
+    if (!k) return fail(errc::crypto_failure).error();
+    keys_.client_key = k->client_key;
+    keys_.server_key = k->server_key;
+    crypto::secure_clear(&*k, sizeof *k);
+  } else if (!derive_scram_keys(password_, *salt, *iterations, keys_.client_key, keys_.server_key)) {
     return fail(errc::crypto_failure).error();
   }
   keys_.salt = std::move(*salt);

@@ -47,6 +47,8 @@ inline constexpr std::uint32_t scram_default_max_iterations = 10'000'000;
 
 using scram_key = std::array<std::uint8_t, 32>;
 
+class scram_key_cache;  // protocol/scram_cache.hpp
+
 // ---------------------------------------------------------------------------------------------
 // Stored verifiers ("SCRAM secrets" in PostgreSQL's sources).
 
@@ -72,6 +74,11 @@ std::string to_string(const scram_verifier& v);
 // empty salt or zero iterations, errc::crypto_failure.
 boost::system::result<scram_verifier> make_scram_verifier(std::string_view password, std::span<const std::uint8_t> salt,
                                                           std::uint32_t iterations = scram_default_iterations);
+
+// ClientKey and ServerKey of an already SASLprep'ed password (RFC 5802 section 3): Hi(), the
+// costly part of SCRAM, then two HMACs. False when the crypto library fails.
+bool derive_scram_keys(std::string_view prepared_password, std::span<const std::uint8_t> salt, std::uint32_t iterations,
+                       scram_key& client_key, scram_key& server_key) noexcept;
 
 // Same with a fresh random 16-byte salt, as text: what `CREATE ROLE ... PASSWORD 'pw'` stores.
 boost::system::result<std::string> build_scram_verifier(std::string_view password,
@@ -112,6 +119,9 @@ struct scram_client_options {
   std::string user;
   // Highest iteration count accepted in server-first-message.
   std::uint32_t max_iterations = scram_default_max_iterations;
+  // from_password: where the keys for the server's salt are looked up and remembered (null:
+  // derived every time). Must outlive the exchange.
+  scram_key_cache* key_cache = nullptr;
 };
 
 class scram_client {
@@ -169,6 +179,7 @@ class scram_client {
   std::vector<std::uint8_t> cbind_input_;  // gs2 header + binding data, the content of "c="
   bool plus_ = false;
   std::uint32_t max_iterations_ = scram_default_max_iterations;
+  scram_key_cache* key_cache_ = nullptr;
   std::string nonce_;
   std::string client_first_bare_;
   scram_key expected_server_signature_{};

@@ -38,6 +38,29 @@ const std::array<std::uint8_t, 32>& mock_secret() {
   return secret;
 }
 
+// Where auth_query runs for a client of `client_db` (the database it asked for): the database
+// and the user running the query; the client's own database when auth_dbname is empty.
+struct auth_query_place {
+  std::string dbname;
+  const conf::database_config* db = nullptr;  // null: not defined
+  std::string user;
+};
+auth_query_place auth_query_runner(const conf::config& cfg, const conf::database_config* client_db,
+                                   const std::string& client_database) {
+  auth_query_place p;
+  p.dbname = cfg.auth_dbname.empty() ? client_database : cfg.auth_dbname;
+  p.db = cfg.auth_dbname.empty() ? client_db : cfg.find_database(p.dbname);
+  p.user = p.db != nullptr && p.db->auth_user ? *p.db->auth_user : cfg.auth_user;
+  return p;
+}
+
+// The auth_query_cache key of `user`'s lookup for a client of `client_db`.
+std::string auth_cache_key(const conf::config& cfg, const conf::database_config* client_db,
+                           const std::string& client_database, const std::string& user) {
+  const auto place = auth_query_runner(cfg, client_db, client_database);
+  return auth_query_cache::key(place.dbname, place.user, cfg.auth_query, user);
+}
+
 // Messages during login are small; PostgreSQL caps SASL messages well below this.
 constexpr std::size_t max_login_message = 64 * 1024;
 
@@ -157,12 +180,24 @@ awaitable<bool> client_session::login() {
   const conf::database_config* db = cfg->find_database(startup_.database);
   const conf::user_config* user = cfg->find_user(startup_.user);
   std::optional<std::string> fetched;
+  std::string cached_under;  // auth_query_cache key when `fetched` was reused
   if (user == nullptr && !cfg->auth_user.empty()) {
-    fetched = co_await run_auth_query(*cfg, db);
-    if (machine_.ending()) co_return false;
+    const std::string key = auth_cache_key(*cfg, db, startup_.database, startup_.user);
+    fetched = rt_.auth_cache().find(key, cfg->auth_query_cache_ttl, clock::now());
+    if (fetched) {
+      cached_under = key;
+    } else {
+      fetched = co_await run_auth_query(*cfg, db);
+      if (machine_.ending()) co_return false;
+      if (fetched && cfg->auth_query_cache_ttl.count() > 0) rt_.auth_cache().store(key, *fetched, clock::now());
+    }
   }
 
-  if (!co_await authenticate(*cfg, user, fetched)) co_return false;
+  if (!co_await authenticate(*cfg, user, fetched)) {
+    // The reused secret may be out of date: the next login asks the server again.
+    if (!cached_under.empty()) rt_.auth_cache().forget(cached_under);
+    co_return false;
+  }
   if (conf::is_admin_database(startup_.database)) co_return co_await console_login();
 
   // As PostgreSQL, the database is checked after authentication (InitPostgres).
@@ -222,11 +257,9 @@ awaitable<bool> client_session::login() {
 
 awaitable<std::optional<std::string>> client_session::run_auth_query(const conf::config& cfg,
                                                                       const conf::database_config* client_db) {
-  const std::string auth_db_name = cfg.auth_dbname.empty() ? startup_.database : cfg.auth_dbname;
-  const conf::database_config* db = cfg.auth_dbname.empty() ? client_db : cfg.find_database(auth_db_name);
-  if (db == nullptr) co_return std::nullopt;
-  const std::string& auth_user = db->auth_user ? *db->auth_user : cfg.auth_user;
-  auto c = rt_.clusters().get(cfg, *db, auth_db_name, auth_user, std::nullopt);
+  const auto place = auth_query_runner(cfg, client_db, startup_.database);
+  if (place.db == nullptr) co_return std::nullopt;
+  auto c = rt_.clusters().get(cfg, *place.db, place.dbname, place.user, std::nullopt);
   const auto pick = c->choose(router::route_request{router::need::write});
   if (pick.pool == nullptr) {
     spdlog::warn("{} auth_query failed cluster={} status={}", name_, c->name(), router::to_string(pick.status));
@@ -329,7 +362,14 @@ awaitable<bool> client_session::authenticate(const conf::config& cfg, const conf
   if (known && kind == conf::secret_kind::scram_sha_256) {
     server = protocol::scram_server::from_verifier(secret, options());
   } else if (known && kind == conf::secret_kind::plaintext) {
-    server = protocol::scram_server::from_password(secret, options());
+    // Hi() once per (user, password), not per login: the verifier is remembered as PostgreSQL
+    // keeps one in pg_authid. The client's proof is checked against it all the same.
+    auto v = rt_.scram_cache().verifier_for(startup_.user, secret);
+    if (v) {
+      server = protocol::scram_server::from_verifier(*v, options());
+    } else {
+      server = v.error();
+    }
   } else {
     mock = true;
     server = protocol::scram_server::mock(startup_.user, mock_secret(), options());

@@ -26,8 +26,10 @@
 #include <vector>
 
 #include "conf/config.hpp"
+#include "protocol/scram_cache.hpp"
 #include "proxy/admin_control.hpp"
 #include "proxy/asio.hpp"
+#include "proxy/auth_cache.hpp"
 #include "proxy/cluster.hpp"
 #include "proxy/metrics.hpp"
 #include "proxy/pool_ledger.hpp"
@@ -137,6 +139,10 @@ class runtime {
 
   cancel_registry& cancels() noexcept { return cancels_; }
   metrics& stats() noexcept { return stats_; }
+  // SCRAM keys derived from plaintext passwords, for every login of the process (both roles).
+  protocol::scram_key_cache& scram_cache() noexcept { return scram_cache_; }
+  // Secrets auth_query found, reused for auth_query_cache_ttl.
+  auth_query_cache& auth_cache() noexcept { return auth_cache_; }
 
   std::uint64_t next_client_id() noexcept { return next_client_id_.fetch_add(1, std::memory_order_relaxed); }
   std::uint64_t next_server_id() noexcept { return next_server_id_.fetch_add(1, std::memory_order_relaxed); }
@@ -176,6 +182,8 @@ class runtime {
 
   cancel_registry cancels_;
   metrics stats_;
+  protocol::scram_key_cache scram_cache_;
+  auth_query_cache auth_cache_;
   std::unique_ptr<stats_registry> db_stats_;
   traffic_control control_;
   std::function<void()> shutdown_hook_;

@@ -453,10 +453,13 @@ awaitable<std::optional<server_error>> server_connection::authenticate(const bac
     if (!offered && !options.channel_binding)
       co_return local_error("28000", "pgsluice: the server offers no SASL mechanism pgsluice supports");
     boost::system::result<protocol::scram_client> client = boost::system::error_code(errc::auth_failed);
-    if (creds.scram_keys) {
-      client = protocol::scram_client::from_keys(*creds.scram_keys, options);
-    } else if (creds.kind == conf::secret_kind::plaintext) {
+    if (creds.kind == conf::secret_kind::plaintext) {
+      // The keys for the server's salt come from the process-wide cache (Hi() once per password
+      // and salt): cheap, and right even when the server's verifier changed since the last login.
+      options.key_cache = &rt_.scram_cache();
       client = protocol::scram_client::from_password(creds.secret, options);
+    } else if (creds.scram_keys) {
+      client = protocol::scram_client::from_keys(*creds.scram_keys, options);
     } else if (creds.kind == conf::secret_kind::scram_sha_256) {
       co_return local_error("28000", "pgsluice: cannot log in to the server as user \"" + user +
                                          "\" before a client has logged in with SCRAM (only a verifier is configured)");
