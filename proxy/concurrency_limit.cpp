@@ -7,11 +7,12 @@
 namespace pgsluice::proxy {
 
 namespace {
-// Vegas's thresholds grow with the logarithm of the limit: a larger limit tolerates a few more
-// queued transactions before it counts as congestion. Floors keep small limits from flapping
-// on the noise of one transaction.
-double alpha_of(std::uint32_t limit) noexcept { return std::max(1.0, 2.0 * std::log10(static_cast<double>(limit))); }
-double beta_of(std::uint32_t limit) noexcept { return std::max(2.0, 4.0 * std::log10(static_cast<double>(limit))); }
+// Vegas's thresholds grow with the logarithm of the limit (3 and 6 log10, VegasLimit's): a
+// larger limit tolerates a few more queued transactions before it counts as congestion, and
+// the band is wide enough for round trips that other load on a shared host makes noisy.
+// Floors keep small limits from flapping on the noise of one transaction.
+double alpha_of(std::uint32_t limit) noexcept { return std::max(1.0, 3.0 * std::log10(static_cast<double>(limit))); }
+double beta_of(std::uint32_t limit) noexcept { return std::max(2.0, 6.0 * std::log10(static_cast<double>(limit))); }
 }  // namespace
 
 concurrency_limit::concurrency_limit(concurrency_limit_settings s, clock::time_point now) noexcept

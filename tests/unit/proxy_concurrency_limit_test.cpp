@@ -80,7 +80,7 @@ TEST_F(concurrency_limit_test, ComesDownWhenTheServerStartsQueueing) {
   ASSERT_EQ(lim.limit(), settings.max);
   // The same server now saturates at 4 busy backends (other load on its host, say).
   drive(lim, model{.service = 1ms, .cores = 4}, now, 2s, rng);
-  EXPECT_LE(lim.limit(), 10u);
+  EXPECT_LE(lim.limit(), 12u);
   EXPECT_GE(lim.limit(), 3u);
 }
 
@@ -122,10 +122,11 @@ TEST_F(concurrency_limit_test, RelearnsTheBaselineWhenTransactionsBecomeSlowerAt
   // like queueing, so the limit drops ...
   const model heavy{.service = 500us, .cores = 4};
   const auto st = drive(lim, heavy, now, 1s, rng);
-  EXPECT_LE(st.lowest, 3u);
+  EXPECT_LT(st.lowest, settled);
   // ... until a probe at the minimum measures the new baseline and the limit returns.
   drive(lim, heavy, now, settings.probe_interval + 5s, rng);
-  EXPECT_GE(lim.limit(), 4u);
+  EXPECT_GT(lim.limit(), st.lowest);
+  EXPECT_GE(lim.limit(), 5u);
   EXPECT_GE(lim.baseline(), 400us);
 }
 
@@ -157,10 +158,10 @@ TEST(concurrency_limit_decision, HoldsIncreasesAndDecreasesAroundTheEstimatedQue
   EXPECT_GT(concurrency_limit::next_limit(10, 1.0, 1.0, true, s), 10u);
   // No queueing, limit not reached: the clients asked for less, nothing learnt.
   EXPECT_EQ(concurrency_limit::next_limit(10, 1.0, 1.0, false, s), 10u);
-  // queue = 10 * (1 - 1/1.3) = 2.3, between alpha (2) and beta (4): holds.
-  EXPECT_EQ(concurrency_limit::next_limit(10, 1.3, 1.0, true, s), 10u);
-  // queue = 10 * (1 - 1/2) = 5 > beta: shrinks towards 10/2 + alpha = 7.
-  EXPECT_EQ(concurrency_limit::next_limit(10, 2.0, 1.0, true, s), 7u);
+  // queue = 10 * (1 - 1/1.5) = 3.3, between alpha (3) and beta (6): holds.
+  EXPECT_EQ(concurrency_limit::next_limit(10, 1.5, 1.0, true, s), 10u);
+  // queue = 10 * (1 - 1/3) = 6.7 > beta: shrinks towards 10/3 + alpha = 6.3.
+  EXPECT_EQ(concurrency_limit::next_limit(10, 3.0, 1.0, true, s), 6u);
   // A hundred transactions, fifty times the baseline: at most halved in one window.
   EXPECT_EQ(concurrency_limit::next_limit(100, 50.0, 1.0, true, s), 50u);
   // Bounds.
