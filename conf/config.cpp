@@ -73,6 +73,11 @@ pool_settings config::effective_pool(const database_config& db, const user_confi
   s.pool_size = default_pool_size;
   if (db.pool_size) s.pool_size = *db.pool_size;
   if (user != nullptr && user->pool_size) s.pool_size = *user->pool_size;
+  if (s.pool_size == pool_size_auto) {
+    s.pool_size_auto = true;
+    s.pool_size_auto_min = pool_size_auto_min;
+    s.pool_size = pool_size_auto_max;
+  }
   s.min_pool_size = db.min_pool_size.value_or(min_pool_size);
   s.reserve_pool_size = db.reserve_pool_size.value_or(reserve_pool_size);
   s.max_db_connections = db.max_db_connections.value_or(max_db_connections);

@@ -218,10 +218,17 @@ struct log_config {
   bool log_disconnections = true;
 };
 
+// pool_size = "auto" as stored in the pool size members (0 is no valid size otherwise).
+inline constexpr std::uint32_t pool_size_auto = 0;
+
 // Resolved pool parameters for one (database, user) pair.
 struct pool_settings {
   conf::pool_mode pool_mode;
-  std::uint32_t pool_size;
+  std::uint32_t pool_size;             // with pool_size_auto: pool_size_auto_max, the ceiling
+  // pool_size = "auto": busy servers are limited adaptively between pool_size_auto_min and
+  // pool_size (proxy/concurrency_limit.hpp).
+  bool pool_size_auto = false;
+  std::uint32_t pool_size_auto_min = 0;
   std::uint32_t min_pool_size;
   std::uint32_t reserve_pool_size;
   std::uint32_t max_db_connections;    // 0 = unlimited
@@ -264,7 +271,10 @@ struct config {
 
   // --- pooling -------------------------------------------------------------
   conf::pool_mode pool_mode = conf::pool_mode::session;
-  std::uint32_t default_pool_size = 20;
+  std::uint32_t default_pool_size = 20;     // or pool_size_auto
+  // pool_size = "auto": the bounds of the adaptive limit on busy server connections.
+  std::uint32_t pool_size_auto_min = 2;
+  std::uint32_t pool_size_auto_max = 100;
   std::uint32_t min_pool_size = 0;
   std::uint32_t reserve_pool_size = 0;
   duration reserve_pool_timeout = std::chrono::seconds{5};      // a client waiting this long may use the reserve

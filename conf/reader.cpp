@@ -182,6 +182,14 @@ std::optional<T> read_value(context& ctx, const toml::node& node, const std::str
     return std::nullopt;
   };
   if constexpr (std::is_same_v<T, std::uint32_t> || std::is_same_v<T, std::uint16_t>) {
+    if (range.or_auto) {
+      if (const auto* s = node.as_string(); s != nullptr && s->get() == "auto") return static_cast<T>(pool_size_auto);
+      if (const auto* s = node.as_string()) {
+        ctx.error(p, key, "must be an integer or \"auto\" (got " + quote(s->get()) + ")");
+        return std::nullopt;
+      }
+      if (node.as_integer() == nullptr) return wrong_type("an integer or \"auto\"");
+    }
     const auto* v = node.as_integer();
     if (v == nullptr) return wrong_type("an integer");
     const std::int64_t value = v->get();
@@ -433,7 +441,8 @@ void read_database(context& ctx, std::string_view name, const toml::table& t, co
 
   if (db.dbname.empty() && name != "*") db.dbname = db.name;
   if (db.password && !db.user) ctx.error_at(prefix + ".password", "needs user: it is the password of that server login");
-  const std::uint32_t pool_size = db.pool_size.value_or(c.default_pool_size);
+  std::uint32_t pool_size = db.pool_size.value_or(c.default_pool_size);
+  if (pool_size == pool_size_auto) pool_size = c.pool_size_auto_max;
   if (db.min_pool_size && *db.min_pool_size > pool_size) {
     ctx.error_at(prefix + ".min_pool_size", "must not exceed the pool size " + std::to_string(pool_size) + " (got " +
                                                 std::to_string(*db.min_pool_size) + ")");

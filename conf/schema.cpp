@@ -34,7 +34,14 @@ const setting<config> root_keys[] = {
     {"pool_mode", &config::pool_mode, any_value,
      "\"session\": a client keeps its server connection until it leaves (works with every client). "
      "\"transaction\": the server connection returns to the pool after each transaction."},
-    {"default_pool_size", &config::default_pool_size, pool_range, "Server connections per (database, user) pool."},
+    {"default_pool_size", &config::default_pool_size, pool_size_range,
+     "Server connections per (database, user) pool; \"auto\" (transaction mode): as many busy at once as the "
+     "server serves fastest, learnt from transaction round trips, between pool_size_auto_min and "
+     "pool_size_auto_max; other clients queue in pgsluice."},
+    {"pool_size_auto_min", &config::pool_size_auto_min, pool_range, "pool_size = \"auto\": the adaptive limit never goes below this many busy server connections."},
+    {"pool_size_auto_max", &config::pool_size_auto_max, pool_range,
+     "pool_size = \"auto\": the adaptive limit never goes above this, nor above max_db_connections / "
+     "max_user_connections when set; it is also the pool's ceiling of open connections."},
     {"min_pool_size", &config::min_pool_size, count_range, "Server connections kept open per pool even when idle."},
     {"reserve_pool_size", &config::reserve_pool_size, count_range, "Extra connections a pool may open for clients that waited reserve_pool_timeout."},
     {"reserve_pool_timeout", &config::reserve_pool_timeout, up_to_a_day, "How long a client waits before the reserve pool is used."},
@@ -184,7 +191,7 @@ const setting<database_config> database_keys[] = {
     {"password", &database_config::password, non_empty, "Password for user (otherwise taken from [users.<user>]).", "(unset)"},
     {"auth_user", &database_config::auth_user, non_empty, "auth_user for this database.", "(auth_user)"},
     {"pool_mode", &database_config::pool_mode, any_value, "pool_mode for this database.", "(pool_mode)"},
-    {"pool_size", &database_config::pool_size, pool_range, "Pool size for this database.", "(default_pool_size)"},
+    {"pool_size", &database_config::pool_size, pool_size_range, "Pool size for this database, or \"auto\".", "(default_pool_size)"},
     {"min_pool_size", &database_config::min_pool_size, count_range, "min_pool_size for this database.", "(min_pool_size)"},
     {"reserve_pool_size", &database_config::reserve_pool_size, count_range, "reserve_pool_size for this database.", "(reserve_pool_size)"},
     {"max_db_connections", &database_config::max_db_connections, connections, "max_db_connections for this database.", "(max_db_connections)"},
@@ -226,7 +233,7 @@ const setting<user_config> user_keys[] = {
      "Plaintext, \"md5\" + md5(password + user), or a SCRAM-SHA-256 verifier as in pg_authid. "
      "A bare string (users.<name> = \"...\") is a password too.", "(none)"},
     {"pool_mode", &user_config::pool_mode, any_value, "pool_mode for this user (wins over the database's).", "(pool_mode)"},
-    {"pool_size", &user_config::pool_size, pool_range, "Pool size for this user (wins over the database's).", "(default_pool_size)"},
+    {"pool_size", &user_config::pool_size, pool_size_range, "Pool size for this user (wins over the database's), or \"auto\".", "(default_pool_size)"},
     {"max_user_connections", &user_config::max_user_connections, connections, "max_user_connections for this user.", "(max_user_connections)"},
     {"target_session_attrs", &user_config::target_session_attrs, any_value,
      "target_session_attrs for this user (wins over the database's).", "(target_session_attrs)", {}, routing},
@@ -325,8 +332,15 @@ template <class Owner>
 std::string render_member(const setting<Owner>& s, const Owner& owner) {
   return std::visit(
       [&](auto member) -> std::string {
-        if constexpr (std::is_same_v<decltype(member), std::monostate>) return std::string(s.default_text);
-        else return render(owner.*member);
+        if constexpr (std::is_same_v<decltype(member), std::monostate>) {
+          return std::string(s.default_text);
+        } else {
+          const auto& v = owner.*member;
+          if constexpr (std::is_same_v<std::remove_cvref_t<decltype(v)>, std::uint32_t>) {
+            if (s.range.or_auto && v == pool_size_auto) return quote("auto");
+          }
+          return render(v);
+        }
       },
       s.member);
 }

@@ -27,6 +27,8 @@ inline constexpr std::int64_t unlimited = std::numeric_limits<std::int64_t>::max
 struct bounds {
   std::int64_t min = 0;
   std::int64_t max = unlimited;
+  // A pool size: the string "auto" is accepted too (stored as conf::pool_size_auto).
+  bool or_auto = false;
 };
 
 // Member pointers for every value type a key can have. monostate = read by hand (sections, shorthands).
@@ -81,6 +83,7 @@ inline constexpr bounds any_value{};
 inline constexpr bounds non_empty{1, unlimited};
 inline constexpr bounds port_range{1, 65535};
 inline constexpr bounds pool_range{1, 100'000};
+inline constexpr bounds pool_size_range{1, 100'000, true};
 inline constexpr bounds count_range{0, 100'000};
 inline constexpr bounds connections{0, 1'000'000};
 inline constexpr std::int64_t day_ms = 86'400'000;

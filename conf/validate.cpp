@@ -2,6 +2,7 @@
 #include <sys/un.h>
 
 #include <filesystem>
+#include <set>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -164,15 +165,42 @@ void check_server_login(context& ctx, const config& c, const std::string& key, s
   }
 }
 
+// pool_size = "auto": its bounds in order, and only where transactions release their servers
+// (in session mode a server is held for a whole session, whose length says nothing of the server).
+void check_pool_size_auto(context& ctx, const config& c) {
+  if (c.pool_size_auto_min > c.pool_size_auto_max) {
+    ctx.error_at("pool_size_auto_min", "must not exceed pool_size_auto_max " + std::to_string(c.pool_size_auto_max) +
+                                           " (got " + std::to_string(c.pool_size_auto_min) + ")");
+  }
+  std::set<std::string> reported;
+  for (const auto& db : c.databases) {
+    std::vector<const user_config*> users{nullptr};
+    for (const auto& u : c.users) users.push_back(&u);
+    for (const user_config* u : users) {
+      const pool_settings ps = c.effective_pool(db, u);
+      if (!ps.pool_size_auto || ps.pool_mode != pool_mode::session) continue;
+      const std::string key = u != nullptr && u->pool_size   ? "users." + u->name + ".pool_size"
+                              : db.pool_size ? "databases." + db.name + ".pool_size"
+                                             : std::string("default_pool_size");
+      if (!reported.insert(key).second) continue;
+      ctx.error_at(key, "not supported yet: \"auto\" needs pool_mode = \"transaction\" (" +
+                            (u != nullptr ? "user " + u->name + " in " : std::string()) + "database " + db.name +
+                            " pools in session mode)");
+    }
+  }
+}
+
 }  // namespace
 
 void check_cross_references(context& ctx, config& c) {
   if (ctx.declared_databases == 0) ctx.error_at("databases", "no database defined; add a [databases.<name>] table");
 
-  if (c.min_pool_size > c.default_pool_size) {
-    ctx.error_at("min_pool_size", "must not exceed default_pool_size " + std::to_string(c.default_pool_size) +
+  const std::uint32_t default_size = c.default_pool_size == pool_size_auto ? c.pool_size_auto_max : c.default_pool_size;
+  if (c.min_pool_size > default_size) {
+    ctx.error_at("min_pool_size", "must not exceed default_pool_size " + std::to_string(default_size) +
                                       " (got " + std::to_string(c.min_pool_size) + ")");
   }
+  check_pool_size_auto(ctx, c);
 
   const bool lookups = !c.auth_user.empty();
   for (const auto& u : c.users) {

@@ -337,6 +337,7 @@ awaitable<bool> client_session::console_show(std::string_view what, std::vector<
     std::string database;
     std::string user;
     std::uint32_t cl_active = 0, cl_waiting = 0, sv_active = 0, sv_idle = 0, sv_login = 0;
+    std::uint32_t pool_limit = 0;  // servers handed out at once over its backends (pool_size = "auto": adaptive)
     clock::duration maxwait{};
     cell mode;
   };
@@ -351,6 +352,7 @@ awaitable<bool> client_session::console_show(std::string_view what, std::vector<
       row.sv_active += n.active;
       row.sv_idle += n.idle;
       row.sv_login += n.connecting;
+      row.pool_limit += b->pool->active_limit();
     }
   }
   const std::string console_key = std::string(console_pool) + "/" + std::string(console_pool);
@@ -376,12 +378,12 @@ awaitable<bool> client_session::console_show(std::string_view what, std::vector<
                        {"cl_waiting_cancel_req", T::int4}, {"sv_active", T::int4}, {"sv_active_cancel", T::int4},
                        {"sv_being_canceled", T::int4}, {"sv_idle", T::int4},       {"sv_used", T::int4},
                        {"sv_tested", T::int4},         {"sv_login", T::int4},      {"maxwait", T::int4},
-                       {"maxwait_us", T::int4},        {"pool_mode", T::text}});
+                       {"maxwait_us", T::int4},        {"pool_mode", T::text},     {"pool_limit", T::int4}});
   for (const auto& [key, row] : rows) {
     const auto us = std::chrono::duration_cast<std::chrono::microseconds>(row.maxwait).count();
     r.row({text(row.database), text(row.user), num(row.cl_active), num(row.cl_waiting), num(0), num(0), num(row.sv_active),
            num(0), num(0), num(row.sv_idle), num(0), num(0), num(row.sv_login), num(us / 1000000), num(us % 1000000),
-           row.mode});
+           row.mode, num(row.pool_limit)});
   }
   admin_complete(out, "SHOW");
   co_return true;

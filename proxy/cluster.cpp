@@ -51,6 +51,7 @@ pool_config make_pool_config(const conf::config& cfg, const conf::database_confi
                    (pc.reset_always ? "1" : "0") + '\n' + std::to_string(pc.reserve_timeout.count()) + '\n' +
                    std::to_string(pc.login_retry.count()) + '\n' + std::to_string(pc.settings.max_db_connections) + '\n' +
                    std::to_string(pc.settings.max_user_connections);
+  if (pc.settings.pool_size_auto) pc.fingerprint += "\nauto\n" + std::to_string(pc.settings.pool_size_auto_min);
   // How pgsluice talks to the server: a reload changing it retires the pool, so its
   // connections are not kept under the settings they were opened with.
   const conf::tls_config& t = cfg.tls;

@@ -29,6 +29,17 @@ namespace {
 pool_limits limits_of(const pool_config& c) {
   return pool_limits{c.settings.pool_size, c.settings.min_pool_size, c.settings.reserve_pool_size, c.reserve_timeout};
 }
+
+// The bounds of pool_size = "auto": never more busy servers than the shared budgets allow.
+concurrency_limit_settings auto_limits_of(const conf::pool_settings& s) {
+  concurrency_limit_settings out;
+  out.min = s.pool_size_auto_min;
+  out.max = s.pool_size;
+  if (s.max_db_connections > 0) out.max = std::min(out.max, s.max_db_connections);
+  if (s.max_user_connections > 0) out.max = std::min(out.max, s.max_user_connections);
+  out.min = std::min(out.min, out.max);
+  return out;
+}
 }  // namespace
 
 pool::pool(runtime& rt, std::string name, pool_config cfg, std::shared_ptr<connection_budget> db_budget,
@@ -37,7 +48,14 @@ pool::pool(runtime& rt, std::string name, pool_config cfg, std::shared_ptr<conne
       name_(std::move(name)),
       cfg_(std::move(cfg)),
       gate_(std::move(db_budget), std::move(user_budget)),
-      ledger_(limits_of(cfg_), static_cast<unsigned>(rt.workers().size()), &gate_) {}
+      ledger_(limits_of(cfg_), static_cast<unsigned>(rt.workers().size()), &gate_) {
+  active_limit_.store(cfg_.settings.pool_size, std::memory_order_relaxed);
+  if (cfg_.settings.pool_size_auto) {
+    limiter_.emplace(auto_limits_of(cfg_.settings), clock::now());
+    ledger_.set_active_limit(limiter_->limit());
+    active_limit_.store(limiter_->limit(), std::memory_order_relaxed);
+  }
+}
 
 pool::~pool() { close_idle(); }
 
@@ -158,6 +176,7 @@ awaitable<acquire_result> pool::acquire(worker& w, std::uint64_t client_id, cloc
       co_return r;
     }
     fresh->set_state(server_state::active);
+    fresh->last_used = clock::now();  // handed out now: its hold time starts after the login
     r.server = std::move(fresh);
     co_return r;
   }
@@ -195,6 +214,9 @@ void pool::release(std::shared_ptr<server_connection> s, bool reusable) {
     reusable = false;
     spdlog::info("{} closing pool={} reason=server_lifetime", s->name(), name_);
   }
+  // How long the client held it (activate() stamped last_used): the transaction's round trip
+  // as the pool sees it, its wait in the queue left out.
+  const auto held = now - s->last_used;
   if (reusable) {
     s->set_state(server_state::idle);
     s->last_used = now;
@@ -206,6 +228,12 @@ void pool::release(std::shared_ptr<server_connection> s, bool reusable) {
   {
     std::lock_guard lk(mu_);
     if (reusable) idle_.push_back(s);
+    if (limiter_ && reusable && limiter_->on_sample(held, ledger_.counts().active, now)) {
+      ledger_.set_active_limit(limiter_->limit());
+      active_limit_.store(limiter_->limit(), std::memory_order_relaxed);
+      spdlog::debug("pool={} limit={} baseline_us={}", name_, limiter_->limit(),
+                    std::chrono::duration_cast<std::chrono::microseconds>(limiter_->baseline()).count());
+    }
     ledger_.release(s->id(), s->worker(), reusable, now, s->created, grants);
     wake_list = deliver_locked(grants);
   }

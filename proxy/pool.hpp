@@ -4,7 +4,9 @@
 // objects, the waiting clients' wake-ups and the connection attempts. A client waiting for a
 // server sleeps on a timer of its own worker (expiring at its query_wait_timeout deadline); the
 // thread that frees a server hands it over under the mutex and wakes the waiter by posting to
-// the waiter's own executor, so each side only ever touches its own event loop.
+// the waiter's own executor, so each side only ever touches its own event loop. With
+// pool_size = "auto" a concurrency_limit, fed each transaction's hold time under that same
+// lock (a few arithmetic operations), caps the servers handed out at once.
 #pragma once
 
 #include <atomic>
@@ -20,6 +22,7 @@
 
 #include "conf/config.hpp"
 #include "proxy/asio.hpp"
+#include "proxy/concurrency_limit.hpp"
 #include "proxy/params.hpp"
 #include "proxy/pool_ledger.hpp"
 #include "proxy/prepared.hpp"
@@ -110,6 +113,10 @@ class pool : public std::enable_shared_from_this<pool> {
   // Closes the idle servers (shutdown).
   void close_idle();
   pool_counts counts() const;
+  // Servers handed to clients at once: the pool size, or with pool_size = "auto" the adaptive
+  // limit now (read without the lock, for SHOW POOLS and /metrics).
+  std::uint32_t active_limit() const noexcept { return active_limit_.load(std::memory_order_relaxed); }
+  bool adaptive() const noexcept { return cfg_.settings.pool_size_auto; }
 
   // --- the admin console ---
   // RECONNECT: every server opened before `below` (a server id) is closed once released; the
@@ -183,6 +190,9 @@ class pool : public std::enable_shared_from_this<pool> {
   std::atomic<std::uint64_t> close_below_{0};
   mutable std::mutex live_mu_;  // apart from mu_: close() may run where mu_ is held by the caller's caller
   std::set<std::uint64_t> live_;  // ids of this pool's open servers
+  // pool_size = "auto": fed each reusable release's hold time under mu_, sets the ledger's active limit.
+  std::optional<concurrency_limit> limiter_;
+  std::atomic<std::uint32_t> active_limit_{0};
   std::atomic<std::uint64_t> next_waiter_{1};
   std::atomic<unsigned> next_worker_{0};
 };

@@ -61,13 +61,14 @@ void pool_ledger::closed_one() {
 }
 
 std::optional<grant> pool_ledger::request(waiter_id w, unsigned worker, time_point now) {
-  if (waiters_.empty()) {
+  if (waiters_.empty() && may_hand_out()) {
     if (auto id = take_idle(worker)) {
       ++active_;
       return grant{w, grant::kind::idle_server, *id};
     }
     if (may_open(now, now)) {
       ++connecting_;
+      ++client_connecting_;
       return grant{w, grant::kind::connect, 0};
     }
   }
@@ -76,7 +77,7 @@ std::optional<grant> pool_ledger::request(waiter_id w, unsigned worker, time_poi
 }
 
 std::optional<server_id> pool_ledger::try_take_idle(unsigned worker) {
-  if (!waiters_.empty()) return std::nullopt;
+  if (!waiters_.empty() || !may_hand_out()) return std::nullopt;
   auto id = take_idle(worker);
   if (id) ++active_;
   return id;
@@ -102,7 +103,7 @@ std::size_t pool_ledger::pick_waiter(time_point now) const noexcept {
 }
 
 void pool_ledger::dispatch(time_point now, std::vector<grant>& out) {
-  while (!waiters_.empty()) {
+  while (!waiters_.empty() && may_hand_out()) {
     const std::size_t i = pick_waiter(now);
     const waiter w = waiters_[i];
     if (auto id = take_idle(w.worker)) {
@@ -114,6 +115,7 @@ void pool_ledger::dispatch(time_point now, std::vector<grant>& out) {
     const waiter& head = waiters_.front();
     if (!may_open(now, head.since)) break;
     ++connecting_;
+    ++client_connecting_;
     out.push_back(grant{head.id, grant::kind::connect, 0});
     waiters_.pop_front();
   }
@@ -122,6 +124,7 @@ void pool_ledger::dispatch(time_point now, std::vector<grant>& out) {
 void pool_ledger::connect_finished(bool ok, bool for_client, server_id s, unsigned worker, time_point now,
                                    time_point created, std::vector<grant>& out) {
   if (connecting_ > 0) --connecting_;
+  if (for_client && client_connecting_ > 0) --client_connecting_;
   if (!ok) {
     closed_one();
   } else if (for_client) {

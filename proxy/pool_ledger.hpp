@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <limits>
 #include <optional>
 #include <vector>
 
@@ -108,6 +109,11 @@ class pool_ledger {
   std::uint32_t open_for_min();
 
   void set_limits(const pool_limits& l) noexcept { limits_ = l; }
+  // A limit on servers handed to clients at once (pool_size = "auto"), below the pool size:
+  // idle servers beyond it stay open, clients beyond it wait. Raising it grants nothing by
+  // itself: dispatch() (or the next release) does.
+  void set_active_limit(std::uint32_t n) noexcept { active_limit_ = n; }
+  std::uint32_t active_limit() const noexcept { return active_limit_; }
   const pool_limits& limits() const noexcept { return limits_; }
   pool_counts counts() const noexcept;
   // Position of a queued client (0 = next), or nullopt.
@@ -129,6 +135,7 @@ class pool_ledger {
   // Index of the waiter to serve next from the idle servers (0 = the oldest).
   std::size_t pick_waiter(time_point now) const noexcept;
   bool may_open(time_point now, time_point waiter_since);
+  bool may_hand_out() const noexcept { return active_ + client_connecting_ < active_limit_; }
   void closed_one();
 
   pool_limits limits_;
@@ -137,6 +144,8 @@ class pool_ledger {
   std::uint32_t idle_count_ = 0;
   std::uint32_t active_ = 0;
   std::uint32_t connecting_ = 0;
+  std::uint32_t client_connecting_ = 0;  // of connecting_, those opened for a client
+  std::uint32_t active_limit_ = std::numeric_limits<std::uint32_t>::max();
   std::deque<waiter> waiters_;
 };
 

@@ -157,7 +157,12 @@ void add_pools(runtime& rt, std::vector<family>& out) {
                         metric_type::gauge);
   family waiting = make("pgsluice_pool_clients_waiting", "Clients queued for a server connection of the pool.",
                         metric_type::gauge);
-  family size = make("pgsluice_pool_size", "The pool's configured size (pool_size).", metric_type::gauge);
+  family size = make("pgsluice_pool_size", "The pool's configured size (pool_size; with \"auto\", pool_size_auto_max).",
+                     metric_type::gauge);
+  family limit = make("pgsluice_pool_limit",
+                      "Server connections the pool hands to clients at once: pool_size, or with pool_size = \"auto\" "
+                      "the adaptive limit now.",
+                      metric_type::gauge);
   family routed = make("pgsluice_backend_routed_total",
                        "Transactions (sessions in session pooling) routed to the backend, by reason: write, "
                        "read_replica, read_primary, ... (databases with replicas).",
@@ -191,6 +196,7 @@ void add_pools(runtime& rt, std::vector<family>& out) {
       servers.samples.push_back({with("state", "connecting"), static_cast<double>(pc.connecting)});
       waiting.samples.push_back({base, static_cast<double>(pc.waiting)});
       size.samples.push_back({base, static_cast<double>(b->pool->cfg().settings.pool_size)});
+      limit.samples.push_back({base, static_cast<double>(b->pool->active_limit())});
 
       const router::health h = b->shared->health.load(std::memory_order_relaxed);
       up.samples.push_back({base, h == router::health::up ? 1.0 : 0.0});
@@ -214,7 +220,7 @@ void add_pools(runtime& rt, std::vector<family>& out) {
   }
   for (const auto& [key, n] : clients_of)
     db_clients.samples.push_back({{{"database", key.first}, {"user", key.second}}, static_cast<double>(n)});
-  for (auto* f : {&db_clients, &servers, &waiting, &size, &routed, &up, &health, &lag_bytes, &lag_seconds})
+  for (auto* f : {&db_clients, &servers, &waiting, &size, &limit, &routed, &up, &health, &lag_bytes, &lag_seconds})
     out.push_back(std::move(*f));
 }
 

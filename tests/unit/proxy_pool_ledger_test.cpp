@@ -231,3 +231,63 @@ TEST(pool_ledger, expiry_keeps_min_pool_size_but_not_past_lifetime) {
 
 }  // namespace
 }  // namespace pgsluice::proxy
+
+namespace pgsluice::proxy {
+namespace {
+
+// pool_size = "auto": the adaptive limit caps servers handed out at once, below the pool size.
+TEST(pool_ledger_active_limit, caps_servers_handed_out_and_keeps_the_idle_ones_beyond_it) {
+  pool_ledger p({10, 0, 0, 5000ms}, 1);
+  std::vector<grant> out;
+  for (waiter_id w = 1; w <= 4; ++w) {
+    auto g = p.request(w, 0, t0);
+    ASSERT_TRUE(g);
+    p.connect_finished(true, true, 100 + w, 0, t0, t0, out);
+  }
+  EXPECT_EQ(p.counts().active, 4u);
+  p.set_active_limit(2);
+  // Four busy, limit two: new clients wait, although the pool could open six more.
+  EXPECT_FALSE(p.request(10, 0, t0));
+  EXPECT_FALSE(p.try_take_idle(0));
+  p.release(101, 0, true, t0, t0, out);
+  p.release(102, 0, true, t0, t0, out);
+  EXPECT_TRUE(out.empty()) << "still at the limit: two busy";
+  EXPECT_EQ(p.counts().idle, 2u);
+  p.release(103, 0, true, t0, t0, out);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].waiter, 10u);
+  EXPECT_EQ(out[0].k, grant::kind::idle_server);
+  out.clear();
+  EXPECT_EQ(p.counts().active, 2u);
+  EXPECT_EQ(p.counts().idle, 2u) << "idle servers beyond the limit stay open";
+  // Raised again: an idle server is handed out, up to the new limit.
+  p.set_active_limit(3);
+  auto g = p.request(11, 0, t0);
+  ASSERT_TRUE(g);
+  EXPECT_EQ(g->k, grant::kind::idle_server);
+  EXPECT_FALSE(p.request(12, 0, t0));
+}
+
+TEST(pool_ledger_active_limit, raising_it_lets_waiters_in_at_the_next_dispatch) {
+  pool_ledger p({10, 0, 0, 5000ms}, 1);
+  p.set_active_limit(1);
+  std::vector<grant> out;
+  auto a = p.request(1, 0, t0);
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->k, grant::kind::connect);
+  EXPECT_FALSE(p.request(2, 0, t0)) << "the connection being opened for client 1 counts";
+  EXPECT_FALSE(p.request(3, 0, t0));
+  p.connect_finished(true, true, 100, 0, t0, t0, out);
+  EXPECT_TRUE(out.empty());
+  p.set_active_limit(3);
+  p.dispatch(t0, out);
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].waiter, 2u);
+  EXPECT_EQ(out[0].k, grant::kind::connect);
+  EXPECT_EQ(out[1].waiter, 3u);
+  EXPECT_EQ(p.counts().connecting, 2u);
+  EXPECT_EQ(p.counts().waiting, 0u);
+}
+
+}  // namespace
+}  // namespace pgsluice::proxy
