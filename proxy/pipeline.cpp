@@ -47,7 +47,9 @@ bool is_extended(expect k) noexcept {
 
 void response_tracker::push(expectation e) {
   if (count_ == ring_.size()) {
-    std::vector<expectation> bigger(ring_.size() * 2);
+    // Small at first (most batches are a Query, or Parse/Bind/Execute/Sync): an idle client
+    // keeps only this; a pipelining client grows it.
+    std::vector<expectation> bigger(ring_.empty() ? 4 : ring_.size() * 2);
     for (std::size_t i = 0; i < count_; ++i) bigger[i] = std::move(at(i));
     ring_ = std::move(bigger);
     head_ = 0;
@@ -71,6 +73,7 @@ void response_tracker::clear() noexcept {
   while (count_ > 0) pop();
   head_ = 0;
   unsynced_ = false;
+  if (ring_.size() > 16) ring_ = {};  // a long pipeline's ring is not kept for the idle time after it
 }
 
 void response_tracker::emit_ready(hooks& h) {
