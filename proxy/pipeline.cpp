@@ -73,7 +73,9 @@ void response_tracker::clear() noexcept {
   while (count_ > 0) pop();
   head_ = 0;
   unsynced_ = false;
-  if (ring_.size() > 16) ring_ = {};  // a long pipeline's ring is not kept for the idle time after it
+  // Called when a server is attached or released: an idle client keeps no ring (the next
+  // transaction's first push allocates one, from the allocator's per-thread cache).
+  ring_ = {};
 }
 
 void response_tracker::emit_ready(hooks& h) {

@@ -1,11 +1,12 @@
 #!/usr/bin/python3
 """Memory per connected client of a pooler: N logged-in clients held open, RSS before and with them.
 
-For each target of the local bench stack (`pgsluice bench stack up`), this reads the pooler
-process's VmRSS (and Pss, /proc/PID/smaps_rollup), opens N clients through it (each logs in
+For each target of the local bench stack (`pgsluice bench stack up`), this connects and closes a
+few clients (warm-up), reads the pooler process's VmRSS (and Pss, /proc/PID/smaps_rollup), opens N clients through it (each logs in
 and runs one query, then stays connected and idle), reads the figures again while all N are
 connected, closes them, and prints (RSS_N - RSS_0) / N. Targets run one after the other, in
-the same run, measured the same way.
+the same run, measured the same way. Start the poolers afresh before a run (`pgsluice bench
+stack down` then `up`): memory a process kept from an earlier run lowers its figure.
 
     ulimit -n 20000
     scripts/idle_clients_rss.py -t pgbouncer,pgsluice -c 10000
@@ -66,6 +67,11 @@ def measure(name, server, args):
     pid = server["process"]["pid"]
     dsn = (f"host=127.0.0.1 port={server['port']} dbname={args.dbname} user={args.user} "
            f"password={args.password} sslmode=disable gssencmode=disable connect_timeout=60")
+    # Warm-up: the pool's server connections opened and the worker's caches filled, so that
+    # RSS_0 is the pooler serving, not the pooler before its first client.
+    with concurrent.futures.ThreadPoolExecutor(args.threads) as ex:
+        for c in list(ex.map(lambda _: open_client(dsn), range(args.warmup))):
+            c.close()
     before = settle(pid)
     conns, errors = [], 0
     started = time.monotonic()
@@ -96,9 +102,11 @@ def measure(name, server, args):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("-t", "--targets", default="pgbouncer,pgsluice")
+    p.add_argument("-t", "--targets", default="pgbouncer,pgsluice",
+                   help="stack targets (stack.json), or PORT:PID for a pooler started by hand")
     p.add_argument("-c", "--clients", type=int, default=10000)
     p.add_argument("--threads", type=int, default=8, help="concurrent logins")
+    p.add_argument("--warmup", type=int, default=50, help="clients connected and closed before RSS_0 is read")
     p.add_argument("--stack-dir", default=".pgsluice/stack")
     p.add_argument("--user", default="sluice_admin")
     p.add_argument("--password", default="admin-secret")
@@ -114,6 +122,9 @@ def main():
         servers = json.load(f)["servers"]
     rows = []
     for name in args.targets.split(","):
+        if ":" in name:  # PORT:PID, a pooler started by hand
+            port, pid = name.split(":")
+            servers[name] = {"port": int(port), "process": {"pid": int(pid)}}
         if name not in servers:
             sys.exit(f"no target {name!r} in {args.stack_dir}/stack.json")
         rows.append(measure(name, servers[name], args))
