@@ -7,8 +7,43 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 namespace pgsluice::proxy {
+
+namespace {
+
+// The thread's free blocks of byte_buffer::pool_block_size bytes. Bounded, so that a burst of
+// busy clients leaves at most this much behind once they are idle again.
+constexpr std::size_t pool_keep = 256;
+
+struct block_pool {
+  std::vector<std::unique_ptr<std::uint8_t[]>> free;
+};
+thread_local block_pool pool;
+
+std::unique_ptr<std::uint8_t[]> take_block(std::size_t size) {
+  if (size == byte_buffer::pool_block_size && !pool.free.empty()) {
+    auto b = std::move(pool.free.back());
+    pool.free.pop_back();
+    return b;
+  }
+  return std::make_unique_for_overwrite<std::uint8_t[]>(size);
+}
+
+void give_block(std::unique_ptr<std::uint8_t[]> b, std::size_t size) noexcept {
+  if (!b || size != byte_buffer::pool_block_size || pool.free.size() >= pool_keep) return;
+  try {
+    pool.free.push_back(std::move(b));
+  } catch (...) {  // no room to keep it: freed instead
+  }
+}
+
+}  // namespace
+
+byte_buffer::~byte_buffer() { give_block(std::move(data_), capacity_); }
+
+std::size_t byte_buffer::pooled_blocks() noexcept { return pool.free.size(); }
 
 std::span<std::uint8_t> byte_buffer::prepare(std::size_t min_bytes) {
   if (capacity_ - end_ < min_bytes) {
@@ -20,9 +55,9 @@ std::span<std::uint8_t> byte_buffer::prepare(std::size_t min_bytes) {
     }
     if (capacity_ - end_ < min_bytes) {
       const std::size_t grown = std::max({capacity_ * 2, end_ + min_bytes, initial_});
-      auto fresh = std::make_unique_for_overwrite<std::uint8_t[]>(grown);
+      auto fresh = take_block(grown);
       if (used > 0) std::memcpy(fresh.get(), data_.get(), used);
-      data_ = std::move(fresh);
+      give_block(std::exchange(data_, std::move(fresh)), capacity_);
       capacity_ = grown;
     }
   }
@@ -36,7 +71,7 @@ void byte_buffer::consume(std::size_t n) noexcept {
 
 void byte_buffer::shrink_if_empty(std::size_t keep) {
   if (empty() && capacity_ > keep) {
-    data_ = std::make_unique_for_overwrite<std::uint8_t[]>(keep);
+    give_block(std::exchange(data_, take_block(keep)), capacity_);
     capacity_ = keep;
     begin_ = end_ = 0;
   }
@@ -44,7 +79,7 @@ void byte_buffer::shrink_if_empty(std::size_t keep) {
 
 void byte_buffer::release_if_empty() noexcept {
   if (!empty()) return;
-  data_.reset();
+  give_block(std::move(data_), capacity_);
   capacity_ = 0;
   begin_ = end_ = 0;
 }

@@ -18,7 +18,14 @@ class byte_buffer {
  public:
   // Nothing is allocated until the first prepare(); storage is not zero-filled, so only the
   // pages a read touches count towards the process's memory (10,000 idle clients cost little).
-  explicit byte_buffer(std::size_t initial_capacity = 4096) : initial_(initial_capacity) {}
+  // Storage of exactly pool_block_size bytes (the relay's buffers) is borrowed from a free list
+  // of the thread and given back when released: a client that goes idle keeps no buffer, and
+  // the next read does not need malloc.
+  static constexpr std::size_t pool_block_size = 4096;
+  explicit byte_buffer(std::size_t initial_capacity = pool_block_size) : initial_(initial_capacity) {}
+  ~byte_buffer();
+  byte_buffer(const byte_buffer&) = delete;
+  byte_buffer& operator=(const byte_buffer&) = delete;
 
   std::span<const std::uint8_t> data() const noexcept { return {data_.get() + begin_, end_ - begin_}; }
   std::size_t size() const noexcept { return end_ - begin_; }
@@ -34,6 +41,8 @@ class byte_buffer {
   void shrink_if_empty(std::size_t keep);
   // Frees the storage when empty (a client going idle); the next prepare() allocates again.
   void release_if_empty() noexcept;
+  // Blocks of pool_block_size kept on this thread's free list (for tests and diagnostics).
+  static std::size_t pooled_blocks() noexcept;
 
  private:
   std::unique_ptr<std::uint8_t[]> data_;

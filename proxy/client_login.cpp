@@ -227,14 +227,14 @@ awaitable<bool> client_session::login() {
   if (!params) {
     if (!co_await attach_server(true)) co_return false;
     params = cluster_->initial_params();
-    if (!params) params = server_->reported;
+    if (!params) params = std::make_shared<parameter_set>(server_->reported);
     if (transaction_mode_) {
       release_server();
     } else {
       settings_due_ = settings_due::sync;  // session pooling keeps it
     }
   }
-  view_ = *params;
+  view_.assign(std::move(params));
   for (const auto& [k, v] : startup_.reported) view_.set(k, v);
   update_settings_hash();
 

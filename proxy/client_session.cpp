@@ -3,6 +3,8 @@
 
 #include <sys/socket.h>
 
+#include <cerrno>
+
 #include <spdlog/spdlog.h>
 
 #include "protocol/codec.hpp"
@@ -22,8 +24,6 @@ client_session::client_session(worker& w, tcp::socket socket)
       id_(rt_.next_client_id()),
       name_("c" + std::to_string(id_)),
       socket_(std::move(socket)),
-      cbuf_(2048),
-      sbuf_(4096),
       signal_(w.io()),
       done_signal_(w.io()),
       write_done_(w.io()) {
@@ -80,19 +80,7 @@ awaitable<void> client_session::run() {
   } else if (logged_in && !machine_.ending()) {
     machine_.logged_in();
     last_activity_ = clock::now();
-    auto self = shared_from_this();
-    server_pump_running_ = true;
-    asio::co_spawn(worker_.io(), [self]() { return self->server_pump(); }, [self](std::exception_ptr e) {
-      self->server_pump_running_ = false;
-      self->done_signal_.cancel();
-      if (!e) return;
-      try {
-        std::rethrow_exception(e);
-      } catch (const std::exception& ex) {
-        spdlog::error("{} server relay failed with an exception: {}", self->name_, ex.what());
-      }
-      self->end(end_reason::server_protocol_error);
-    });
+    if (server_) start_server_pump();  // a server kept from login (session pooling)
     co_await client_pump();
     end(machine_.reason());
     while (server_pump_running_) {
@@ -101,6 +89,27 @@ awaitable<void> client_session::run() {
     }
   }
   co_await finish();
+}
+
+void client_session::start_server_pump() {
+  if (server_pump_running_) {
+    signal();
+    return;
+  }
+  // Cleared by the pump itself when it returns (server_pump), so a server attached right after
+  // starts a new one.
+  server_pump_running_ = true;
+  auto self = shared_from_this();
+  asio::co_spawn(worker_.io(), [self]() { return self->server_pump(); }, [self](std::exception_ptr e) {
+    self->done_signal_.cancel();
+    if (!e) return;
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      spdlog::error("{} server relay failed with an exception: {}", self->name_, ex.what());
+    }
+    self->end(end_reason::server_protocol_error);
+  });
 }
 
 std::optional<client_session::cancel_target> client_session::current_cancel_target() {
@@ -135,6 +144,18 @@ int client_session::write_client_now(gather_list& g) {
   client_flushing_.clear();
   g.copy_tail(sent, client_flushing_);
   return 0;
+}
+
+bool client_session::park_client_input() {
+  if (tls_ || !cbuf_.empty() || machine_.client_stream_left() > 0) return false;
+  cbuf_.release_if_empty();
+  // Asio's wait for readability does not look at the socket first: bytes that arrived while
+  // this pump was busy elsewhere would not wake it. One peek tells (in place of the read
+  // attempt Asio makes before waiting), and with nothing there the wait is armed before this
+  // thread polls the socket again.
+  std::uint8_t probe = 0;
+  const ssize_t n = ::recv(socket_.native_handle(), &probe, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);  // else data, EOF or an error: read now
 }
 
 awaitable<bool> client_session::flush_client() {

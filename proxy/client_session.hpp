@@ -5,7 +5,7 @@
 //    cluster's chosen backend pool when a message needs one, rewrites what transaction pooling
 //    requires (named prepared statements, session settings, the unnamed statement) and writes
 //    the batch to the server in one gather write;
-//  - the server pump reads the attached server, matches replies to requests
+//  - the server pump (running only while a server is attached) reads the attached server, matches replies to requests
 //    (response_tracker), swallows replies to the proxy's own messages, inserts synthesized ones,
 //    writes each batch to the client, and in transaction mode hands the server back to the pool
 //    at ReadyForQuery 'I' when nothing is outstanding.
@@ -42,6 +42,7 @@
 #include "proxy/prepared.hpp"
 #include "proxy/relay_machine.hpp"
 #include "proxy/server_connection.hpp"
+#include "proxy/session_parts.hpp"
 #include "proxy/session_rules.hpp"
 
 namespace pgsluice::proxy {
@@ -182,6 +183,14 @@ class client_session : public std::enable_shared_from_this<client_session>,
   };
   awaitable<void> client_pump();
   awaitable<void> server_pump();
+  // Before the client pump's next read: true when the client has sent nothing yet and nothing
+  // of it is buffered (plaintext), so the pump waits for the socket to become readable with no
+  // read buffer at all (an idle client keeps none; the buffer goes back to the worker's pool).
+  bool park_client_input();
+  // The server pump runs only while a server is attached (an idle client has no coroutine
+  // reading a server, nor its frame): started by on_attached, it returns once the server went
+  // back to the pool. Wakes the pump instead when it still runs.
+  void start_server_pump();
   // Takes a server from the pool the cluster chooses (waiting up to query_wait_timeout).
   // `for_login`: only to learn the server's parameters; settings are applied once login is done.
   awaitable<bool> attach_server(bool for_login = false);
@@ -315,7 +324,7 @@ class client_session : public std::enable_shared_from_this<client_session>,
   clock::time_point wait_since_{};     // entered `waiting`
   clock::time_point query_start_{};    // the oldest query without its ReadyForQuery yet
   clock::time_point xact_start_{};     // the transaction under way began
-  std::optional<protocol::scram_client_keys> scram_keys_;
+  boxed<protocol::scram_client_keys> scram_keys_;
   std::int32_t cancel_pid_ = 0;
   std::int32_t cancel_secret_ = 0;
   clock::time_point login_deadline_{};
@@ -325,7 +334,7 @@ class client_session : public std::enable_shared_from_this<client_session>,
   bool transaction_mode_ = false;
   bool rewrite_statements_ = false;  // transaction mode with max_prepared_statements > 0
   std::size_t max_message_size_ = 0;
-  parameter_set view_;               // ParameterStatus values the client has been told
+  shared_parameter_set view_;        // ParameterStatus values the client has been told
   std::size_t settings_hash_ = 1;    // of view_'s tracked parameters and startup_.settings
   // What the attached server still needs of the client's settings before its next statement.
   enum class settings_due : std::uint8_t {
@@ -373,7 +382,7 @@ class client_session : public std::enable_shared_from_this<client_session>,
   const std::uint8_t* class_batch_ = nullptr;
   std::shared_ptr<server_connection> server_;
   response_tracker tracker_;
-  std::optional<server_error> internal_error_;  // the proxy's own query on the server failed
+  boxed<server_error> internal_error_;  // the proxy's own query on the server failed
   std::vector<client_frame> frames_;
   byte_buffer cbuf_;
   byte_buffer sbuf_;
@@ -386,14 +395,14 @@ class client_session : public std::enable_shared_from_this<client_session>,
   std::vector<std::uint8_t> client_flushing_;
   std::vector<std::uint8_t> server_tail_;  // what the server's socket did not take at once
   asio::steady_timer signal_;
-  asio::steady_timer done_signal_;
-  asio::steady_timer write_done_;  // the server pump finished a write the client pump waits out
-  bool server_pump_running_ = false;
+  lazy_timer done_signal_;
+  lazy_timer write_done_;  // the server pump finished a write the client pump waits out
+  bool server_pump_running_ = false;  // set by start_server_pump, cleared when server_pump returns
 
   wait_handle wait_;  // interrupts a wait for a server when the session ends
   std::vector<std::uint8_t> final_message_;
 
-  std::mutex cancel_mu_;
+  tiny_lock cancel_mu_;
   std::optional<cancel_target> cancel_target_;
 };
 

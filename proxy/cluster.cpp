@@ -171,11 +171,11 @@ cluster::pick cluster::choose(const router::route_request& req, const backend* a
   return p;
 }
 
-std::optional<parameter_set> cluster::initial_params() const {
+std::shared_ptr<const parameter_set> cluster::initial_params() const {
   for (const auto& b : backends_) {
     if (auto p = b->pool->initial_params()) return p;
   }
-  return std::nullopt;
+  return nullptr;
 }
 
 bool cluster::statement_known(const statement_digest& d) const {

@@ -92,7 +92,7 @@ class cluster : public std::enable_shared_from_this<cluster> {
   void log_routing() const;
 
   // ParameterStatus values a new client is told: those of the first backend that logged in.
-  std::optional<parameter_set> initial_params() const;
+  std::shared_ptr<const parameter_set> initial_params() const;
   // A statement some backend of this cluster accepted (its Parse can be answered locally).
   bool statement_known(const statement_digest& d) const;
   // Keys a client proved in its SCRAM login, for every backend holding the same verifier.

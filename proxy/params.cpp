@@ -235,4 +235,21 @@ std::string plan_settings_sync(const parameter_set& client_view, const parameter
   return sql;
 }
 
+const parameter_set& shared_parameter_set::empty_set() noexcept {
+  static const parameter_set empty;
+  return empty;
+}
+
+bool shared_parameter_set::set(std::string_view name, std::string_view value) {
+  if (const std::string* now = find(name); now != nullptr && *now == value) return false;
+  if (values_ && values_.use_count() == 1) {
+    // No one else holds it: changed in place (every set is made as a non-const parameter_set).
+    return const_cast<parameter_set&>(*values_).set(name, value);
+  }
+  auto mine = std::make_shared<parameter_set>(get());
+  mine->set(name, value);
+  values_ = std::move(mine);
+  return true;
+}
+
 }  // namespace pgsluice::proxy

@@ -47,7 +47,9 @@ bool is_extended(expect k) noexcept {
 
 void response_tracker::push(expectation e) {
   if (count_ == ring_.size()) {
-    std::vector<expectation> bigger(ring_.size() * 2);
+    // Small at first (most batches are a Query, or Parse/Bind/Execute/Sync): an idle client
+    // keeps only this; a pipelining client grows it.
+    std::vector<expectation> bigger(ring_.empty() ? 4 : ring_.size() * 2);
     for (std::size_t i = 0; i < count_; ++i) bigger[i] = std::move(at(i));
     ring_ = std::move(bigger);
     head_ = 0;
@@ -71,6 +73,9 @@ void response_tracker::clear() noexcept {
   while (count_ > 0) pop();
   head_ = 0;
   unsynced_ = false;
+  // Called when a server is attached or released: an idle client keeps no ring (the next
+  // transaction's first push allocates one, from the allocator's per-thread cache).
+  ring_ = {};
 }
 
 void response_tracker::emit_ready(hooks& h) {

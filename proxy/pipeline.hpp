@@ -101,7 +101,7 @@ class response_tracker {
   void pop() noexcept;
   void skip_to_sync(hooks& h);
 
-  std::vector<expectation> ring_ = std::vector<expectation>(16);  // power of two
+  std::vector<expectation> ring_;  // empty or a power of two (allocated on the first push)
   std::size_t head_ = 0;
   std::size_t count_ = 0;
   bool unsynced_ = false;

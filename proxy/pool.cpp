@@ -64,7 +64,7 @@ pool_counts pool::counts() const {
   return ledger_.counts();
 }
 
-std::optional<parameter_set> pool::initial_params() const {
+std::shared_ptr<const parameter_set> pool::initial_params() const {
   std::lock_guard lk(mu_);
   return initial_params_;
 }
@@ -257,7 +257,7 @@ awaitable<std::pair<std::shared_ptr<server_connection>, std::optional<server_err
     std::lock_guard lk(mu_);
     if (!err) {
       if (creds.scram_keys) scram_keys_ = creds.scram_keys;
-      if (!initial_params_) initial_params_ = fresh->reported;
+      if (!initial_params_) initial_params_ = std::make_shared<parameter_set>(fresh->reported);
       if (!for_client) {
         fresh->set_state(server_state::idle);
         idle_.push_back(fresh);

@@ -92,7 +92,7 @@ class pool : public std::enable_shared_from_this<pool> {
   void release(std::shared_ptr<server_connection> s, bool reusable);
 
   // ParameterStatus values of the first server this pool logged in to (what a new client is told).
-  std::optional<parameter_set> initial_params() const;
+  std::shared_ptr<const parameter_set> initial_params() const;
   // Keys a client proved in its SCRAM login, for servers that hold the same verifier.
   void remember_scram_keys(const protocol::scram_client_keys& keys);
   // What a connection of this pool logs in with now (the configured secret and any keys learnt).
@@ -182,7 +182,7 @@ class pool : public std::enable_shared_from_this<pool> {
   pool_ledger ledger_;
   std::vector<std::shared_ptr<server_connection>> idle_;
   std::unordered_map<waiter_id, std::shared_ptr<waiter_slot>> waiters_;
-  std::optional<parameter_set> initial_params_;
+  std::shared_ptr<const parameter_set> initial_params_;
   std::unordered_set<statement_digest, statement_digest_hash> known_statements_;
   std::optional<protocol::scram_client_keys> scram_keys_;
   std::chrono::steady_clock::time_point last_login_failure_{};

@@ -340,6 +340,10 @@ bool client_session::process_client(std::span<const std::uint8_t> data) {
 awaitable<void> client_session::client_pump() {
   for (;;) {
     if (machine_.ending()) co_return;
+    if (park_client_input()) {
+      co_await socket_.async_wait(tcp::socket::wait_read, nothrow_awaitable);
+      if (machine_.ending()) co_return;
+    }
     auto space = cbuf_.prepare(1024);
     client_reading_ = true;
     auto [ec, n] = tls_ ? co_await tls_read_some(socket_, *tls_, space)
@@ -722,12 +726,16 @@ std::size_t client_session::process_server(std::span<const std::uint8_t> data) {
 }
 
 awaitable<void> client_session::server_pump() {
+  // Started again by the next attach (start_server_pump); cleared however this returns. The
+  // first wait is a post: the pump starts after the client pump has sent what it attached for.
+  struct running_guard {
+    bool& running;
+    ~running_guard() { running = false; }
+  } guard{server_pump_running_};
+  co_await asio::post(worker_.io(), asio::use_awaitable);
   for (;;) {
     if (machine_.ending()) co_return;
-    if (!server_) {
-      co_await wait_signal();
-      continue;
-    }
+    if (!server_) co_return;  // back in the pool: no server to read until the next attach
     if (sbuf_.empty() && releasable()) {
       const auto act = machine_.between_requests(true);
       if (act == relay_machine::release_action::release_now) {

@@ -232,7 +232,7 @@ void client_session::on_attached(std::shared_ptr<server_connection> s, bool for_
     // A reset pending from the last server is moot: the new one is brought in line anyway.
     settings_due_ = settings_due::none;
     sync_settings(false);
-    signal();
+    start_server_pump();
   }
 }
 

@@ -1,6 +1,8 @@
 // Unit tests for session-parameter bookkeeping (proxy/params.hpp): startup sorting, options parsing, the sync statement.
 #include <gtest/gtest.h>
 
+#include <memory>
+
 #include "proxy/params.hpp"
 
 namespace pgsluice::proxy {
@@ -16,6 +18,28 @@ TEST(parameter_set, names_compare_case_insensitively) {
   EXPECT_EQ(p.size(), 1u);
   EXPECT_TRUE(p.erase("DateStyle"));
   EXPECT_TRUE(p.empty());
+}
+
+TEST(shared_parameter_set, sessions_share_the_values_until_one_changes) {
+  auto first = std::make_shared<parameter_set>();
+  first->set("TimeZone", "UTC");
+  first->set("DateStyle", "ISO, MDY");
+  shared_parameter_set a;
+  shared_parameter_set b;
+  EXPECT_EQ(a.find("TimeZone"), nullptr);  // nothing assigned yet: empty
+  a.assign(first);
+  b.assign(first);
+  EXPECT_FALSE(a.set("timezone", "UTC"));  // the same value: still shared
+  EXPECT_EQ(&a.get(), first.get());
+  EXPECT_TRUE(a.set("TimeZone", "Europe/Paris"));  // a's own copy now
+  EXPECT_NE(&a.get(), first.get());
+  EXPECT_EQ(*a.find("TimeZone"), "Europe/Paris");
+  EXPECT_EQ(*b.find("TimeZone"), "UTC");
+  EXPECT_EQ(*first->find("TimeZone"), "UTC");
+  EXPECT_TRUE(a.set("application_name", "x"));
+  EXPECT_EQ(a.get().size(), 3u);
+  const parameter_set& view = b;  // read as a plain parameter_set
+  EXPECT_EQ(view, *first);
 }
 
 TEST(quote_literal, escapes_quotes_and_backslashes) {

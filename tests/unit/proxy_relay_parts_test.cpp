@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -129,6 +130,35 @@ TEST(byte_buffer, allocates_on_first_use_and_gives_memory_back_when_empty) {
   b.release_if_empty();
   EXPECT_EQ(b.capacity(), 0u);
   EXPECT_GE(b.prepare(200).size(), 200u);
+}
+
+TEST(byte_buffer, relay_sized_storage_is_borrowed_from_the_thread_pool_and_given_back) {
+  const std::size_t before = byte_buffer::pooled_blocks();
+  {
+    byte_buffer a;  // the relay's size
+    a.prepare(1);
+    EXPECT_EQ(a.capacity(), byte_buffer::pool_block_size);
+    a.release_if_empty();  // an idle client: its block goes back
+    EXPECT_EQ(a.capacity(), 0u);
+    EXPECT_EQ(byte_buffer::pooled_blocks(), before + 1);
+    std::copy_n("xyz", 3, a.prepare(10).begin());  // the next read borrows it again
+    EXPECT_EQ(byte_buffer::pooled_blocks(), before);
+    a.commit(3);
+    // Growing past the block size gives the block back; the data is kept.
+    a.prepare(byte_buffer::pool_block_size);
+    EXPECT_GT(a.capacity(), byte_buffer::pool_block_size);
+    EXPECT_EQ(byte_buffer::pooled_blocks(), before + 1);
+    EXPECT_EQ(std::string(a.data().begin(), a.data().end()), "xyz");
+    a.consume(3);
+    byte_buffer b;
+    b.prepare(1);
+    EXPECT_EQ(byte_buffer::pooled_blocks(), before);
+  }  // b's block goes back when it is destroyed; a's large storage is freed
+  EXPECT_EQ(byte_buffer::pooled_blocks(), before + 1);
+  byte_buffer other(64);  // other sizes are plain allocations
+  other.prepare(1);
+  other.release_if_empty();
+  EXPECT_EQ(byte_buffer::pooled_blocks(), before + 1);
 }
 
 TEST(gather_list, send_now_writes_everything_a_socket_takes_and_copy_tail_keeps_the_rest) {
