@@ -340,12 +340,12 @@ bool client_session::process_client(std::span<const std::uint8_t> data) {
 awaitable<void> client_session::client_pump() {
   for (;;) {
     if (machine_.ending()) co_return;
+    client_reading_ = true;  // nothing half-done from here to the read's end (session_retry.cpp)
     if (park_client_input()) {
       co_await socket_.async_wait(tcp::socket::wait_read, nothrow_awaitable);
       if (machine_.ending()) co_return;
     }
     auto space = cbuf_.prepare(1024);
-    client_reading_ = true;
     auto [ec, n] = tls_ ? co_await tls_read_some(socket_, *tls_, space)
                         : co_await socket_.async_read_some(asio::buffer(space.data(), space.size()), nothrow_awaitable);
     client_reading_ = false;
