@@ -169,14 +169,22 @@ TEST(pgpool, serves_queries_and_knows_the_primary_and_both_replicas) {
     const auto& u = c.user("sluice_scram");
     auto conn = t::connect(p.conninfo(u.name, u.password, c.database()));
     EXPECT_EQ(conn.scalar("SELECT 40 + 2"), "42");
-    // SHOW pool_nodes: one row per backend with its role as Pgpool-II determined it.
-    const auto nodes = conn.query("SHOW pool_nodes");
-    ASSERT_EQ(nodes.size(), 3u);
+    // SHOW pool_nodes: one row per backend with its role as Pgpool-II determined it. Right after
+    // its start Pgpool-II may not have found the primary yet (its streaming-replication check
+    // runs on its own schedule): asked again until it has, within a deadline.
     std::multiset<std::string> roles;
-    for (const auto& row : nodes)
-        for (const auto& v : row)
-            if (v == "primary" || v == "standby")
-                roles.insert(*v);
+    std::size_t node_rows = 0;
+    poll_until(20s, 100ms, [&] {
+        const auto nodes = conn.query("SHOW pool_nodes");
+        node_rows = nodes.size();
+        roles.clear();
+        for (const auto& row : nodes)
+            for (const auto& v : row)
+                if (v == "primary" || v == "standby")
+                    roles.insert(*v);
+        return roles.count("primary") == 1;
+    });
+    ASSERT_EQ(node_rows, 3u);
     EXPECT_EQ(roles.count("primary"), 1u);
     EXPECT_EQ(roles.count("standby"), 2u);
 
