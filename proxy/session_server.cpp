@@ -1,4 +1,4 @@
-// Client sessions, the attached server: choosing a backend, taking and giving back a server, bringing its session settings in line with the client's.
+// Client sessions, the attached server: choosing a backend, taking and giving back a server, bringing its session settings in line with the client's, writing a batch to it.
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -317,6 +317,35 @@ void client_session::finish_internal_query() {
   }
   update_settings_hash();
   server_->synced_settings = settings_hash_;
+}
+
+awaitable<bool> client_session::send_batch() {
+  // Usually the server's socket takes the batch at once; only a remainder is copied and
+  // written asynchronously.
+  // The server pump may be finishing the position query's write: bytes must not interleave.
+  while (machine_.server_writing() && !machine_.ending()) {
+    write_done_.expires_at(clock::time_point::max());
+    co_await write_done_.async_wait(nothrow_awaitable);
+  }
+  if (machine_.ending() || !server_) co_return false;
+  boost::system::error_code wec;
+  const std::size_t sent = server_->send_now(to_server_, wec);
+  if (!wec && sent < to_server_.bytes()) {
+    machine_.server_write_started();
+    server_tail_.clear();
+    to_server_.copy_tail(sent, server_tail_);
+    wec = co_await server_->write(server_tail_);
+    server_tail_.clear();
+    server_tail_.shrink_to_fit();
+    if (machine_.server_write_finished()) signal();  // a release waited for this write
+  }
+  if (!wec && capture_bytes_ != nullptr && server_ && !co_await send_capture()) co_return false;
+  if (wec && !machine_.ending() && server_) {
+    spdlog::info("{} server_write_failed server={} error=\"{}\"", name_, server_->name(), wec.message());
+    // A kept read: the server pump sees the failed connection too and runs it elsewhere.
+    if (!read_retry_armed() || retrying_) fail(end_reason::server_closed, "08006", "server closed the connection unexpectedly");
+  }
+  co_return true;
 }
 
 }  // namespace pgsluice::proxy

@@ -363,6 +363,11 @@ TEST(ha, a_replica_killed_under_a_read_load_costs_no_read_error) {
   std::mutex mu;
   std::vector<std::string> errors;
   std::vector<std::thread> threads;
+  auto note_error = [&](const std::exception& e) {
+    ++read_errors;
+    std::lock_guard lk(mu);
+    errors.push_back(e.what());
+  };
   const std::string victim_port = std::to_string(c->port(victim));
   for (int r = 0; r < 7; ++r) {
     threads.emplace_back([&, r] {
@@ -377,9 +382,7 @@ TEST(ha, a_replica_killed_under_a_read_load_costs_no_read_error) {
             if (conn->query("SELECT inet_server_port(), pg_sleep(0.05)").at(0).at(0) == victim_port) ++on_victim;
             ++reads;
           } catch (const std::exception& e) {
-            ++read_errors;
-            std::lock_guard lk(mu);
-            errors.push_back(e.what());
+            note_error(e);
             conn.reset();
             continue;
           }
@@ -398,9 +401,7 @@ TEST(ha, a_replica_killed_under_a_read_load_costs_no_read_error) {
           if (rows.at(0).at(0) == victim_port) ++on_victim;
           ++reads;
         } catch (const std::exception& e) {
-          ++read_errors;
-          std::lock_guard lk(mu);
-          errors.push_back(e.what());
+          note_error(e);
           conn.reset();
         }
       }
