@@ -146,18 +146,6 @@ int client_session::write_client_now(gather_list& g) {
   return 0;
 }
 
-bool client_session::park_client_input() {
-  if (tls_ || !cbuf_.empty() || machine_.client_stream_left() > 0) return false;
-  cbuf_.release_if_empty();
-  // Asio's wait for readability does not look at the socket first: bytes that arrived while
-  // this pump was busy elsewhere would not wake it. One peek tells (in place of the read
-  // attempt Asio makes before waiting), and with nothing there the wait is armed before this
-  // thread polls the socket again.
-  std::uint8_t probe = 0;
-  const ssize_t n = ::recv(socket_.native_handle(), &probe, 1, MSG_PEEK | MSG_DONTWAIT);
-  return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);  // else data, EOF or an error: read now
-}
-
 awaitable<bool> client_session::flush_client() {
   boost::system::error_code ec;
   for (;;) {

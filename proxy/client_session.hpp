@@ -183,10 +183,6 @@ class client_session : public std::enable_shared_from_this<client_session>,
   };
   awaitable<void> client_pump();
   awaitable<void> server_pump();
-  // Before the client pump's next read: true when the client has sent nothing yet and nothing
-  // of it is buffered (plaintext), so the pump waits for the socket to become readable with no
-  // read buffer at all (an idle client keeps none; the buffer goes back to the worker's pool).
-  bool park_client_input();
   // The server pump runs only while a server is attached (an idle client has no coroutine
   // reading a server, nor its frame): started by on_attached, it returns once the server went
   // back to the pool. Wakes the pump instead when it still runs.

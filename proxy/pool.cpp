@@ -103,7 +103,10 @@ std::vector<std::shared_ptr<pool::waiter_slot>> pool::deliver_locked(std::vector
     auto slot = std::move(it->second);
     waiters_.erase(it);
     slot->granted = g;
-    if (g.k == grant::kind::idle_server) slot->server = take_idle_locked(g.server);
+    if (g.k == grant::kind::idle_server) {
+      slot->server = take_idle_locked(g.server);
+      slot->granted_at = clock::now();
+    }
     wake_list.push_back(std::move(slot));
   }
   grants.clear();
@@ -121,6 +124,7 @@ awaitable<acquire_result> pool::acquire(worker& w, std::uint64_t client_id, cloc
                                         wait_handle* handle) {
   bool waited = false;
   for (;;) {
+    clock::time_point granted_at{};  // a server handed over from the queue: when it was
     const waiter_id wid = next_waiter_.fetch_add(1, std::memory_order_relaxed);
     std::optional<grant> g;
     std::shared_ptr<server_connection> srv;
@@ -148,6 +152,7 @@ awaitable<acquire_result> pool::acquire(worker& w, std::uint64_t client_id, cloc
       if (slot->granted) {
         g = slot->granted;
         srv = std::move(slot->server);
+        granted_at = slot->granted_at;
       } else {
         ledger_.cancel(wid);
         waiters_.erase(wid);
@@ -160,7 +165,7 @@ awaitable<acquire_result> pool::acquire(worker& w, std::uint64_t client_id, cloc
     }
 
     if (g->k == grant::kind::idle_server) {
-      if (!srv || !activate(srv, w)) continue;
+      if (!srv || !activate(srv, w, granted_at)) continue;
       acquire_result r;
       r.server = std::move(srv);
       r.waited = waited;
@@ -182,11 +187,14 @@ awaitable<acquire_result> pool::acquire(worker& w, std::uint64_t client_id, cloc
   }
 }
 
-bool pool::activate(const std::shared_ptr<server_connection>& srv, worker& w) {
+bool pool::activate(const std::shared_ptr<server_connection>& srv, worker& w, clock::time_point granted_at) {
   // A server used moments ago is not checked: the check is a system call per transaction, and
-  // a server dying within that window is caught like any failure during a query.
+  // a server dying within that window is caught like any failure during a query. A server
+  // handed to a queued client counts as idle until it was granted, not until that client's
+  // event loop got to it (with 100 clients queued that alone can take milliseconds).
   const auto now = clock::now();
-  if (now - srv->last_used > std::chrono::milliseconds(2) && !srv->looks_alive()) {
+  const auto idle_until = granted_at == clock::time_point{} ? now : granted_at;
+  if (idle_until - srv->last_used > std::chrono::milliseconds(2) && !srv->looks_alive()) {
     spdlog::info("{} closing pool={} reason=closed_while_idle", srv->name(), name_);
     release(srv, false);
     return false;
@@ -203,7 +211,7 @@ std::shared_ptr<server_connection> pool::try_acquire(worker& w) {
     std::lock_guard lk(mu_);
     if (auto id = ledger_.try_take_idle(w.index())) srv = take_idle_locked(*id);
   }
-  if (!srv || !activate(srv, w)) return nullptr;
+  if (!srv || !activate(srv, w, {})) return nullptr;
   return srv;
 }
 

@@ -148,6 +148,7 @@ class pool : public std::enable_shared_from_this<pool> {
     asio::steady_timer timer;
     std::optional<grant> granted;
     std::shared_ptr<server_connection> server;
+    std::chrono::steady_clock::time_point granted_at{};
   };
   class budget_gate : public open_gate {
    public:
@@ -162,9 +163,10 @@ class pool : public std::enable_shared_from_this<pool> {
 
   std::shared_ptr<server_connection> take_idle_locked(server_id id);
   bool can_log_in_locked() const;
-  // Checks and prepares an idle server just taken for a client on `w`; false (and the server
-  // closed and released) when it died while idle.
-  bool activate(const std::shared_ptr<server_connection>& srv, worker& w);
+  // Checks and prepares an idle server just taken for a client on `w` (granted at `granted_at`
+  // to a queued client, or now when that is zero); false (and the server closed and released)
+  // when it died while idle.
+  bool activate(const std::shared_ptr<server_connection>& srv, worker& w, std::chrono::steady_clock::time_point granted_at);
   // Under the lock: hands out grants; returns the slots to wake once the lock is released.
   std::vector<std::shared_ptr<waiter_slot>> deliver_locked(std::vector<grant>& grants);
   static void wake(std::vector<std::shared_ptr<waiter_slot>>& slots);

@@ -25,6 +25,7 @@
 #include "proxy/pinning.hpp"
 #include "proxy/relay_detail.hpp"
 #include "proxy/pool.hpp"
+#include "proxy/ready_read.hpp"
 #include "proxy/runtime.hpp"
 #include "proxy/server_connection.hpp"
 #include "proxy/tls.hpp"
@@ -341,13 +342,9 @@ awaitable<void> client_session::client_pump() {
   for (;;) {
     if (machine_.ending()) co_return;
     client_reading_ = true;  // nothing half-done from here to the read's end (session_retry.cpp)
-    if (park_client_input()) {
-      co_await socket_.async_wait(tcp::socket::wait_read, nothrow_awaitable);
-      if (machine_.ending()) co_return;
-    }
-    auto space = cbuf_.prepare(1024);
-    auto [ec, n] = tls_ ? co_await tls_read_some(socket_, *tls_, space)
-                        : co_await socket_.async_read_some(asio::buffer(space.data(), space.size()), nothrow_awaitable);
+    // Without TLS the buffer is taken only once the query is there: an idle client holds none.
+    auto [ec, n] = tls_ ? co_await tls_read_some(socket_, *tls_, cbuf_.prepare(1024))
+                        : co_await async_read_into(socket_, cbuf_, 1024, nothrow_awaitable);
     client_reading_ = false;
     // A read being run again on another backend (session_retry.cpp): what came now waits for it.
     while (retrying_ && !machine_.ending()) {
@@ -718,10 +715,9 @@ awaitable<void> client_session::server_pump() {
         continue;
       }
     }
-    auto space = sbuf_.prepare(4096);
     auto [ec, n] = server_->tls() != nullptr
-                       ? co_await tls_read_some(server_->socket(), *server_->tls(), space)
-                       : co_await server_->socket().async_read_some(asio::buffer(space.data(), space.size()), nothrow_awaitable);
+                       ? co_await tls_read_some(server_->socket(), *server_->tls(), sbuf_.prepare(4096))
+                       : co_await async_read_into(server_->socket(), sbuf_, 4096, nothrow_awaitable);
     if (machine_.ending()) co_return;
     if (ec) {
       spdlog::info("{} server_closed server={} error=\"{}\"", name_, server_->name(), ec.message());

@@ -16,6 +16,7 @@
 #include "proxy/monitor.hpp"
 #include "proxy/pinning.hpp"
 #include "proxy/pool.hpp"
+#include "proxy/ready_read.hpp"
 #include "proxy/relay_detail.hpp"
 #include "proxy/runtime.hpp"
 #include "proxy/server_connection.hpp"
@@ -90,8 +91,9 @@ awaitable<bool> client_session::attach_server(bool for_login) {
   dbstats_->add(database_stats::field::wait_time,
                 static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - asked).count()));
   // A client that gave up while queued (closed its connection) must not have its query run.
-  if (r.waited && r.server && !machine_.ending()) {
-    // What the client sent since (not consumed): EOF, or a Terminate, means it has left.
+  if (r.waited && r.server && !machine_.ending() && (tls_ || may_have_input(socket_))) {
+    // What the client sent since (not consumed): EOF, or a Terminate, means it has left. Only
+    // looked at when the event loop saw something arrive since the query was read.
     std::uint8_t next[5];
     const auto n = ::recv(socket_.native_handle(), next, sizeof next, MSG_PEEK | MSG_DONTWAIT);
     if (n == 0 || (n == 5 && std::equal(next, next + 5, protocol::terminate_msg))) end(end_reason::client_closed);
