@@ -92,10 +92,14 @@ awaitable<void> client_session::run() {
 }
 
 void client_session::start_server_pump() {
+  server_pump_retire_ = false;
   if (server_pump_running_) {
     signal();
     return;
   }
+  const auto now = clock::now();
+  server_pump_hot_ = server_pump_started_ != clock::time_point{} && now - server_pump_started_ < std::chrono::milliseconds(100);
+  server_pump_started_ = now;
   // Cleared by the pump itself when it returns (server_pump), so a server attached right after
   // starts a new one.
   server_pump_running_ = true;
@@ -238,6 +242,13 @@ void client_session::check_timeouts(clock::time_point now, const conf::config& c
   if (in_transaction && cfg.idle_transaction_timeout.count() > 0 && now - last_activity_ >= cfg.idle_transaction_timeout) {
     spdlog::info("{} timeout kind=idle_transaction_timeout", name_);
     fail(end_reason::idle_transaction_timeout, "25P03", "terminating connection due to idle-in-transaction timeout");
+    return;
+  }
+  // A second without a query: the server pump's coroutine goes (the next attach starts one).
+  if (server_pump_parked_ && !server_ && now - last_activity_ >= std::chrono::seconds(1)) {
+    server_pump_retire_ = true;
+    if (tracker_.idle() && tracker_.size() == 0) tracker_.clear();  // and the ring kept for it
+    signal();
   }
 }
 

@@ -183,9 +183,12 @@ class client_session : public std::enable_shared_from_this<client_session>,
   };
   awaitable<void> client_pump();
   awaitable<void> server_pump();
-  // The server pump runs only while a server is attached (an idle client has no coroutine
-  // reading a server, nor its frame): started by on_attached, it returns once the server went
-  // back to the pool. Wakes the pump instead when it still runs.
+  // The server pump runs while a server is attached, and between the transactions of a busy
+  // client: started by on_attached, it returns once the server went back to the pool, unless
+  // it was started less than 100 ms after the previous one; then it waits for the next server
+  // (no coroutine started per transaction) until the client has been idle for a second
+  // (check_timeouts retires it). An idle client keeps no coroutine reading a server, nor its
+  // frame. Wakes the pump instead when it still runs.
   void start_server_pump();
   // Takes a server from the pool the cluster chooses (waiting up to query_wait_timeout).
   // `for_login`: only to learn the server's parameters; settings are applied once login is done.
@@ -394,6 +397,10 @@ class client_session : public std::enable_shared_from_this<client_session>,
   lazy_timer done_signal_;
   lazy_timer write_done_;  // the server pump finished a write the client pump waits out
   bool server_pump_running_ = false;  // set by start_server_pump, cleared when server_pump returns
+  bool server_pump_parked_ = false;   // waiting for the next server, none attached
+  bool server_pump_retire_ = false;   // the client went idle: the parked pump returns
+  bool server_pump_hot_ = false;      // started moments after the last one: it parks, not returns
+  clock::time_point server_pump_started_{};
 
   wait_handle wait_;  // interrupts a wait for a server when the session ends
   std::vector<std::uint8_t> final_message_;

@@ -212,9 +212,11 @@ bool ascii_lower_equal(char a, char b) noexcept {
 // The common case, decided without tokenizing: one statement (a trailing ';' allowed) whose
 // first keyword cannot change session state, with none of the words that could inside it.
 // Anything else goes through the full lexer.
+bool ascii_space(char c) noexcept { return c == ' ' || (c >= '\t' && c <= '\r'); }
+
 bool obviously_harmless(std::string_view sql) noexcept {
   std::size_t i = 0;
-  while (i < sql.size() && std::isspace(static_cast<unsigned char>(sql[i]))) ++i;
+  while (i < sql.size() && ascii_space(sql[i])) ++i;
   std::size_t j = i;
   while (j < sql.size() && std::isalpha(static_cast<unsigned char>(sql[j]))) ++j;
   const std::string_view first = sql.substr(i, j - i);
@@ -236,7 +238,7 @@ bool obviously_harmless(std::string_view sql) noexcept {
   const auto semi = sql.find(';');
   if (semi != std::string_view::npos) {
     for (std::size_t k = semi + 1; k < sql.size(); ++k) {
-      if (!std::isspace(static_cast<unsigned char>(sql[k]))) return false;
+      if (!ascii_space(sql[k])) return false;
     }
   }
   // One pass for the words that may matter anywhere in the text (a hit sends the statement

@@ -69,13 +69,13 @@ void response_tracker::pop() noexcept {
   --count_;
 }
 
-void response_tracker::clear() noexcept {
+void response_tracker::clear(bool keep_storage) noexcept {
   while (count_ > 0) pop();
   head_ = 0;
   unsynced_ = false;
   // Called when a server is attached or released: an idle client keeps no ring (the next
   // transaction's first push allocates one, from the allocator's per-thread cache).
-  ring_ = {};
+  if (!keep_storage) ring_ = {};
 }
 
 void response_tracker::emit_ready(hooks& h) {

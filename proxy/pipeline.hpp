@@ -93,8 +93,9 @@ class response_tracker {
   bool idle() const noexcept { return count_ == 0 && !unsynced_; }
   bool in_extended_batch() const noexcept { return unsynced_; }
 
-  // Drops everything (the connection is being closed or reset).
-  void clear() noexcept;
+  // Drops everything (the connection is being closed or reset). The ring's storage goes too,
+  // unless `keep_storage` (a busy client: its next transaction follows at once).
+  void clear(bool keep_storage = false) noexcept;
 
  private:
   expectation& at(std::size_t i) noexcept { return ring_[(head_ + i) & (ring_.size() - 1)]; }

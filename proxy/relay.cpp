@@ -139,7 +139,7 @@ void client_session::release_server() {
   spdlog::debug("{} released server={} status={}", name_, server_->name(), server_->transaction_status);
   auto s = std::move(server_);
   set_cancel_target(nullptr);
-  tracker_.clear();
+  tracker_.clear(server_pump_hot_);  // a busy client keeps its ring for the next transaction
   disarm_read_retry();
   machine_.detached();
   if (counted_backend_ != nullptr) counted_backend_->active.fetch_sub(1, std::memory_order_relaxed);
@@ -703,7 +703,15 @@ awaitable<void> client_session::server_pump() {
   co_await asio::post(worker_.io(), asio::use_awaitable);
   for (;;) {
     if (machine_.ending()) co_return;
-    if (!server_) co_return;  // back in the pool: no server to read until the next attach
+    if (!server_) {
+      // Back in the pool: a busy client's pump waits for the next attach (its signal comes
+      // after the batch is sent); otherwise, or once the client went idle, it returns.
+      if (std::exchange(server_pump_retire_, false) || !server_pump_hot_) co_return;
+      server_pump_parked_ = true;
+      co_await wait_signal();
+      server_pump_parked_ = false;
+      continue;
+    }
     if (sbuf_.empty() && releasable()) {
       const auto act = machine_.between_requests(true);
       if (act == relay_machine::release_action::release_now) {

@@ -224,7 +224,7 @@ void client_session::on_attached(std::shared_ptr<server_connection> s, bool for_
   server_ = std::move(s);
   counted_backend_ = chosen_;
   if (counted_backend_ != nullptr) counted_backend_->active.fetch_add(1, std::memory_order_relaxed);
-  tracker_.clear();
+  tracker_.clear(true);  // empty already, unless a retry or a reset left something
   machine_.attached(for_login);
   set_cancel_target(server_.get());
   spdlog::debug("{} attached server={} worker={}", name_, server_->name(), worker_.index());
@@ -274,12 +274,21 @@ void client_session::restore_reset_parameters(std::string_view sql) {
   // RESET of one parameter puts a direct connection back at the client's startup value, and a
   // pooled server at its own: the startup value goes back right behind the statement.
   if (startup_.reported.empty() && startup_.settings.empty()) return;
-  auto mentions = [&](std::string_view w) {
-    return std::search(sql.begin(), sql.end(), w.begin(), w.end(), [](char a, char b) {
-             return std::tolower(static_cast<unsigned char>(a)) == b;
-           }) != sql.end();
+  // One pass, case-insensitive, ASCII letters only (c | 0x20 lowers a letter and nothing else
+  // into one): it runs on every simple Query, so no locale-aware call per character.
+  auto at = [&](std::size_t i, std::string_view w) {
+    if (i + w.size() > sql.size()) return false;
+    for (std::size_t k = 0; k < w.size(); ++k) {
+      if (static_cast<char>(sql[i + k] | 0x20) != w[k]) return false;
+    }
+    return true;
   };
-  if (!mentions("reset") && !mentions("default")) return;
+  bool mentioned = false;
+  for (std::size_t i = 0; i < sql.size() && !mentioned; ++i) {
+    const char c = static_cast<char>(sql[i] | 0x20);
+    mentioned = (c == 'r' && at(i, "reset")) || (c == 'd' && at(i, "default"));
+  }
+  if (!mentioned) return;
   parameter_set wanted;
   for (const auto& name : reset_parameter_names(sql)) {
     if (const std::string* v = startup_.reported.find(name)) wanted.set(name, *v);
