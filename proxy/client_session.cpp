@@ -118,16 +118,15 @@ void client_session::start_server_pump() {
 
 std::optional<client_session::cancel_target> client_session::current_cancel_target() {
   std::lock_guard lk(cancel_mu_);
-  return cancel_target_;
+  if (!cancel_target_) return std::nullopt;
+  return cancel_target{cancel_target_->server, cancel_target_->pid, cancel_target_->secret};
 }
 
-void client_session::set_cancel_target(const server_connection* s) {
+void client_session::set_cancel_target(server_connection* s) {
+  std::shared_ptr<const server_connection::cancel_key> next;
+  if (s != nullptr) next = s->cancel_info();
   std::lock_guard lk(cancel_mu_);
-  if (s == nullptr) {
-    cancel_target_.reset();
-  } else {
-    cancel_target_ = cancel_target{s->remote, s->backend_pid, s->backend_secret};
-  }
+  cancel_target_.swap(next);  // the old one is let go after the lock
 }
 
 // --- the client socket -----------------------------------------------------------------------

@@ -183,6 +183,19 @@ class client_session : public std::enable_shared_from_this<client_session>,
   };
   awaitable<void> client_pump();
   awaitable<void> server_pump();
+  // The client pump's framing of what it read, outside its coroutine frame (relay.cpp).
+  struct input_frames {
+    std::size_t stream_now = 0;  // bytes that continue a streamed CopyData
+    std::size_t framed = 0;      // bytes in complete messages (after stream_now)
+    bool want_server = false;
+    bool invalid = false;
+    int bad_type = -1;  // PostgreSQL judges the type byte before the length that follows it
+  };
+  input_frames frame_input(std::span<const std::uint8_t> data);
+  // What of `data` after `framed` starts a large CopyData to stream; returns the bytes used.
+  std::size_t start_copy_stream(std::span<const std::uint8_t> data, std::size_t framed);
+  // Polls (1 ms) until the server's replies are all in, or (`released`) the server is gone.
+  awaitable<void> wait_server_idle(bool released);
   // The server pump runs while a server is attached, and between the transactions of a busy
   // client: started by on_attached, it returns once the server went back to the pool, unless
   // it was started less than 100 ms after the previous one; then it waits for the next server
@@ -283,7 +296,7 @@ class client_session : public std::enable_shared_from_this<client_session>,
   void fail(end_reason r, std::string_view sqlstate, std::string_view message, std::string_view severity = "FATAL");
   void fail_with(end_reason r, const server_error& e);
   awaitable<void> finish();
-  void set_cancel_target(const server_connection* s);
+  void set_cancel_target(server_connection* s);
 
   worker& worker_;
   runtime& rt_;
@@ -393,7 +406,7 @@ class client_session : public std::enable_shared_from_this<client_session>,
   std::vector<std::uint8_t> client_pending_;
   std::vector<std::uint8_t> client_flushing_;
   std::vector<std::uint8_t> server_tail_;  // what the server's socket did not take at once
-  asio::steady_timer signal_;
+  lazy_timer signal_;  // made on the first wait: a client that never parks its server pump has none
   lazy_timer done_signal_;
   lazy_timer write_done_;  // the server pump finished a write the client pump waits out
   bool server_pump_running_ = false;  // set by start_server_pump, cleared when server_pump returns
@@ -406,7 +419,7 @@ class client_session : public std::enable_shared_from_this<client_session>,
   std::vector<std::uint8_t> final_message_;
 
   tiny_lock cancel_mu_;
-  std::optional<cancel_target> cancel_target_;
+  std::shared_ptr<const server_connection::cancel_key> cancel_target_;  // the server's, shared
 };
 
 }  // namespace pgsluice::proxy

@@ -338,6 +338,62 @@ bool client_session::process_client(std::span<const std::uint8_t> data) {
   return !machine_.ending();
 }
 
+client_session::input_frames client_session::frame_input(std::span<const std::uint8_t> data) {
+  // Frame, once: the rest of a streamed CopyData first, then complete messages (frames_); the
+  // start of a large CopyData to stream is start_copy_stream's.
+  input_frames in;
+  if (machine_.client_stream_left() > 0) {
+    in.stream_now = machine_.client_streamed(data.size());
+    if (server_) to_server_.add_input(data.data(), in.stream_now);
+  }
+  in.framed = in.stream_now;
+  frames_.clear();
+  class_frame_ = ~std::size_t{0};  // a new batch: nothing classified yet
+  if (machine_.client_stream_left() != 0) return in;
+  for (;;) {
+    if (in.framed < data.size() && !is_client_message_type(data[in.framed])) {
+      in.bad_type = data[in.framed];
+      break;
+    }
+    const auto r = protocol::next_frame(data.subspan(in.framed), max_message_size_);
+    if (r.is_frame()) {
+      frames_.push_back(client_frame{r.f.tag, static_cast<std::uint32_t>(in.framed), static_cast<std::uint32_t>(r.f.size)});
+      in.want_server = in.want_server || !needs_no_server(r.f.tag);
+      in.framed += r.f.size;
+      if (r.f.tag == 'X') break;
+      continue;
+    }
+    if (r.is_invalid()) {
+      in.invalid = true;
+      if (r.error == errc::message_too_large) {
+        spdlog::info("{} protocol_violation message_too_large limit={}", name_, max_message_size_);
+      }
+    }
+    break;
+  }
+  return in;
+}
+
+std::size_t client_session::start_copy_stream(std::span<const std::uint8_t> data, std::size_t framed) {
+  // A large CopyData right after the complete messages: stream what has arrived of it.
+  if (machine_.client_stream_left() != 0 || framed >= data.size()) return framed;
+  const auto r = protocol::next_frame(data.subspan(framed), max_message_size_);
+  if (!r.is_need_more() || r.f.size < stream_threshold || r.f.tag != 'd') return framed;
+  const std::size_t have = data.size() - framed;
+  if (server_) to_server_.add_input(data.data() + framed, have);
+  machine_.client_stream(r.f.size - have);
+  return data.size();
+}
+
+awaitable<void> client_session::wait_server_idle(bool released) {
+  // Its own coroutine: the timer is in this rare wait's frame, not in the client pump's.
+  asio::steady_timer t(worker_.io());
+  while (!machine_.ending() && server_ && (released || !tracker_.idle())) {
+    t.expires_after(std::chrono::milliseconds(1));
+    co_await t.async_wait(nothrow_awaitable);
+  }
+}
+
 awaitable<void> client_session::client_pump() {
   for (;;) {
     if (machine_.ending()) co_return;
@@ -361,43 +417,11 @@ awaitable<void> client_session::client_pump() {
     last_activity_ = clock::now();
     dbstats_->add(database_stats::field::bytes_received, n);
 
-    // Frame, once: the rest of a streamed CopyData first, then complete messages, then possibly
-    // the start of a large CopyData to stream.
     auto data = cbuf_.data();
-    std::size_t stream_now = 0;
-    if (machine_.client_stream_left() > 0) {
-      stream_now = machine_.client_streamed(data.size());
-      if (server_) to_server_.add_input(data.data(), stream_now);
-    }
-    std::size_t framed = stream_now;
-    bool want_server = false;
-    bool invalid = false;
-    int bad_type = -1;  // PostgreSQL judges the type byte before the length that follows it
-    frames_.clear();
-    class_frame_ = ~std::size_t{0};  // a new batch: nothing classified yet
-    if (machine_.client_stream_left() == 0) {
-      for (;;) {
-        if (framed < data.size() && !is_client_message_type(data[framed])) {
-          bad_type = data[framed];
-          break;
-        }
-        const auto r = protocol::next_frame(data.subspan(framed), max_message_size_);
-        if (r.is_frame()) {
-          frames_.push_back(client_frame{r.f.tag, static_cast<std::uint32_t>(framed), static_cast<std::uint32_t>(r.f.size)});
-          want_server = want_server || !needs_no_server(r.f.tag);
-          framed += r.f.size;
-          if (r.f.tag == 'X') break;
-          continue;
-        }
-        if (r.is_invalid()) {
-          invalid = true;
-          if (r.error == errc::message_too_large) {
-            spdlog::info("{} protocol_violation message_too_large limit={}", name_, max_message_size_);
-          }
-        }
-        break;
-      }
-    }
+    const input_frames in = frame_input(data);
+    const std::size_t stream_now = in.stream_now;
+    const std::size_t framed = in.framed;
+    bool want_server = in.want_server;
     emit_target_ = &client_emit_;
     bool go_on = true;
     int answered = 0;  // answer_routing_statement: 1 answered, 2 wait for the server's replies first
@@ -413,21 +437,14 @@ awaitable<void> client_session::client_pump() {
         // arrives while a replica still serves its previous transaction waits for that server
         // to be released, then goes where it belongs (inside an open transaction it stays: the
         // replica answers as PostgreSQL does).
-        asio::steady_timer t(worker_.io());
-        while (!machine_.ending() && server_ && !tracker_.idle()) {
-          t.expires_after(std::chrono::milliseconds(1));
-          co_await t.async_wait(nothrow_awaitable);
-        }
+        co_await wait_server_idle(false);
         if (machine_.ending()) co_return;
         data = cbuf_.data();
         if (answered == 2) {
           answered = answer_routing_statement(data);
           if (answered == 1) want_server = false;
         } else if (server_ && server_->transaction_status == 'I') {
-          while (!machine_.ending() && server_) {
-            t.expires_after(std::chrono::milliseconds(1));
-            co_await t.async_wait(nothrow_awaitable);
-          }
+          co_await wait_server_idle(true);
           if (machine_.ending()) co_return;
         }
       }
@@ -454,17 +471,7 @@ awaitable<void> client_session::client_pump() {
       }
       go_on = process_client(data);
     }
-    std::size_t used = framed;
-    // A large CopyData right after: stream what has arrived of it.
-    if (go_on && !invalid && machine_.client_stream_left() == 0 && framed < data.size()) {
-      const auto r = protocol::next_frame(data.subspan(framed), max_message_size_);
-      if (r.is_need_more() && r.f.size >= stream_threshold && r.f.tag == 'd') {
-        const std::size_t have = data.size() - framed;
-        if (server_) to_server_.add_input(data.data() + framed, have);
-        machine_.client_stream(r.f.size - have);
-        used = data.size();
-      }
-    }
+    const std::size_t used = go_on && !in.invalid ? start_copy_stream(data, framed) : framed;
     tracker_.emit_ready(*this);
     if (!client_emit_.empty()) disarm_read_retry();  // the client has seen a reply
 
@@ -478,12 +485,12 @@ awaitable<void> client_session::client_pump() {
     cbuf_.consume(used);
     cbuf_.shrink_if_empty(64 * 1024);
     if (!go_on) end(end_reason::client_terminate);  // no-op when a protocol error ended it already
-    if (bad_type >= 0) {
+    if (in.bad_type >= 0) {
       // As PostgreSQL's postgres.c: FATAL "invalid frontend message type %d".
-      spdlog::info("{} protocol_violation message_type={}", name_, bad_type);
-      fail(end_reason::client_protocol_error, "08P01", "invalid frontend message type " + std::to_string(bad_type));
+      spdlog::info("{} protocol_violation message_type={}", name_, in.bad_type);
+      fail(end_reason::client_protocol_error, "08P01", "invalid frontend message type " + std::to_string(in.bad_type));
     }
-    if (invalid) fail(end_reason::client_protocol_error, "08P01", "invalid message length");
+    if (in.invalid) fail(end_reason::client_protocol_error, "08P01", "invalid message length");
     if (machine_.ending()) co_return;
   }
 }

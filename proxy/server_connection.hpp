@@ -151,11 +151,24 @@ class server_connection {
   std::int32_t backend_secret = 0;
   stream_endpoint remote;      // the server: an IP address and port, or its Unix socket's path
   stream_endpoint local;       // this end of the connection (SHOW SERVERS)
+  // What a CancelRequest for this connection's query needs, made once (after the login set
+  // the key) and shared with the client holding it: a pointer per client, not a copy.
+  struct cancel_key {
+    stream_endpoint server;
+    std::int32_t pid = 0;
+    std::int32_t secret = 0;
+  };
+  const std::shared_ptr<const cancel_key>& cancel_info() {
+    if (!cancel_info_ || cancel_info_->pid != backend_pid || cancel_info_->secret != backend_secret)
+      cancel_info_ = std::make_shared<const cancel_key>(cancel_key{remote, backend_pid, backend_secret});
+    return cancel_info_;
+  }
   clock::time_point created = clock::now();
   clock::time_point last_used = clock::now();
   std::weak_ptr<pool> owner;
 
  private:
+  std::shared_ptr<const cancel_key> cancel_info_;
   // Reads one complete message into buf_ (returns its tag and body, valid until the next read).
   struct message {
     char tag = 0;
