@@ -400,7 +400,7 @@ awaitable<void> client_session::client_pump() {
     client_reading_ = true;  // nothing half-done from here to the read's end (session_retry.cpp)
     // Without TLS the buffer is taken only once the query is there: an idle client holds none.
     auto [ec, n] = tls_ ? co_await tls_read_some(socket_, *tls_, cbuf_.prepare(1024))
-                        : co_await async_read_into(socket_, cbuf_, 1024, nothrow_awaitable);
+                        : co_await async_read_into(socket_, cbuf_, 1024, &ends_awaiting_reply, nothrow_awaitable);
     client_reading_ = false;
     // A read being run again on another backend (session_retry.cpp): what came now waits for it.
     while (retrying_ && !machine_.ending()) {
@@ -732,7 +732,7 @@ awaitable<void> client_session::server_pump() {
     }
     auto [ec, n] = server_->tls() != nullptr
                        ? co_await tls_read_some(server_->socket(), *server_->tls(), sbuf_.prepare(4096))
-                       : co_await async_read_into(server_->socket(), sbuf_, 4096, nothrow_awaitable);
+                       : co_await async_read_into(server_->socket(), sbuf_, 4096, &ends_with_ready_for_query, nothrow_awaitable);
     if (machine_.ending()) co_return;
     if (ec) {
       spdlog::info("{} server_closed server={} error=\"{}\"", name_, server_->name(), ec.message());
