@@ -246,7 +246,7 @@ void client_session::check_timeouts(clock::time_point now, const conf::config& c
   // A second without a query: the server pump's coroutine goes (the next attach starts one).
   if (server_pump_parked_ && !server_ && now - last_activity_ >= std::chrono::seconds(1)) {
     server_pump_retire_ = true;
-    if (tracker_.idle() && tracker_.size() == 0) tracker_.clear();  // and the ring kept for it
+    if (tracker_.idle()) tracker_.clear();  // and the ring kept for it (idle: nothing in it)
     signal();
   }
 }
