@@ -285,6 +285,9 @@ struct config {
   bool server_reset_query_always = false;  // also in transaction mode
   // Named prepared statements tracked per server connection in transaction mode; 0 disables tracking.
   std::uint32_t max_prepared_statements = 200;
+  // Pipelined statements (transaction mode): autocommit statements of different clients queued
+  // back to back on one server connection, at most this many; 0 = off.
+  std::uint32_t pipeline_depth = 0;
 
   // --- timeouts (0 = disabled unless noted) --------------------------------
   duration server_connect_timeout = std::chrono::seconds{15};

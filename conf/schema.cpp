@@ -52,6 +52,10 @@ const setting<config> root_keys[] = {
     {"server_reset_query_always", &config::server_reset_query_always, any_value, "Also run server_reset_query in transaction mode."},
     {"max_prepared_statements", &config::max_prepared_statements, count_range,
      "Named prepared statements cached per server connection in transaction mode (least recently used are closed); 0 = no tracking."},
+    {"pipeline_depth", &config::pipeline_depth, {0, 64},
+     "Transaction mode: autocommit statements of different clients (a single SELECT, INSERT, UPDATE, DELETE, "
+     "VALUES, TABLE, WITH, SHOW or EXPLAIN that leaves no session state) are queued back to back on one "
+     "server connection, up to this many at once; 0 = off. A slow statement delays those queued behind it."},
     {"server_connect_timeout", &config::server_connect_timeout, up_to_a_day, "Time allowed to connect and log in to a server."},
     {"server_login_retry", &config::server_login_retry, up_to_a_day,
      "After a failed server login, wait this long before opening min_pool_size connections again "

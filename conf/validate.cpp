@@ -190,6 +190,22 @@ void check_pool_size_auto(context& ctx, const config& c) {
   }
 }
 
+// pipeline_depth: only where transactions release their servers, and not yet where reads are
+// routed to replicas (a queued statement would have to be routed, and read-your-writes kept).
+void check_pipeline(context& ctx, const config& c) {
+  if (c.pipeline_depth == 0) return;
+  if (c.pool_mode != pool_mode::transaction) {
+    ctx.error_at("pipeline_depth", "needs pool_mode = \"transaction\" (got \"" + std::string(to_string(c.pool_mode)) + "\")");
+    return;
+  }
+  for (const auto& db : c.databases) {
+    if (!db.has_replicas()) continue;
+    ctx.error_at("pipeline_depth", "not supported yet with replicas (database " + db.name +
+                                       " lists replicas); set it to 0 or remove the replicas");
+    return;
+  }
+}
+
 }  // namespace
 
 void check_cross_references(context& ctx, config& c) {
@@ -201,6 +217,7 @@ void check_cross_references(context& ctx, config& c) {
                                       " (got " + std::to_string(c.min_pool_size) + ")");
   }
   check_pool_size_auto(ctx, c);
+  check_pipeline(ctx, c);
 
   const bool lookups = !c.auth_user.empty();
   for (const auto& u : c.users) {

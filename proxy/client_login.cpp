@@ -456,31 +456,19 @@ awaitable<void> client_session::forward_cancel(std::int32_t pid, std::int32_t se
     spdlog::info("{} cancel_request unknown_key", name_);
     co_return;
   }
+  // What the lane of a pipelined statement decides itself (lanes.hpp): when it may be sent.
+  if (target_session->cancel_in_lane()) {
+    spdlog::info("{} cancel_request for={} pipelined", name_, target_session->name());
+    co_return;
+  }
   auto target = target_session->current_cancel_target();
   if (!target) {
     spdlog::info("{} cancel_request for={} no_server_attached", name_, target_session->name());
     co_return;
   }
-  // A new connection to the server running the query, carrying that server's own key.
-  // https://www.postgresql.org/docs/15/protocol-flow.html#id-1.10.6.7.10
-  stream_socket s(worker_.io());
-  watchdog wd(s.get_executor(), std::chrono::seconds(5), [&s] {
-    boost::system::error_code ignored;
-    s.cancel(ignored);
-  });
-  auto [ec] = co_await s.async_connect(target->server, nothrow_awaitable);
-  if (ec) {
-    spdlog::warn("{} cancel_request for={} connect_failed error=\"{}\"", name_, target_session->name(), ec.message());
+  if (const auto err = co_await send_cancel_request(worker_.io(), target->server, target->pid, target->secret)) {
+    spdlog::warn("{} cancel_request for={} connect_failed error=\"{}\"", name_, target_session->name(), *err);
     co_return;
-  }
-  std::vector<std::uint8_t> out;
-  protocol::encode(protocol::cancel_request{target->pid, target->secret}, out);
-  auto [wec, n] = co_await asio::async_write(s, asio::buffer(out), nothrow_awaitable);
-  (void)n;
-  if (!wec) {
-    // Wait for the server to close the connection: it has then read the request.
-    std::uint8_t b;
-    co_await s.async_read_some(asio::buffer(&b, 1), nothrow_awaitable);
   }
   rt_.stats().add(counter::cancels_forwarded);
   spdlog::info("{} cancel_request for={} backend_pid={} forwarded", name_, target_session->name(), target->pid);

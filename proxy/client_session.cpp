@@ -227,6 +227,7 @@ void client_session::check_timeouts(clock::time_point now, const conf::config& c
     return;
   }
   const bool server_idle = server_ && tracker_.idle() && machine_.streams_idle();
+  if (lane_ != nullptr) return;  // a pipelined statement runs: its reply comes first
   if (shutting_down && (st == relay_state::idle || (server_idle && server_->transaction_status == 'I'))) {
     fail(end_reason::shutdown, "57P01", "terminating connection due to administrator command");
     return;

@@ -22,6 +22,7 @@
 // routing).
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -53,6 +54,7 @@ class pool;
 class cluster;
 class tls_channel;
 class tls_contexts;
+class lane;
 
 class client_session : public std::enable_shared_from_this<client_session>,
                        private response_tracker::hooks,
@@ -84,6 +86,9 @@ class client_session : public std::enable_shared_from_this<client_session>,
     std::int32_t secret = 0;
   };
   std::optional<cancel_target> current_cancel_target();
+  // A CancelRequest for a statement this session has in a lane (lanes.hpp): handed to the lane
+  // on the session's own thread, which sends it when it may. False: no such statement.
+  bool cancel_in_lane();
 
   // --- the admin console (admin_session.cpp) ---
   // What SHOW CLIENTS / SERVERS / POOLS show of this session and of the server it holds; read
@@ -266,7 +271,19 @@ class client_session : public std::enable_shared_from_this<client_session>,
   std::size_t process_server(std::span<const std::uint8_t> data);
   // An ErrorResponse for the client: the server's, with the client's statement names where
   // the server quoted the proxy's internal ones.
-  void forward_error(const std::uint8_t* raw, std::size_t size, std::span<const std::uint8_t> body);
+  void forward_error(const std::uint8_t* raw, std::size_t size, std::span<const std::uint8_t> body, gather_list& to);
+  // --- pipelined statements (session_lanes.cpp, lanes.hpp) ---
+  friend class lane;
+  // Queues the framed batch on a lane when it is one autocommit statement and a lane takes it;
+  // false: it goes the ordinary way.
+  bool try_pipeline(std::span<const std::uint8_t> data);
+  // Until the statement in a lane has its reply.
+  awaitable<void> wait_lane();
+  // The lane's side: replies for the client, the statement done, the lane's server lost.
+  void lane_reply(gather_list& g);
+  void lane_error(const std::uint8_t* raw, std::size_t size, std::span<const std::uint8_t> body, gather_list& to);
+  void lane_done();
+  void lane_failed();
   bool releasable() const noexcept;
   void release_server();
   // SHOW STATS counters: a Query or Sync relayed; a ReadyForQuery from the server.
@@ -418,6 +435,8 @@ class client_session : public std::enable_shared_from_this<client_session>,
   wait_handle wait_;  // interrupts a wait for a server when the session ends
   std::vector<std::uint8_t> final_message_;
 
+  lane* lane_ = nullptr;             // the lane running this client's statement
+  std::atomic<bool> in_lane_{false};  // lane_ != nullptr, for a CancelRequest on another thread
   tiny_lock cancel_mu_;
   std::shared_ptr<const server_connection::cancel_key> cancel_target_;  // the server's, shared
 };

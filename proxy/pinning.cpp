@@ -1,6 +1,9 @@
 // Keyword-level classification of SQL text for session pinning in transaction mode (see pinning.hpp).
 #include "proxy/pinning.hpp"
 
+#include "router/classify.hpp"
+#include "router/lexer.hpp"
+
 #include <array>
 #include <cctype>
 
@@ -344,6 +347,30 @@ session_effects classify_session_effects(std::string_view sql) noexcept {
   if (has_do && (contains_word(sql, "set") || contains_word(sql, "reset") || contains_word(sql, "set_config")))
     merge(out, pin("SET inside DO"));
   return out;
+}
+
+bool pipelinable(std::string_view sql) noexcept {
+  router::lexer lex(sql);
+  router::token first;
+  do {
+    first = lex.next();
+    if (!first.terminated) return false;
+  } while (first.kind == router::token_kind::comment);
+  if (first.kind != router::token_kind::identifier) return false;
+  bool known = false;
+  for (std::string_view w : {"select", "insert", "update", "delete", "merge", "values", "table", "with", "show", "explain"}) {
+    known = known || router::iequals_keyword(first.text, w);
+  }
+  if (!known) return false;
+  for (router::token t = lex.next(); t.kind != router::token_kind::end; t = lex.next()) {
+    if (!t.terminated) return false;
+  }
+  const router::statement_class c = router::classify(sql);
+  if (c.statements != 1 || c.begins_transaction || c.ends_transaction || c.kind != router::statement_kind::ordinary ||
+      c.set_mode != router::access_mode::unspecified)
+    return false;
+  const session_effects fx = classify_session_effects(sql);
+  return !fx.pins && !fx.drops_prepared && !fx.resets_settings;
 }
 
 }  // namespace pgsluice::proxy

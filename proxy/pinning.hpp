@@ -37,6 +37,14 @@ struct session_effects {
 // tolerated (the server will reject the text; the classification is then irrelevant).
 session_effects classify_session_effects(std::string_view sql) noexcept;
 
+// Whether a Query or Parse text may be queued behind other clients' statements on one server
+// connection (pipeline_depth): one statement (SELECT, INSERT, UPDATE, DELETE, MERGE, VALUES,
+// TABLE, WITH, SHOW or EXPLAIN) that neither opens nor ends a transaction, leaves no session
+// state (classify_session_effects) and is no COPY: run in autocommit it leaves the connection
+// idle, with nothing of it for the next statement to inherit. Unterminated quotes and comments
+// make it false.
+bool pipelinable(std::string_view sql) noexcept;
+
 // True for the parameters the proxy tracks through ParameterStatus and re-applies per server
 // (case-insensitive): client_encoding, datestyle, timezone, intervalstyle,
 // standard_conforming_strings, application_name.

@@ -42,6 +42,7 @@ struct prepared_statement {
   std::vector<std::uint8_t> param_types;     // Int16 count + Int32 OIDs, as sent by the client
   std::vector<std::uint8_t> parse_message;   // complete Parse under server_name, ready to inject
   std::uint8_t route_flags = 0;              // statement_flags of router::classify, when routing
+  mutable std::int8_t pipelinable = -1;      // pipelinable(query) once asked (pipeline_depth), -1 before
 };
 using statement_ptr = std::shared_ptr<const prepared_statement>;
 

@@ -412,6 +412,11 @@ awaitable<void> client_session::client_pump() {
       end(end_reason::client_closed);
       co_return;
     }
+    // A pipelined statement still running (lanes.hpp): what came now goes after its reply.
+    if (lane_ != nullptr) {
+      co_await wait_lane();
+      if (machine_.ending()) co_return;
+    }
     cbuf_.commit(n);
     rt_.stats().add(counter::client_received_bytes, static_cast<std::int64_t>(n));
     last_activity_ = clock::now();
@@ -422,6 +427,12 @@ awaitable<void> client_session::client_pump() {
     const std::size_t stream_now = in.stream_now;
     const std::size_t framed = in.framed;
     bool want_server = in.want_server;
+    if (cfg_->pipeline_depth != 0 && want_server && stream_now == 0 && framed == data.size() && !in.invalid &&
+        in.bad_type < 0 && try_pipeline(data)) {
+      cbuf_.consume(framed);
+      cbuf_.release_if_empty();
+      continue;
+    }
     emit_target_ = &client_emit_;
     bool go_on = true;
     int answered = 0;  // answer_routing_statement: 1 answered, 2 wait for the server's replies first
@@ -497,10 +508,11 @@ awaitable<void> client_session::client_pump() {
 
 // --- server -> client ------------------------------------------------------------------------
 
-void client_session::forward_error(const std::uint8_t* raw, std::size_t size, std::span<const std::uint8_t> body) {
+void client_session::forward_error(const std::uint8_t* raw, std::size_t size, std::span<const std::uint8_t> body,
+                                   gather_list& to) {
   const std::string_view text(reinterpret_cast<const char*>(body.data()), body.size());
   if (!rewrite_statements_ || text.find(internal_prefix) == std::string_view::npos) {
-    to_client_.add_input(raw, size);
+    to.add_input(raw, size);
     return;
   }
   // The server quoted a statement by the proxy's name for it: give the client's name instead.
@@ -525,13 +537,13 @@ void client_session::forward_error(const std::uint8_t* raw, std::size_t size, st
     values.push_back(std::move(v));
   }
   if (fields.error() != errc{}) {
-    to_client_.add_input(raw, size);
+    to.add_input(raw, size);
     return;
   }
   for (std::size_t i = 0; i < values.size(); ++i) e.fields.emplace_back(types[i], values[i]);
-  auto& out = to_client_.begin_owned();
+  auto& out = to.begin_owned();
   protocol::encode(e, out);
-  to_client_.end_owned();
+  to.end_owned();
 }
 
 std::size_t client_session::process_server(std::span<const std::uint8_t> data) {
@@ -683,7 +695,7 @@ std::size_t client_session::process_server(std::span<const std::uint8_t> data) {
       }
       if (is_error) {
         rt_.stats().error_sent(error_sqlstate);
-        forward_error(raw, size, body);
+        forward_error(raw, size, body, to_client_);
       } else if (hold_ready) {
         held_ready_.assign(raw, raw + size);
       } else {

@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "proxy/client_session.hpp"
+#include "proxy/lanes.hpp"
 #include "proxy/pool.hpp"
 #include "proxy/tls.hpp"
 
@@ -76,9 +77,17 @@ void worker::visit_sessions(const std::function<void(client_session&)>& fn) {
   }
 }
 
+worker::~worker() = default;
+
+lane_set& worker::lanes() {
+  if (!lanes_) lanes_ = std::make_unique<lane_set>(*this);
+  return *lanes_;
+}
+
 void worker::janitor_tick(clock::time_point now, bool force) {
   const auto cfg = rt_.config();
   const bool shutting_down = rt_.shutting_down();
+  if (lanes_) lanes_->tick(shutting_down || force);
   for (client_session* s = first_; s != nullptr;) {
     client_session* next = s->next_;  // check_timeouts never unlinks synchronously
     if (force) {

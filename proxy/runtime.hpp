@@ -41,11 +41,13 @@ class client_session;
 class pool;
 class runtime;
 class tls_contexts;
+class lane_set;
 
 // One event-loop thread.
 class worker {
  public:
   worker(runtime& rt, unsigned index);
+  ~worker();
   worker(const worker&) = delete;
   worker& operator=(const worker&) = delete;
 
@@ -66,6 +68,9 @@ class worker {
 
   std::vector<tcp::acceptor>& acceptors() noexcept { return acceptors_; }
 
+  // Pipelined statements' lanes of this worker (lanes.hpp), made on first use.
+  lane_set& lanes();
+
   // Runs `fn` on every session of this worker; call it on this worker's thread (the admin
   // console posts there).
   void visit_sessions(const std::function<void(client_session&)>& fn);
@@ -83,6 +88,7 @@ class worker {
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> guard_;
   std::thread thread_;
   std::vector<tcp::acceptor> acceptors_;
+  std::unique_ptr<lane_set> lanes_;
   client_session* first_ = nullptr;  // intrusive list through client_session::next_/prev_
   std::atomic<std::size_t> sessions_{0};
 };

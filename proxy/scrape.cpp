@@ -96,6 +96,8 @@ constexpr counter_export counter_exports[] = {
     {counter::failovers, "pgsluice_failovers_total", "Failovers: a failed primary replaced by a promoted replica."},
     {counter::read_retries, "pgsluice_read_retries_total",
      "Read-only statements run again on another backend after theirs failed before any reply reached the client."},
+    {counter::pipelined_statements, "pgsluice_pipelined_statements_total",
+     "Autocommit statements queued on a server connection behind other clients' (pipeline_depth)."},
 };
 
 // Per-database traffic (proxy/pool_stats.hpp, the counters of the admin console's SHOW STATS).

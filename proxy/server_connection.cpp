@@ -590,4 +590,24 @@ awaitable<server_connection::rows_result> server_connection::query_rows(std::str
   }
 }
 
+awaitable<std::optional<std::string>> send_cancel_request(asio::io_context& io, stream_endpoint server, std::int32_t pid,
+                                                          std::int32_t secret) {
+  stream_socket s(io);
+  watchdog wd(s.get_executor(), std::chrono::seconds(5), [&s] {
+    boost::system::error_code ignored;
+    s.cancel(ignored);
+  });
+  auto [ec] = co_await s.async_connect(server, nothrow_awaitable);
+  if (ec) co_return ec.message();
+  std::vector<std::uint8_t> out;
+  protocol::encode(protocol::cancel_request{pid, secret}, out);
+  auto [wec, n] = co_await asio::async_write(s, asio::buffer(out), nothrow_awaitable);
+  (void)n;
+  if (wec) co_return wec.message();
+  // Wait for the server to close the connection: it has then read the request.
+  std::uint8_t b;
+  co_await s.async_read_some(asio::buffer(&b, 1), nothrow_awaitable);
+  co_return std::nullopt;
+}
+
 }  // namespace pgsluice::proxy

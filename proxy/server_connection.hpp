@@ -199,6 +199,12 @@ class server_connection {
   std::size_t pending_consume_ = 0;
 };
 
+// Sends a CancelRequest for backend `pid` over a new connection to `server` and waits until the
+// server has read it (it closes the connection); the error text when that failed.
+// https://www.postgresql.org/docs/15/protocol-flow.html#id-1.10.6.7.10
+awaitable<std::optional<std::string>> send_cancel_request(asio::io_context& io, stream_endpoint server, std::int32_t pid,
+                                                          std::int32_t secret);
+
 // The fields of an ErrorResponse body as a server_error.
 server_error to_server_error(std::span<const std::uint8_t> body);
 

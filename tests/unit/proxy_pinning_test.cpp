@@ -92,5 +92,25 @@ TEST(pinning_tracked, tracked_parameter_names_are_case_insensitive) {
   EXPECT_FALSE(is_tracked_parameter("work_mem"));
 }
 
+// pipeline_depth: only texts that leave a connection idle and clean may queue behind others.
+TEST(pipelinable, one_autocommit_statement_without_session_state) {
+  for (const char* yes : {"SELECT 1", "  select abalance from pgbench_accounts where aid = $1;",
+                          "/* hint */ -- c\nINSERT INTO t VALUES (1)", "UPDATE t SET a = 1", "DELETE FROM t",
+                          "WITH x AS (SELECT 1) SELECT * FROM x", "VALUES (1)", "TABLE t", "SHOW work_mem",
+                          "EXPLAIN SELECT 1", "SELECT pg_advisory_xact_lock(1)", "SELECT 1 FROM t FOR UPDATE",
+                          "SELECT ';' AS semi"}) {
+    EXPECT_TRUE(pipelinable(yes)) << yes;
+  }
+  for (const char* no : {"BEGIN", "START TRANSACTION", "COMMIT", "SELECT 1; SELECT 2", "BEGIN; SELECT 1",
+                         "SET search_path = x", "SET application_name = 'a'", "SELECT set_config('a.b', 'c', false)",
+                         "SELECT pg_advisory_lock(1)", "LISTEN x", "COPY t FROM STDIN", "COPY t TO STDOUT",
+                         "CREATE TEMP TABLE x (a int)", "SELECT 1 INTO TEMP x", "PREPARE p AS SELECT 1",
+                         "EXECUTE p", "DISCARD ALL", "DEALLOCATE ALL", "DECLARE c CURSOR WITH HOLD FOR SELECT 1",
+                         "CALL p()", "DO $$ BEGIN END $$", "VACUUM", "", "   ", "-- only a comment",
+                         "SELECT 'unterminated", "/* unterminated"}) {
+    EXPECT_FALSE(pipelinable(no)) << no;
+  }
+}
+
 }  // namespace
 }  // namespace pgsluice::proxy

@@ -1,0 +1,176 @@
+// Client sessions, pipelined statements: a batch that is one autocommit statement joins a lane (lanes.hpp) instead of taking a server.
+#include <spdlog/spdlog.h>
+
+#include "protocol/codec.hpp"
+#include "protocol/fields.hpp"
+#include "proxy/client_session.hpp"
+#include "proxy/lanes.hpp"
+#include "proxy/pinning.hpp"
+#include "proxy/relay_detail.hpp"
+#include "proxy/runtime.hpp"
+
+namespace pgsluice::proxy {
+
+using namespace relay_detail;
+
+namespace {
+
+bool cached_pipelinable(const prepared_statement& s) {
+  if (s.pipelinable < 0) s.pipelinable = pipelinable(s.query) ? 1 : 0;
+  return s.pipelinable == 1;
+}
+
+}  // namespace
+
+bool client_session::try_pipeline(std::span<const std::uint8_t> data) {
+  if (server_ || !tracker_.idle() || machine_.pinned() || routing_ || !transaction_mode_ || !pool_ ||
+      !held_begin_.empty() || settings_due_ != settings_due::none || rt_.control().any_paused() || cluster_->retired())
+    return false;
+  // The batch's shape: Query; or [Parse] Bind [Describe] Execute Sync of one statement.
+  const client_frame* parse = nullptr;
+  const client_frame* bind = nullptr;
+  const client_frame* describe = nullptr;
+  statement_ptr named;
+  std::size_t i = 0;
+  auto body = [&](const client_frame* f) { return body_of(data, f->offset, f->size); };
+  if (frames_.size() == 1 && frames_[0].tag == 'Q') {
+    const auto sql = protocol::read_query(body(&frames_[0]));
+    if (!sql || !pipelinable(*sql)) return false;
+  } else {
+    if (i < frames_.size() && frames_[i].tag == 'P') parse = &frames_[i++];
+    if (i < frames_.size() && frames_[i].tag == 'B') bind = &frames_[i++];
+    if (i < frames_.size() && frames_[i].tag == 'D') describe = &frames_[i++];
+    if (bind == nullptr || i + 2 != frames_.size() || frames_[i].tag != 'E' || frames_[i + 1].tag != 'S') return false;
+    const auto b = protocol::read_bind(body(bind));
+    if (!b || !b->portal.empty()) return false;
+    if (parse != nullptr) {
+      const auto p = protocol::read_parse(body(parse));
+      if (!p || !p->name.empty() || !b->statement.empty() || !pipelinable(p->query)) return false;
+    } else {
+      if (b->statement.empty() || !rewrite_statements_) return false;
+      const statement_ptr* s = statements_.find(b->statement);
+      if (s == nullptr || !cached_pipelinable(**s)) return false;
+      named = *s;
+    }
+    if (describe != nullptr) {
+      const auto t = protocol::read_target(body(describe));
+      if (!t || (t->kind == 'P' && !t->name.empty()) || (t->kind == 'S' && t->name != b->statement)) return false;
+    }
+    const auto e = body(&frames_[i]);
+    if (e.empty() || e[0] != 0) return false;  // the unnamed portal
+  }
+
+  bool fresh = false;
+  lane* l = worker_.lanes().pick(pool_, settings_hash_, cfg_->pipeline_depth, worker_, fresh);
+  if (l == nullptr) return false;
+  server_connection& s = l->server();
+  gather_list& out = l->out();
+  if (s.synced_settings != settings_hash_) {
+    // A server new to the lane: the client's settings first, as the lane's own query.
+    const std::string sql = plan_settings_sync(view_, startup_.settings, s.reported, s.applied);
+    s.synced_settings = settings_hash_;
+    if (!sql.empty()) {
+      auto& o = out.begin_owned();
+      protocol::append_query(o, sql);
+      out.end_owned();
+      s.applied = startup_.settings;
+      l->push(lane_entry{});
+    }
+  }
+  lane_entry e;
+  e.client = shared_from_this();
+  if (named && !s.statements.touch(named->digest)) {
+    std::vector<statement_ptr> evicted;
+    s.statements.insert(named, evicted);
+    auto& o = out.begin_owned();
+    for (const auto& old : evicted) protocol::append_target(o, protocol::frontend_tag::close, 'S', old->server_name);
+    o.insert(o.end(), named->parse_message.begin(), named->parse_message.end());
+    out.end_owned();
+    e.swallow = static_cast<std::uint16_t>(evicted.size() + 1);
+    e.injected = named;
+    rt_.stats().add(counter::statements_prepared);
+  }
+  if (named) {
+    // The client's statement name becomes the server's for it.
+    const auto b = protocol::read_bind(body(bind));
+    protocol::append_bind(e.request, b->portal, named->server_name, b->rest);
+    if (describe != nullptr) {
+      const auto t = protocol::read_target(body(describe));
+      if (t->kind == 'S') {
+        protocol::append_target(e.request, protocol::frontend_tag::describe, 'S', named->server_name);
+      } else {
+        e.request.insert(e.request.end(), data.begin() + describe->offset, data.begin() + describe->offset + describe->size);
+      }
+    }
+    const auto& ex = frames_[frames_.size() - 2];
+    e.request.insert(e.request.end(), data.begin() + ex.offset, data.end());
+  } else {
+    e.request.assign(data.begin(), data.end());
+  }
+  out.add_owned(e.request);
+  if (frames_[0].tag == 'Q') {
+    has_unnamed_ = false;  // a simple Query drops the unnamed statement, as on a direct connection
+  } else if (parse != nullptr) {
+    unnamed_parse_.assign(data.begin() + parse->offset, data.begin() + parse->offset + parse->size);
+    has_unnamed_ = true;
+    unnamed_flags_ = 0;
+  }
+  s.unnamed_owner = 0;
+  rt_.stats().add(counter::queries);
+  rt_.stats().add(counter::pipelined_statements);
+  note_query();
+  lane_ = l;
+  in_lane_.store(true, std::memory_order_release);
+  l->push(std::move(e));
+  return true;
+}
+
+awaitable<void> client_session::wait_lane() {
+  while (lane_ != nullptr && !machine_.ending()) {
+    write_done_.expires_at(clock::time_point::max());
+    co_await write_done_.async_wait(nothrow_awaitable);
+  }
+}
+
+void client_session::lane_reply(gather_list& g) {
+  if (machine_.ending()) return;
+  dbstats_->add(database_stats::field::bytes_sent, g.bytes());
+  const int w = write_client_now(g);
+  if (w < 0) {
+    end(end_reason::client_closed);
+  } else if (w == 0) {
+    asio::co_spawn(worker_.io(), [self = shared_from_this()]() -> awaitable<void> {
+      if (!co_await self->flush_client()) self->end(end_reason::client_closed);
+    }, asio::detached);
+  }
+}
+
+void client_session::lane_error(const std::uint8_t* raw, std::size_t size, std::span<const std::uint8_t> body,
+                                gather_list& to) {
+  rt_.stats().error_sent(protocol::read_error_fields(body).sqlstate);
+  forward_error(raw, size, body, to);
+}
+
+void client_session::lane_done() {
+  lane_ = nullptr;
+  in_lane_.store(false, std::memory_order_release);
+  note_ready(true);
+  rt_.stats().add(counter::transactions);
+  write_done_.cancel();
+}
+
+void client_session::lane_failed() {
+  lane_ = nullptr;
+  in_lane_.store(false, std::memory_order_release);
+  fail(end_reason::server_closed, "08006", "server closed the connection unexpectedly");
+}
+
+bool client_session::cancel_in_lane() {
+  if (!in_lane_.load(std::memory_order_acquire)) return false;
+  asio::post(worker_.io(), [self = shared_from_this()] {
+    if (self->lane_ != nullptr) self->lane_->request_cancel(self.get());
+  });
+  return true;
+}
+
+}  // namespace pgsluice::proxy
