@@ -274,9 +274,20 @@ class client_session : public std::enable_shared_from_this<client_session>,
   void forward_error(const std::uint8_t* raw, std::size_t size, std::span<const std::uint8_t> body, gather_list& to);
   // --- pipelined statements (session_lanes.cpp, lanes.hpp) ---
   friend class lane;
-  // Queues the framed batch on a lane when it is one autocommit statement and a lane takes it;
-  // false: it goes the ordinary way.
-  bool try_pipeline(std::span<const std::uint8_t> data);
+  // The framed batch as one autocommit statement a lane can take, or nullopt (the ordinary way).
+  struct pipeline_batch {
+    const client_frame* parse = nullptr;
+    const client_frame* bind = nullptr;
+    const client_frame* describe = nullptr;
+    statement_ptr named;  // the client's prepared statement it runs
+  };
+  std::optional<pipeline_batch> pipeline_shape(std::span<const std::uint8_t> data);
+  // A lane with room now, or null; wait_for_lane(): a new lane on a server waited for (null:
+  // the session ended, with the error when there was one).
+  lane* pick_lane();
+  awaitable<lane*> wait_for_lane();
+  // Queues the batch on the lane.
+  void enqueue_in_lane(lane& l, std::span<const std::uint8_t> data, const pipeline_batch& pb);
   // Until the statement in a lane has its reply.
   awaitable<void> wait_lane();
   // The lane's side: replies for the client, the statement done, the lane's server lost.

@@ -250,7 +250,7 @@ void lane::finish_head(char status) {
   maybe_send_cancel();
   // Clients queued for a server of this pool (their transactions go the ordinary way): the
   // lane takes nothing more and gives its server back once what it has is done.
-  if (!closed_ && pool_->counts().waiting > 0) closed_ = true;
+  if (!closed_ && pool_->counts().waiting > pool_->lane_waiters()) closed_ = true;
   if (closed_ && entries_.empty()) retiring_ = true;  // the read loop ends before its next read
 }
 
@@ -341,10 +341,14 @@ lane* lane_set::pick(const std::shared_ptr<pool>& p, std::size_t settings, std::
   if (best != nullptr) return best;
   auto s = p->try_acquire(w);
   if (!s) return nullptr;
+  fresh = true;
+  return adopt(p, settings, std::move(s));
+}
+
+lane* lane_set::adopt(const std::shared_ptr<pool>& p, std::size_t settings, std::shared_ptr<server_connection> s) {
   auto l = std::make_shared<lane>(worker_, *this, p, settings, std::move(s));
   l->start();
   lanes_.push_back(l);
-  fresh = true;
   return l.get();
 }
 

@@ -123,6 +123,8 @@ class lane_set {
   // one taking statements with fewer than `depth` queued, else a new one on an idle server of
   // the pool. Null: none now (the statement goes the ordinary way). `fresh`: a new lane.
   lane* pick(const std::shared_ptr<pool>& p, std::size_t settings, std::uint32_t depth, worker& w, bool& fresh);
+  // A new lane on server `s`, taken from `p` for it.
+  lane* adopt(const std::shared_ptr<pool>& p, std::size_t settings, std::shared_ptr<server_connection> s);
   // Janitor tick: idle lanes give their servers back (all of them when shutting down).
   void tick(bool shutting_down);
   std::size_t size() const noexcept { return lanes_.size(); }

@@ -113,6 +113,10 @@ class pool : public std::enable_shared_from_this<pool> {
   // Closes the idle servers (shutdown).
   void close_idle();
   pool_counts counts() const;
+  // Clients queued for a server to open a lane with (pipeline_depth): lanes give their servers
+  // back for the other waiters only.
+  void lane_waiting(int delta) noexcept { lane_waiters_.fetch_add(static_cast<std::uint32_t>(delta), std::memory_order_relaxed); }
+  std::uint32_t lane_waiters() const noexcept { return lane_waiters_.load(std::memory_order_relaxed); }
   // Servers handed to clients at once: the pool size, or with pool_size = "auto" the adaptive
   // limit now (read without the lock, for SHOW POOLS and /metrics).
   std::uint32_t active_limit() const noexcept { return active_limit_.load(std::memory_order_relaxed); }
@@ -196,6 +200,7 @@ class pool : public std::enable_shared_from_this<pool> {
   std::optional<concurrency_limit> limiter_;
   std::atomic<std::uint32_t> active_limit_{0};
   std::atomic<std::uint64_t> next_waiter_{1};
+  std::atomic<std::uint32_t> lane_waiters_{0};
   std::atomic<unsigned> next_worker_{0};
 };
 

@@ -428,10 +428,18 @@ awaitable<void> client_session::client_pump() {
     const std::size_t framed = in.framed;
     bool want_server = in.want_server;
     if (cfg_->pipeline_depth != 0 && want_server && stream_now == 0 && framed == data.size() && !in.invalid &&
-        in.bad_type < 0 && try_pipeline(data)) {
-      cbuf_.consume(framed);
-      cbuf_.release_if_empty();
-      continue;
+        in.bad_type < 0) {
+      if (const auto pb = pipeline_shape(data)) {
+        lane* l = pick_lane();
+        if (l == nullptr) {
+          l = co_await wait_for_lane();
+          if (machine_.ending() || l == nullptr) co_return;
+        }
+        enqueue_in_lane(*l, data, *pb);
+        cbuf_.consume(framed);
+        cbuf_.release_if_empty();
+        continue;
+      }
     }
     emit_target_ = &client_emit_;
     bool go_on = true;

@@ -22,47 +22,86 @@ bool cached_pipelinable(const prepared_statement& s) {
 
 }  // namespace
 
-bool client_session::try_pipeline(std::span<const std::uint8_t> data) {
-  if (server_ || !tracker_.idle() || machine_.pinned() || routing_ || !transaction_mode_ || !pool_ ||
-      !held_begin_.empty() || settings_due_ != settings_due::none || rt_.control().any_paused() || cluster_->retired())
-    return false;
+std::optional<client_session::pipeline_batch> client_session::pipeline_shape(std::span<const std::uint8_t> data) {
+  if (server_ || !tracker_.idle() || machine_.pinned() || routing_ || !transaction_mode_ || !held_begin_.empty() ||
+      settings_due_ != settings_due::none || rt_.control().any_paused() || cluster_->retired())
+    return std::nullopt;
   // The batch's shape: Query; or [Parse] Bind [Describe] Execute Sync of one statement.
-  const client_frame* parse = nullptr;
-  const client_frame* bind = nullptr;
-  const client_frame* describe = nullptr;
-  statement_ptr named;
+  pipeline_batch pb;
   std::size_t i = 0;
   auto body = [&](const client_frame* f) { return body_of(data, f->offset, f->size); };
   if (frames_.size() == 1 && frames_[0].tag == 'Q') {
     const auto sql = protocol::read_query(body(&frames_[0]));
-    if (!sql || !pipelinable(*sql)) return false;
+    if (!sql || !pipelinable(*sql)) return std::nullopt;
   } else {
-    if (i < frames_.size() && frames_[i].tag == 'P') parse = &frames_[i++];
-    if (i < frames_.size() && frames_[i].tag == 'B') bind = &frames_[i++];
-    if (i < frames_.size() && frames_[i].tag == 'D') describe = &frames_[i++];
-    if (bind == nullptr || i + 2 != frames_.size() || frames_[i].tag != 'E' || frames_[i + 1].tag != 'S') return false;
-    const auto b = protocol::read_bind(body(bind));
-    if (!b || !b->portal.empty()) return false;
-    if (parse != nullptr) {
-      const auto p = protocol::read_parse(body(parse));
-      if (!p || !p->name.empty() || !b->statement.empty() || !pipelinable(p->query)) return false;
+    if (i < frames_.size() && frames_[i].tag == 'P') pb.parse = &frames_[i++];
+    if (i < frames_.size() && frames_[i].tag == 'B') pb.bind = &frames_[i++];
+    if (i < frames_.size() && frames_[i].tag == 'D') pb.describe = &frames_[i++];
+    if (pb.bind == nullptr || i + 2 != frames_.size() || frames_[i].tag != 'E' || frames_[i + 1].tag != 'S')
+      return std::nullopt;
+    const auto b = protocol::read_bind(body(pb.bind));
+    if (!b || !b->portal.empty()) return std::nullopt;
+    if (pb.parse != nullptr) {
+      const auto p = protocol::read_parse(body(pb.parse));
+      if (!p || !p->name.empty() || !b->statement.empty() || !pipelinable(p->query)) return std::nullopt;
     } else {
-      if (b->statement.empty() || !rewrite_statements_) return false;
-      const statement_ptr* s = statements_.find(b->statement);
-      if (s == nullptr || !cached_pipelinable(**s)) return false;
-      named = *s;
+      if (b->statement.empty() || !rewrite_statements_) return std::nullopt;
+      const statement_ptr* st = statements_.find(b->statement);
+      if (st == nullptr || !cached_pipelinable(**st)) return std::nullopt;
+      pb.named = *st;
     }
-    if (describe != nullptr) {
-      const auto t = protocol::read_target(body(describe));
-      if (!t || (t->kind == 'P' && !t->name.empty()) || (t->kind == 'S' && t->name != b->statement)) return false;
+    if (pb.describe != nullptr) {
+      const auto t = protocol::read_target(body(pb.describe));
+      if (!t || (t->kind == 'P' && !t->name.empty()) || (t->kind == 'S' && t->name != b->statement)) return std::nullopt;
     }
     const auto e = body(&frames_[i]);
-    if (e.empty() || e[0] != 0) return false;  // the unnamed portal
+    if (e.empty() || e[0] != 0) return std::nullopt;  // the unnamed portal
   }
+  bool wait = false;
+  if (!pool_ && !choose_pool(&wait)) return std::nullopt;  // the first statement of a session
+  return pb;
+}
 
+lane* client_session::pick_lane() {
   bool fresh = false;
-  lane* l = worker_.lanes().pick(pool_, settings_hash_, cfg_->pipeline_depth, worker_, fresh);
-  if (l == nullptr) return false;
+  return worker_.lanes().pick(pool_, settings_hash_, cfg_->pipeline_depth, worker_, fresh);
+}
+
+awaitable<lane*> client_session::wait_for_lane() {
+  // Every lane is full and no server is idle: queued for one like any transaction, but as a
+  // statement a lane can take (such waiters do not make lanes give their servers back).
+  const auto wait = cfg_->query_wait_timeout.count() > 0 ? cfg_->query_wait_timeout : std::chrono::hours(24 * 365);
+  const auto asked = clock::now();
+  auto p = pool_;
+  p->lane_waiting(1);
+  auto r = co_await p->acquire(worker_, id_, clock::now() + wait, &wait_);
+  p->lane_waiting(-1);
+  dbstats_->add(database_stats::field::wait_time,
+                static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - asked).count()));
+  if (machine_.ending() || r.cancelled) {
+    if (r.server) p->release(std::move(r.server), r.server->transaction_status == 'I');
+    co_return nullptr;
+  }
+  if (r.timed_out) {
+    rt_.stats().add(counter::wait_timeouts);
+    spdlog::info("{} refused reason=query_wait_timeout pool={}", name_, p->name());
+    fail(end_reason::query_wait_timeout, "08P01", "query_wait_timeout: no server connection became free within query_wait_timeout");
+    co_return nullptr;
+  }
+  if (r.error) {
+    fail_with(end_reason::server_unavailable, *r.error);
+    co_return nullptr;
+  }
+  co_return worker_.lanes().adopt(p, settings_hash_, std::move(r.server));
+}
+
+void client_session::enqueue_in_lane(lane& ln, std::span<const std::uint8_t> data, const pipeline_batch& pb) {
+  auto body = [&](const client_frame* f) { return body_of(data, f->offset, f->size); };
+  lane* l = &ln;
+  const statement_ptr& named = pb.named;
+  const client_frame* parse = pb.parse;
+  const client_frame* bind = pb.bind;
+  const client_frame* describe = pb.describe;
   server_connection& s = l->server();
   gather_list& out = l->out();
   if (s.synced_settings != settings_hash_) {
@@ -122,7 +161,6 @@ bool client_session::try_pipeline(std::span<const std::uint8_t> data) {
   lane_ = l;
   in_lane_.store(true, std::memory_order_release);
   l->push(std::move(e));
-  return true;
 }
 
 awaitable<void> client_session::wait_lane() {
