@@ -393,7 +393,7 @@ int run_bench_command(int argc, char** argv) {
     cmd->add_option("-t,--targets", rq.targets,
                     "Targets (comma-separated): direct, pgbouncer, pgpool, pgbouncer-pgpool, pgsluice, pgsluice-routed, "
                     "pgbouncer-tls, pgsluice-tls (clients on TLS), pgbouncer-unix, pgsluice-unix (servers over the "
-                    "primary's Unix socket), NAME=postgresql://...");
+                    "primary's Unix socket), pgsluice-pipelined (pipeline_depth = 8), NAME=postgresql://...");
     cmd->add_option("-c,--clients", rq.clients, "Client counts (comma-separated), 1 to 10000 (default 10)");
     cmd->add_option("--users", rq.users, "Users, as Locust runs them (1 to 10000): each waits --wait between requests");
     cmd->add_option("--spawn-rate", rq.spawn_rate, "--users: users started per second (default 1)");

@@ -58,7 +58,7 @@ bool reachable_by(const fs::path& dir, const service_user& user) {
 const std::vector<std::string>& stack_target_names() {
   static const std::vector<std::string> names{"direct",   "pgbouncer",       "pgpool",        "pgbouncer-pgpool",
                                               "pgsluice", "pgsluice-routed", "pgbouncer-tls", "pgsluice-tls",
-                                              "pgbouncer-unix", "pgsluice-unix"};
+                                              "pgbouncer-unix", "pgsluice-unix", "pgsluice-pipelined"};
   return names;
 }
 
@@ -74,6 +74,7 @@ fs::path default_stack_dir() {
 
 std::string routed_database(const std::string& database) { return database + "_routed"; }
 std::string unix_database(const std::string& database) { return database + "_unix"; }
+std::string pipelined_database(const std::string& database) { return database + "_pipelined"; }
 
 std::string pgsluice_stack_config(std::uint16_t listen_port, std::uint16_t primary_port, const std::string& database,
                                   const std::vector<std::pair<std::string, std::string>>& users, int pool_size,
@@ -110,6 +111,10 @@ std::string pgsluice_stack_config(std::uint16_t listen_port, std::uint16_t prima
       << "[databases." << toml_string(unix_database(database)) << "]\ndbname = " << toml_string(database)
       << "\nhost = " << toml_string(socket_dir.string()) << "\nport = " << primary_port << "\n";
   }
+  t << "\n# " << pipelined_database(database)
+    << ": the same primary with pipelined statements (the pgsluice-pipelined target)\n"
+    << "[databases." << toml_string(pipelined_database(database)) << "]\ndbname = " << toml_string(database)
+    << "\nhost = \"127.0.0.1\"\nport = " << primary_port << "\npipeline_depth = 8\n";
   if (!replica_ports.empty()) {
     const std::string routed = toml_string(routed_database(database));
     t << "\n[databases." << routed << "]\ndbname = " << toml_string(database) << "\n"
@@ -307,7 +312,8 @@ std::unique_ptr<local_stack> local_stack::up(const stack_options& options, std::
     // is restarted, so the stack always measures the binary asked for.
     const std::string toml_text = read_file_text(p->work_dir / "pgsluice" / "pgsluice.toml");
     bool stale = toml_text.find("[tls]") == std::string::npos ||
-                 toml_text.find("[databases." + toml_string(unix_database(database)) + "]") == std::string::npos;
+                 toml_text.find("[databases." + toml_string(unix_database(database)) + "]") == std::string::npos ||
+                 toml_text.find("[databases." + toml_string(pipelined_database(database)) + "]") == std::string::npos;
     if (auto it = p->servers.find("pgsluice"); it != p->servers.end() && it->second->running()) {
       std::error_code lec;
       const fs::path running = fs::read_symlink("/proc/" + std::to_string(it->second->pid()) + "/exe", lec);
@@ -427,6 +433,12 @@ std::vector<stack_target> local_stack::targets() {
     routed.nodes = impl_->nodes();
   }
   out.push_back(std::move(routed));
+  // The same pgsluice process, its <db>_pipelined database (pipeline_depth = 8).
+  stack_target pipelined = *std::find_if(out.begin(), out.end(), [](const stack_target& t) { return t.name == "pgsluice"; });
+  pipelined.name = "pgsluice-pipelined";
+  pipelined.memory_scope = "pgsluice (one process, shared with the pgsluice target)";
+  if (pipelined.port != 0) pipelined.url = impl_->url(pipelined.port, pipelined_database(c.database()));
+  out.push_back(std::move(pipelined));
   // The TLS variants: the same processes, clients asking for TLS (sslmode=require).
   for (const char* base : {"pgbouncer", "pgsluice"}) {
     stack_target t = *std::find_if(out.begin(), out.end(), [&](const stack_target& x) { return x.name == base; });

@@ -110,6 +110,8 @@ const std::vector<std::string>& stack_target_names();
 std::string routed_database(const std::string& database);
 // The client-facing database of the -unix targets: "<database>_unix".
 std::string unix_database(const std::string& database);
+// The client-facing database of the pgsluice-pipelined target (pipeline_depth = 8): "<database>_pipelined".
+std::string pipelined_database(const std::string& database);
 
 // The pgsluice config the stack runs: transaction pooling in front of the primary for
 // `database`; with replicas, also routed_database(database) over the primary and them; with

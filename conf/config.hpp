@@ -143,6 +143,7 @@ struct database_config {
   std::optional<std::uint32_t> min_pool_size;
   std::optional<std::uint32_t> reserve_pool_size;
   std::optional<std::uint32_t> max_db_connections;  // 0 = unlimited
+  std::optional<std::uint32_t> pipeline_depth;      // 0 = off
   // Read/write routing; unset = the global setting (see routing_settings).
   std::optional<bool> read_write_split;
   std::optional<conf::load_balance> load_balance;
@@ -362,6 +363,9 @@ struct config {
   // Overrides resolve user > database > global, as PgBouncer's pool_pool_mode().
   // `user` may be nullptr (a user known only through auth_query).
   pool_settings effective_pool(const database_config& db, const user_config* user) const noexcept;
+  std::uint32_t effective_pipeline_depth(const database_config& db) const noexcept {
+    return db.pipeline_depth.value_or(pipeline_depth);
+  }
   conf::pool_mode effective_pool_mode(const database_config& db, const user_config* user) const noexcept {
     return effective_pool(db, user).pool_mode;
   }

@@ -197,6 +197,7 @@ const setting<database_config> database_keys[] = {
     {"pool_mode", &database_config::pool_mode, any_value, "pool_mode for this database.", "(pool_mode)"},
     {"pool_size", &database_config::pool_size, pool_size_range, "Pool size for this database, or \"auto\".", "(default_pool_size)"},
     {"min_pool_size", &database_config::min_pool_size, count_range, "min_pool_size for this database.", "(min_pool_size)"},
+    {"pipeline_depth", &database_config::pipeline_depth, {0, 64}, "pipeline_depth for this database.", "(pipeline_depth)"},
     {"reserve_pool_size", &database_config::reserve_pool_size, count_range, "reserve_pool_size for this database.", "(reserve_pool_size)"},
     {"max_db_connections", &database_config::max_db_connections, connections, "max_db_connections for this database.", "(max_db_connections)"},
     {"read_write_split", &database_config::read_write_split, any_value, "read_write_split for this database.",

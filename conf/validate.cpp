@@ -193,16 +193,23 @@ void check_pool_size_auto(context& ctx, const config& c) {
 // pipeline_depth: only where transactions release their servers, and not yet where reads are
 // routed to replicas (a queued statement would have to be routed, and read-your-writes kept).
 void check_pipeline(context& ctx, const config& c) {
-  if (c.pipeline_depth == 0) return;
-  if (c.pool_mode != pool_mode::transaction) {
-    ctx.error_at("pipeline_depth", "needs pool_mode = \"transaction\" (got \"" + std::string(to_string(c.pool_mode)) + "\")");
-    return;
-  }
+  bool global_reported = false;
   for (const auto& db : c.databases) {
-    if (!db.has_replicas()) continue;
-    ctx.error_at("pipeline_depth", "not supported yet with replicas (database " + db.name +
-                                       " lists replicas); set it to 0 or remove the replicas");
-    return;
+    const std::uint32_t depth = c.effective_pipeline_depth(db);
+    if (depth == 0) continue;
+    const bool own = db.pipeline_depth.has_value();
+    if (!own && global_reported) continue;
+    const std::string key = own ? "databases." + db.name + ".pipeline_depth" : std::string("pipeline_depth");
+    const pool_mode mode = c.effective_pool_mode(db, nullptr);
+    if (mode != pool_mode::transaction) {
+      ctx.error_at(key, "needs pool_mode = \"transaction\" (got \"" + std::string(to_string(mode)) + "\")");
+    } else if (db.has_replicas()) {
+      ctx.error_at(key, "not supported yet with replicas (database " + db.name +
+                            " lists replicas); set it to 0 for that database or remove the replicas");
+    } else {
+      continue;
+    }
+    if (!own) global_reported = true;
   }
 }
 

@@ -216,6 +216,7 @@ awaitable<bool> client_session::login() {
   dbstats_ = &cluster_->stats();
   if (scram_keys_) cluster_->remember_scram_keys(*scram_keys_);
   transaction_mode_ = cluster_->transaction_mode();
+  pipeline_depth_ = static_cast<std::uint8_t>(cluster_->pipeline_depth());
   if (!take_routing_options()) co_return false;
   rewrite_statements_ = transaction_mode_ && cfg->max_prepared_statements > 0;
   max_message_size_ = static_cast<std::size_t>(std::min<std::uint64_t>(cfg->max_message_size, protocol::default_max_message_size));

@@ -372,6 +372,7 @@ class client_session : public std::enable_shared_from_this<client_session>,
 
   // Relay.
   bool transaction_mode_ = false;
+  std::uint8_t pipeline_depth_ = 0;  // the database's pipeline_depth (lanes.hpp)
   bool rewrite_statements_ = false;  // transaction mode with max_prepared_statements > 0
   std::size_t max_message_size_ = 0;
   shared_parameter_set view_;        // ParameterStatus values the client has been told

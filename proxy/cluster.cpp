@@ -38,6 +38,7 @@ pool_config make_pool_config(const conf::config& cfg, const conf::database_confi
   pc.lifetime = cfg.server_lifetime;
   pc.reserve_timeout = cfg.reserve_pool_timeout;
   pc.max_prepared_statements = cfg.max_prepared_statements;
+  pc.pipeline_depth = cfg.effective_pipeline_depth(db);
   pc.reset_query = cfg.server_reset_query;
   pc.reset_always = cfg.server_reset_query_always;
   pc.fingerprint = pc.target.host + '\n' + std::to_string(pc.target.port) + '\n' +
@@ -50,7 +51,8 @@ pool_config make_pool_config(const conf::config& cfg, const conf::database_confi
                    std::to_string(pc.max_prepared_statements) + '\n' + pc.reset_query + '\n' +
                    (pc.reset_always ? "1" : "0") + '\n' + std::to_string(pc.reserve_timeout.count()) + '\n' +
                    std::to_string(pc.login_retry.count()) + '\n' + std::to_string(pc.settings.max_db_connections) + '\n' +
-                   std::to_string(pc.settings.max_user_connections);
+                   std::to_string(pc.settings.max_user_connections) + "\npipeline\n" +
+                   std::to_string(pc.pipeline_depth);
   if (pc.settings.pool_size_auto) pc.fingerprint += "\nauto\n" + std::to_string(pc.settings.pool_size_auto_min);
   // How pgsluice talks to the server: a reload changing it retires the pool, so its
   // connections are not kept under the settings they were opened with.
@@ -111,6 +113,10 @@ cluster::cluster(std::string database, std::string user, std::vector<std::unique
 }
 
 cluster::~cluster() = default;
+
+std::uint32_t cluster::pipeline_depth() const noexcept {
+  return transaction_mode() ? backends_.front()->pool->cfg().pipeline_depth : 0;
+}
 
 bool cluster::transaction_mode() const noexcept {
   return !backends_.empty() && backends_.front()->pool->transaction_mode();

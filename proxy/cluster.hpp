@@ -72,6 +72,8 @@ class cluster : public std::enable_shared_from_this<cluster> {
   // The database's traffic counters (shared by every cluster of the database, kept across reloads).
   database_stats& stats() const noexcept { return *stats_; }
   bool transaction_mode() const noexcept;
+  // pipeline_depth of the database (0: off, and always in session mode).
+  std::uint32_t pipeline_depth() const noexcept;
   const std::vector<std::unique_ptr<backend>>& backends() const noexcept { return backends_; }
 
   // The pool for what the next transaction or session needs (nullptr unless chosen); it points

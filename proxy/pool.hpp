@@ -44,6 +44,7 @@ struct pool_config {
   std::chrono::milliseconds lifetime{3600000};
   std::chrono::milliseconds reserve_timeout{5000};
   std::uint32_t max_prepared_statements = 200;
+  std::uint32_t pipeline_depth = 0;  // transaction mode only (config validation)
   std::string reset_query = "DISCARD ALL";
   bool reset_always = false;
   // Everything above that matters, as text: a reload retires the pool when it changes.

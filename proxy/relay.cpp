@@ -427,7 +427,7 @@ awaitable<void> client_session::client_pump() {
     const std::size_t stream_now = in.stream_now;
     const std::size_t framed = in.framed;
     bool want_server = in.want_server;
-    if (cfg_->pipeline_depth != 0 && want_server && stream_now == 0 && framed == data.size() && !in.invalid &&
+    if (pipeline_depth_ != 0 && want_server && stream_now == 0 && framed == data.size() && !in.invalid &&
         in.bad_type < 0) {
       if (const auto pb = pipeline_shape(data)) {
         lane* l = pick_lane();

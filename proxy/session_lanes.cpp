@@ -64,7 +64,7 @@ std::optional<client_session::pipeline_batch> client_session::pipeline_shape(std
 
 lane* client_session::pick_lane() {
   bool fresh = false;
-  return worker_.lanes().pick(pool_, settings_hash_, cfg_->pipeline_depth, worker_, fresh);
+  return worker_.lanes().pick(pool_, settings_hash_, pipeline_depth_, worker_, fresh);
 }
 
 awaitable<lane*> client_session::wait_for_lane() {

@@ -204,6 +204,7 @@ bool client_session::refresh_cluster() {
                                 fetched ? std::optional<std::string>(old_secret) : std::nullopt);
   if (scram_keys_) cluster_->remember_scram_keys(*scram_keys_);
   transaction_mode_ = cluster_->transaction_mode();
+  pipeline_depth_ = static_cast<std::uint8_t>(cluster_->pipeline_depth());
   rewrite_statements_ = transaction_mode_ && cfg->max_prepared_statements > 0;
   routing_ = cluster_->routes_reads();
   route_.policy = cluster_->route_settings().policy;

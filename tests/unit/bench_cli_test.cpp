@@ -157,6 +157,22 @@ TEST(bench_stack_config, the_routed_database_lists_the_primary_and_the_replicas)
   EXPECT_EQ(pgsluice_stack_config(6543, 5432, "sluice", {{"u", "p"}}, 20, 11000).find("sluice_routed"), std::string::npos);
 }
 
+// pgsluice-pipelined: a database of its own with pipeline_depth, the other databases without it
+// (the routed one could not have it), and the whole config valid.
+TEST(bench_stack_config, the_pipelined_database_alone_pipelines_statements) {
+  const std::string text =
+      pgsluice_stack_config(6543, 5432, "sluice", {{"sluice_admin", "pw"}}, 20, 11000, {5433, 5434});
+  const auto config = conf::load_config_from_string(text, "stack.toml");
+  const auto* pipelined = config->find_database(pipelined_database("sluice"));
+  ASSERT_NE(pipelined, nullptr) << text;
+  EXPECT_EQ(pipelined->dbname, "sluice");
+  EXPECT_EQ(config->effective_pipeline_depth(*pipelined), 8u);
+  EXPECT_EQ(config->effective_pipeline_depth(*config->find_database("sluice")), 0u);
+  EXPECT_EQ(config->effective_pipeline_depth(*config->find_database("sluice_routed")), 0u);
+  const auto& names = stack_target_names();
+  EXPECT_NE(std::find(names.begin(), names.end(), "pgsluice-pipelined"), names.end());
+}
+
 TEST(bench_cli, pgsluice_routed_is_a_stack_target) {
   const auto& names = stack_target_names();
   EXPECT_NE(std::find(names.begin(), names.end(), "pgsluice-routed"), names.end());
