@@ -236,6 +236,7 @@ void lane::finish_head(char status) {
       if (!to_client_.empty()) e.client->lane_reply(to_client_);
       to_client_.clear();
       e.client->lane_done();
+      if (accepting()) set_.wake(pool_.get(), false);  // room for a client waiting for it
     }
   } else if (e.failed_internal) {
     fail_all("settings could not be applied");
@@ -250,7 +251,10 @@ void lane::finish_head(char status) {
   maybe_send_cancel();
   // Clients queued for a server of this pool (their transactions go the ordinary way): the
   // lane takes nothing more and gives its server back once what it has is done.
-  if (!closed_ && pool_->counts().waiting > pool_->lane_waiters()) closed_ = true;
+  if (!closed_ && pool_->counts().waiting > pool_->lane_waiters()) {
+    closed_ = true;
+    set_.wake(pool_.get(), true);  // those waiting for room here look elsewhere
+  }
   if (closed_ && entries_.empty()) retiring_ = true;  // the read loop ends before its next read
 }
 
@@ -296,6 +300,7 @@ void lane::fail_all(const char* why) {
   }
   boost::system::error_code ignored;
   server_->socket().cancel(ignored);
+  set_.wake(pool_.get(), true);
 }
 
 bool lane::tick(bool shutting_down) {
@@ -325,6 +330,7 @@ void lane::finish() {
   const bool clean = !broken_ && entries_.empty() && (!cancel_sent_ || cancel_spent_) &&
                      server_->transaction_status == 'I' && rbuf_.empty();
   spdlog::debug("{} lane closed pool={} reusable={}", server_->name(), pool_->name(), clean);
+  set_.wake(pool_.get(), true);
   server_->unnamed_owner = 0;
   pool_->release(std::move(server_), clean);
 }
@@ -350,6 +356,27 @@ lane* lane_set::adopt(const std::shared_ptr<pool>& p, std::size_t settings, std:
   l->start();
   lanes_.push_back(l);
   return l.get();
+}
+
+bool lane_set::has_open_lane(const pool* p, std::size_t settings) const {
+  return std::any_of(lanes_.begin(), lanes_.end(),
+                     [&](const auto& l) { return l->owner() == p && l->settings() == settings && l->accepting(); });
+}
+
+void lane_set::remove_waiter(asio::steady_timer* t) {
+  std::erase_if(waiters_, [&](const waiter& w) { return w.timer == t; });
+}
+
+void lane_set::wake(const pool* p, bool all) {
+  for (auto it = waiters_.begin(); it != waiters_.end();) {
+    if (it->p != p) {
+      ++it;
+      continue;
+    }
+    it->timer->cancel();
+    it = waiters_.erase(it);
+    if (!all) return;
+  }
 }
 
 void lane_set::tick(bool shutting_down) {

@@ -127,11 +127,23 @@ class lane_set {
   lane* adopt(const std::shared_ptr<pool>& p, std::size_t settings, std::shared_ptr<server_connection> s);
   // Janitor tick: idle lanes give their servers back (all of them when shutting down).
   void tick(bool shutting_down);
+  // Whether a lane of `p` for `settings` takes statements (it may be full now).
+  bool has_open_lane(const pool* p, std::size_t settings) const;
+  // Clients waiting for room in a lane of `p`: woken (their timer cancelled) when a statement of
+  // one ends, all of them when a lane closes.
+  void add_waiter(const pool* p, asio::steady_timer* t) { waiters_.push_back({p, t}); }
+  void remove_waiter(asio::steady_timer* t);
+  void wake(const pool* p, bool all);
   std::size_t size() const noexcept { return lanes_.size(); }
 
  private:
   worker& worker_;
   std::vector<std::shared_ptr<lane>> lanes_;
+  struct waiter {
+    const pool* p;
+    asio::steady_timer* timer;
+  };
+  std::vector<waiter> waiters_;
 };
 
 }  // namespace pgsluice::proxy

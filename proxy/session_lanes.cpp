@@ -73,6 +73,23 @@ awaitable<lane*> client_session::wait_for_lane() {
   const auto wait = cfg_->query_wait_timeout.count() > 0 ? cfg_->query_wait_timeout : std::chrono::hours(24 * 365);
   const auto asked = clock::now();
   auto p = pool_;
+  // While a lane of this pool takes statements, room in one comes with its next reply: waiting
+  // for that, not for a server of its own (lanes under load keep theirs).
+  while (worker_.lanes().has_open_lane(p.get(), settings_hash_)) {
+    asio::steady_timer t(worker_.io(), asked + wait);
+    wait_.timer = &t;
+    worker_.lanes().add_waiter(p.get(), &t);
+    if (!wait_.cancelled) co_await t.async_wait(nothrow_awaitable);
+    worker_.lanes().remove_waiter(&t);
+    wait_.timer = nullptr;
+    if (machine_.ending()) co_return nullptr;
+    if (lane* l = pick_lane()) co_return l;
+    if (clock::now() >= asked + wait) {
+      rt_.stats().add(counter::wait_timeouts);
+      fail(end_reason::query_wait_timeout, "08P01", "query_wait_timeout: no server connection became free within query_wait_timeout");
+      co_return nullptr;
+    }
+  }
   p->lane_waiting(1);
   auto r = co_await p->acquire(worker_, id_, clock::now() + wait, &wait_);
   p->lane_waiting(-1);
