@@ -65,9 +65,6 @@ std::optional<std::string_view> first_column(std::span<const std::uint8_t> body)
   return std::string_view(reinterpret_cast<const char*>(body.data() + 6), static_cast<std::size_t>(len));
 }
 
-// Server-side statement names are "pgsluice_" and 32 hex digits (prepared.hpp).
-constexpr std::string_view internal_prefix = "pgsluice_";
-constexpr std::size_t internal_name_size = internal_prefix.size() + 32;
 
 }  // namespace
 
@@ -515,44 +512,6 @@ awaitable<void> client_session::client_pump() {
 }
 
 // --- server -> client ------------------------------------------------------------------------
-
-void client_session::forward_error(const std::uint8_t* raw, std::size_t size, std::span<const std::uint8_t> body,
-                                   gather_list& to) {
-  const std::string_view text(reinterpret_cast<const char*>(body.data()), body.size());
-  if (!rewrite_statements_ || text.find(internal_prefix) == std::string_view::npos) {
-    to.add_input(raw, size);
-    return;
-  }
-  // The server quoted a statement by the proxy's name for it: give the client's name instead.
-  protocol::error_response e;
-  std::vector<std::string> values;
-  std::vector<char> types;
-  protocol::error_field_reader fields(body);
-  while (auto f = fields.next()) {
-    std::string v(f->value);
-    for (std::size_t at = v.find(internal_prefix); at != std::string::npos; at = v.find(internal_prefix, at)) {
-      const std::string_view mine =
-          at + internal_name_size <= v.size() ? statements_.name_of(std::string_view(v).substr(at, internal_name_size))
-                                              : std::string_view();
-      if (mine.empty()) {
-        at += internal_prefix.size();
-        continue;
-      }
-      v.replace(at, internal_name_size, mine);
-      at += mine.size();
-    }
-    types.push_back(f->type);
-    values.push_back(std::move(v));
-  }
-  if (fields.error() != errc{}) {
-    to.add_input(raw, size);
-    return;
-  }
-  for (std::size_t i = 0; i < values.size(); ++i) e.fields.emplace_back(types[i], values[i]);
-  auto& out = to.begin_owned();
-  protocol::encode(e, out);
-  to.end_owned();
-}
 
 std::size_t client_session::process_server(std::span<const std::uint8_t> data) {
   std::size_t off = 0;
