@@ -288,10 +288,14 @@ class client_session : public std::enable_shared_from_this<client_session>,
   awaitable<lane*> wait_for_lane();
   // Queues the batch on the lane.
   void enqueue_in_lane(lane& l, std::span<const std::uint8_t> data, const pipeline_batch& pb);
+  // The client pump's entry: 1 the batch was queued (on `into` when given, else on a lane with
+  // room), 0 it goes the ordinary way, 2 it waits for a lane (wait_for_lane, then again with it).
+  int try_pipeline(std::span<const std::uint8_t> data, lane* into = nullptr);
   // Until the statement in a lane has its reply.
   awaitable<void> wait_lane();
   // The lane's side: replies for the client, the statement done, the lane's server lost.
-  void lane_reply(gather_list& g);
+  // True: the socket did not take it all; the caller must await flush_client().
+  bool lane_reply(gather_list& g);
   void lane_error(const std::uint8_t* raw, std::size_t size, std::span<const std::uint8_t> body, gather_list& to);
   void lane_done();
   void lane_failed();

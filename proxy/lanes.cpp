@@ -18,16 +18,18 @@ namespace pgsluice::proxy {
 
 namespace {
 
+// Replies of a statement queued behind a cancel are kept until complete, up to this much.
+constexpr std::size_t kept_limit = 1 << 20;
+
 std::uint32_t length_at(const std::uint8_t* p) noexcept {
   return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) | p[3];
 }
 
-// The error a CancelRequest causes (PostgreSQL's ProcessInterrupts): 57014 with this message;
-// statement_timeout's has the same code and another message.
-bool is_user_cancel(std::span<const std::uint8_t> body) {
-  const auto f = protocol::read_error_fields(body);
-  return f.sqlstate == "57014" && f.message.find("user request") != std::string_view::npos;
-}
+// The error a CancelRequest causes (PostgreSQL's ProcessInterrupts): 57014. statement_timeout's
+// has the same code; the message would tell them apart, but it may be translated
+// (lc_messages): while a cancel is out, any 57014 is taken for it (at worst a statement that
+// timed out runs again once, and times out again).
+bool is_query_canceled(std::span<const std::uint8_t> body) { return protocol::read_error_fields(body).sqlstate == "57014"; }
 
 }  // namespace
 
@@ -89,31 +91,48 @@ awaitable<void> lane::write_rest() {
   const auto ec = co_await server_->write(tail_);
   tail_.clear();
   writing_ = false;
-  if (ec) {
-    fail_all("server write failed");
+  if (ec) fail_all("server write failed");
+  if (finish_after_write_) {
+    finish();
     co_return;
   }
-  flush();
+  if (!ec) flush();
 }
 
 awaitable<void> lane::read_loop() {
-  for (;;) {
-    if (broken_ || (retiring_ && entries_.empty())) break;
-    reading_ = true;
-    auto [ec, n] = server_->tls() != nullptr
-                       ? co_await tls_read_some(server_->socket(), *server_->tls(), rbuf_.prepare(4096))
-                       : co_await async_read_into(server_->socket(), rbuf_, 4096, &ends_with_ready_for_query, nothrow_awaitable);
-    reading_ = false;
-    if (ec) {
-      if (retiring_ && entries_.empty() && ec == asio::error::operation_aborted) break;
-      spdlog::info("{} lane server_closed error=\"{}\" queued={}", server_->name(), ec.message(), entries_.size());
-      fail_all("server closed the connection unexpectedly");
-      break;
+  try {
+    for (;;) {
+      if (broken_ || (retiring_ && entries_.empty())) break;
+      reading_ = true;
+      const std::size_t room = std::max<std::size_t>(4096, need_);
+      auto [ec, n] = server_->tls() != nullptr
+                         ? co_await tls_read_some(server_->socket(), *server_->tls(), rbuf_.prepare(room))
+                         : co_await async_read_into(server_->socket(), rbuf_, room, &ends_with_ready_for_query, nothrow_awaitable);
+      reading_ = false;
+      if (ec) {
+        if (retiring_ && entries_.empty() && ec == asio::error::operation_aborted) break;
+        spdlog::info("{} lane server_closed error=\"{}\" queued={}", server_->name(), ec.message(), entries_.size());
+        fail_all("server closed the connection unexpectedly");
+        break;
+      }
+      rbuf_.commit(n);
+      const std::size_t used = dispatch(rbuf_.data());
+      rbuf_.consume(used);  // after dispatch(): replies pointed into the buffer until delivered
+      rbuf_.shrink_if_empty(64 * 1024);
+      // Backpressure: a client whose socket is full takes its replies before the lane reads on.
+      while (!flushing_.empty()) {
+        auto c = std::move(flushing_.back());
+        flushing_.pop_back();
+        if (!co_await c->flush_client()) c->end(end_reason::client_closed);
+      }
     }
-    rbuf_.commit(n);
-    const std::size_t used = dispatch(rbuf_.data());
-    rbuf_.consume(used);
-    rbuf_.shrink_if_empty(64 * 1024);
+  } catch (const std::exception& ex) {
+    spdlog::error("{} lane reader failed: {}", server_->name(), ex.what());
+    fail_all("internal error");
+  }
+  if (writing_) {
+    finish_after_write_ = true;  // the write under way still uses the server
+    co_return;
   }
   finish();
 }
@@ -129,9 +148,10 @@ std::size_t lane::dispatch(std::span<const std::uint8_t> data) {
       break;
     }
     if (off + 1 + len > data.size()) {
-      rbuf_.prepare(1 + len);  // room for the whole message (data still starts at off)
+      need_ = 1 + len;  // room for the whole message at the next read (the buffer may move then)
       break;
     }
+    need_ = 0;
     const std::size_t size = 1 + len;
     const std::span<const std::uint8_t> body(raw + 5, len - 4);
     off += size;
@@ -158,10 +178,10 @@ std::size_t lane::dispatch(std::span<const std::uint8_t> data) {
       if (e.swallow > 0) {
         // The Parse pgsluice put ahead of the client's Bind failed: the statement is not there.
         e.swallow = 0;
-        if (e.injected) server_->statements.erase(e.injected->digest);
+        if (e.injected) server_->statements.erase(e.stmt->digest);
       }
-      if (cancel_sent_ && !cancel_spent_ && is_user_cancel(body)) {
-        cancel_spent_ = true;
+      if (cancels_out_ > 0 && is_query_canceled(body)) {
+        --cancels_out_;
         if (!e.cancel_wanted && e.client && e.held) e.rerun = true;
       }
       if (!e.client) e.failed_internal = true;
@@ -186,6 +206,12 @@ std::size_t lane::dispatch(std::span<const std::uint8_t> data) {
       g.for_each([&](std::span<const std::uint8_t> p) { e.kept.insert(e.kept.end(), p.begin(), p.end()); });
     } else if (e.held) {
       e.kept.insert(e.kept.end(), raw, raw + size);
+      if (e.kept.size() > kept_limit) {
+        // Too much to keep: the client has it now, and it can no longer run again unseen.
+        to_client_.add_owned(e.kept);
+        e.kept.clear();
+        e.held = false;
+      }
     } else if (tag == 'E') {
       e.client->lane_error(raw, size, body, to_client_);
     } else {
@@ -198,10 +224,13 @@ std::size_t lane::dispatch(std::span<const std::uint8_t> data) {
 
 void lane::deliver_head() {
   if (to_client_.empty()) return;
-  if (!entries_.empty() && entries_.front().client) {
-    entries_.front().client->lane_reply(to_client_);
-  }
+  if (!entries_.empty() && entries_.front().client) send_to(entries_.front().client);
   to_client_.clear();
+}
+
+void lane::send_to(const std::shared_ptr<client_session>& c) {
+  if (!c->lane_reply(to_client_)) return;
+  if (std::find(flushing_.begin(), flushing_.end(), c) == flushing_.end()) flushing_.push_back(c);
 }
 
 void lane::finish_head(char status) {
@@ -213,14 +242,18 @@ void lane::finish_head(char status) {
       // an aborted autocommit statement left nothing behind; it runs again, last in line.
       spdlog::info("{} lane rerun client={} reason=\"cancel meant for another statement\"", server_->name(),
                    e.client->name());
-      if (e.injected && !server_->statements.contains(e.injected->digest)) {
+      e.injected = false;
+      e.swallow = 0;
+      if (e.stmt && !server_->statements.touch(e.stmt->digest)) {
+        // Evicted (or its Parse failed) since: prepared again ahead of it.
         std::vector<statement_ptr> evicted;
-        server_->statements.insert(e.injected, evicted);
+        server_->statements.insert(e.stmt, evicted);
         auto& o = out_.begin_owned();
         for (const auto& old : evicted) protocol::append_target(o, protocol::frontend_tag::close, 'S', old->server_name);
-        o.insert(o.end(), e.injected->parse_message.begin(), e.injected->parse_message.end());
+        o.insert(o.end(), e.stmt->parse_message.begin(), e.stmt->parse_message.end());
         out_.end_owned();
         e.swallow = static_cast<std::uint16_t>(evicted.size() + 1);
+        e.injected = true;
       }
       out_.add_owned(e.request);
       e.kept.clear();
@@ -233,10 +266,10 @@ void lane::finish_head(char status) {
         to_client_.clear();
         to_client_.add_input(e.kept.data(), e.kept.size());
       }
-      if (!to_client_.empty()) e.client->lane_reply(to_client_);
+      if (!to_client_.empty()) send_to(e.client);
       to_client_.clear();
       e.client->lane_done();
-      if (accepting()) set_.wake(pool_.get(), false);  // room for a client waiting for it
+      if (accepting()) set_.wake(pool_.get(), settings_, false);  // room for a client waiting for it
     }
   } else if (e.failed_internal) {
     fail_all("settings could not be applied");
@@ -253,7 +286,7 @@ void lane::finish_head(char status) {
   // lane takes nothing more and gives its server back once what it has is done.
   if (!closed_ && pool_->counts().waiting > pool_->lane_waiters()) {
     closed_ = true;
-    set_.wake(pool_.get(), true);  // those waiting for room here look elsewhere
+    set_.wake(pool_.get(), settings_, true);  // those waiting for room here look elsewhere
   }
   if (closed_ && entries_.empty()) retiring_ = true;  // the read loop ends before its next read
 }
@@ -263,12 +296,14 @@ void lane::request_cancel(const client_session* c) {
   if (it == entries_.end() || it->cancel_wanted) return;  // its statement is done: nothing to cancel
   it->cancel_wanted = true;
   closed_ = true;
+  set_.wake(pool_.get(), settings_, true);  // those waiting for room here look elsewhere
   maybe_send_cancel();
 }
 
 void lane::maybe_send_cancel() {
-  if (entries_.empty() || cancel_sent_ || !entries_.front().cancel_wanted || broken_) return;
-  cancel_sent_ = true;
+  if (entries_.empty() || !entries_.front().cancel_wanted || entries_.front().cancel_sent || broken_) return;
+  entries_.front().cancel_sent = true;
+  ++cancels_out_;
   // What follows may be hit instead when the statement ends before the signal lands: kept
   // until complete, so it can run again unseen.
   for (auto it = std::next(entries_.begin()); it != entries_.end(); ++it) it->held = true;
@@ -300,7 +335,7 @@ void lane::fail_all(const char* why) {
   }
   boost::system::error_code ignored;
   server_->socket().cancel(ignored);
-  set_.wake(pool_.get(), true);
+  set_.wake(pool_.get(), settings_, true);
 }
 
 bool lane::tick(bool shutting_down) {
@@ -327,10 +362,10 @@ void lane::finish() {
   done_ = true;
   closed_ = true;
   // A cancel that hit nothing may still be pending in the server: its connection goes.
-  const bool clean = !broken_ && entries_.empty() && (!cancel_sent_ || cancel_spent_) &&
+  const bool clean = !broken_ && entries_.empty() && cancels_out_ == 0 &&
                      server_->transaction_status == 'I' && rbuf_.empty();
   spdlog::debug("{} lane closed pool={} reusable={}", server_->name(), pool_->name(), clean);
-  set_.wake(pool_.get(), true);
+  set_.wake(pool_.get(), settings_, true);
   server_->unnamed_owner = 0;
   pool_->release(std::move(server_), clean);
 }
@@ -367,9 +402,9 @@ void lane_set::remove_waiter(asio::steady_timer* t) {
   std::erase_if(waiters_, [&](const waiter& w) { return w.timer == t; });
 }
 
-void lane_set::wake(const pool* p, bool all) {
+void lane_set::wake(const pool* p, std::size_t settings, bool all) {
   for (auto it = waiters_.begin(); it != waiters_.end();) {
-    if (it->p != p) {
+    if (it->p != p || (!all && it->settings != settings)) {
       ++it;
       continue;
     }

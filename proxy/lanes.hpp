@@ -20,6 +20,9 @@
 // it are kept until complete: one that the signal hit instead ("canceling statement due to
 // user request") is run again, unseen, behind the others. A lane whose cancel may still be
 // pending in the server (none of its statements was cancelled) closes its server at the end.
+//
+// A client slower than the lane's server (its socket full) holds the lane until it has taken its
+// replies: the lane reads the server no further meanwhile, so nothing piles up in pgsluice.
 #pragma once
 
 #include <cstdint>
@@ -43,9 +46,11 @@ class lane_set;
 struct lane_entry {
   std::shared_ptr<client_session> client;  // null: the lane's own query (settings), replies swallowed
   std::vector<std::uint8_t> request;       // the client's messages as sent (run again after a stray cancel)
-  statement_ptr injected;                  // a statement this entry prepared on the server first
+  statement_ptr stmt;                      // the client's prepared statement it binds, if any
+  bool injected = false;                   // it was prepared on the server for this entry
   std::uint16_t swallow = 0;               // replies to injected Close/Parse messages ahead of the client's
   bool cancel_wanted = false;
+  bool cancel_sent = false;
   bool held = false;   // queued behind a cancel: its reply is kept until complete
   bool rerun = false;  // a cancel meant for another statement hit this one
   bool failed_internal = false;
@@ -87,6 +92,8 @@ class lane : public std::enable_shared_from_this<lane> {
   // The head entry's ReadyForQuery arrived.
   void finish_head(char status);
   void deliver_head();
+  // Writes to_client_ to `c`; a client whose socket is full is flushed before the next read.
+  void send_to(const std::shared_ptr<client_session>& c);
   void maybe_send_cancel();
   // The server failed (or left the protocol's path): every queued client gets an error.
   void fail_all(const char* why);
@@ -105,8 +112,11 @@ class lane : public std::enable_shared_from_this<lane> {
   bool flush_posted_ = false;
   bool writing_ = false;
   bool closed_ = false;       // takes no new statements (a cancel is wanted or was sent)
-  bool cancel_sent_ = false;
-  bool cancel_spent_ = false;  // a statement was cancelled since: the signal is used up
+  std::uint32_t cancels_out_ = 0;  // cancels sent whose error has not been seen yet
+  std::size_t need_ = 0;           // bytes of the message the buffer ends in the middle of
+  bool finish_after_write_ = false;
+  // Clients whose replies did not fit their sockets: the lane reads on once they took them.
+  std::vector<std::shared_ptr<client_session>> flushing_;
   bool broken_ = false;
   bool retiring_ = false;
   bool reading_ = false;
@@ -131,9 +141,10 @@ class lane_set {
   bool has_open_lane(const pool* p, std::size_t settings) const;
   // Clients waiting for room in a lane of `p`: woken (their timer cancelled) when a statement of
   // one ends, all of them when a lane closes.
-  void add_waiter(const pool* p, asio::steady_timer* t) { waiters_.push_back({p, t}); }
+  void add_waiter(const pool* p, std::size_t settings, asio::steady_timer* t) { waiters_.push_back({p, settings, t}); }
   void remove_waiter(asio::steady_timer* t);
-  void wake(const pool* p, bool all);
+  // One waiter of `p` with `settings` (a statement ended there), or all of `p` (a lane closed).
+  void wake(const pool* p, std::size_t settings, bool all);
   std::size_t size() const noexcept { return lanes_.size(); }
 
  private:
@@ -141,6 +152,7 @@ class lane_set {
   std::vector<std::shared_ptr<lane>> lanes_;
   struct waiter {
     const pool* p;
+    std::size_t settings;
     asio::steady_timer* timer;
   };
   std::vector<waiter> waiters_;

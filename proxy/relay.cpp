@@ -426,13 +426,14 @@ awaitable<void> client_session::client_pump() {
     bool want_server = in.want_server;
     if (pipeline_depth_ != 0 && want_server && stream_now == 0 && framed == data.size() && !in.invalid &&
         in.bad_type < 0) {
-      if (const auto pb = pipeline_shape(data)) {
-        lane* l = pick_lane();
-        if (l == nullptr) {
-          l = co_await wait_for_lane();
-          if (machine_.ending() || l == nullptr) co_return;
-        }
-        enqueue_in_lane(*l, data, *pb);
+      // Nothing of the decision lives across the wait: the client pump's frame stays small.
+      int queued = try_pipeline(data);
+      if (queued == 2) {
+        lane* l = co_await wait_for_lane();
+        if (machine_.ending() || l == nullptr) co_return;
+        queued = try_pipeline(cbuf_.data(), l);
+      }
+      if (queued == 1) {
         cbuf_.consume(framed);
         cbuf_.release_if_empty();
         continue;

@@ -62,6 +62,15 @@ std::optional<client_session::pipeline_batch> client_session::pipeline_shape(std
   return pb;
 }
 
+int client_session::try_pipeline(std::span<const std::uint8_t> data, lane* into) {
+  const auto pb = pipeline_shape(data);
+  if (!pb) return 0;
+  lane* l = into != nullptr ? into : pick_lane();
+  if (l == nullptr) return 2;
+  enqueue_in_lane(*l, data, *pb);
+  return 1;
+}
+
 lane* client_session::pick_lane() {
   bool fresh = false;
   return worker_.lanes().pick(pool_, settings_hash_, pipeline_depth_, worker_, fresh);
@@ -78,7 +87,7 @@ awaitable<lane*> client_session::wait_for_lane() {
   while (worker_.lanes().has_open_lane(p.get(), settings_hash_)) {
     asio::steady_timer t(worker_.io(), asked + wait);
     wait_.timer = &t;
-    worker_.lanes().add_waiter(p.get(), &t);
+    worker_.lanes().add_waiter(p.get(), settings_hash_, &t);
     if (!wait_.cancelled) co_await t.async_wait(nothrow_awaitable);
     worker_.lanes().remove_waiter(&t);
     wait_.timer = nullptr;
@@ -91,7 +100,7 @@ awaitable<lane*> client_session::wait_for_lane() {
     }
   }
   p->lane_waiting(1);
-  auto r = co_await p->acquire(worker_, id_, clock::now() + wait, &wait_);
+  auto r = co_await p->acquire(worker_, id_, asked + wait, &wait_);
   p->lane_waiting(-1);
   dbstats_->add(database_stats::field::wait_time,
                 static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - asked).count()));
@@ -135,6 +144,7 @@ void client_session::enqueue_in_lane(lane& ln, std::span<const std::uint8_t> dat
   }
   lane_entry e;
   e.client = shared_from_this();
+  e.stmt = named;
   if (named && !s.statements.touch(named->digest)) {
     std::vector<statement_ptr> evicted;
     s.statements.insert(named, evicted);
@@ -143,7 +153,7 @@ void client_session::enqueue_in_lane(lane& ln, std::span<const std::uint8_t> dat
     o.insert(o.end(), named->parse_message.begin(), named->parse_message.end());
     out.end_owned();
     e.swallow = static_cast<std::uint16_t>(evicted.size() + 1);
-    e.injected = named;
+    e.injected = true;
     rt_.stats().add(counter::statements_prepared);
   }
   if (named) {
@@ -187,17 +197,12 @@ awaitable<void> client_session::wait_lane() {
   }
 }
 
-void client_session::lane_reply(gather_list& g) {
-  if (machine_.ending()) return;
+bool client_session::lane_reply(gather_list& g) {
+  if (machine_.ending()) return false;
   dbstats_->add(database_stats::field::bytes_sent, g.bytes());
   const int w = write_client_now(g);
-  if (w < 0) {
-    end(end_reason::client_closed);
-  } else if (w == 0) {
-    asio::co_spawn(worker_.io(), [self = shared_from_this()]() -> awaitable<void> {
-      if (!co_await self->flush_client()) self->end(end_reason::client_closed);
-    }, asio::detached);
-  }
+  if (w < 0) end(end_reason::client_closed);
+  return w == 0;
 }
 
 void client_session::lane_error(const std::uint8_t* raw, std::size_t size, std::span<const std::uint8_t> body,

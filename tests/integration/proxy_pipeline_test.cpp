@@ -205,6 +205,39 @@ TEST(pipeline, many_clients_each_get_their_answers_in_order) {
   EXPECT_GT(pipelined(), base + clients * rounds / 2) << "the load did not go through lanes";
 }
 
+// Replies larger than a read (rows of 6 KB and more, many per statement) reach every client
+// whole, whatever the read boundaries in the lane.
+TEST(pipeline, large_replies_arrive_whole) {
+  const long base = pipelined();
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      pg_raw conn(ci());
+      if (!conn.ok()) {
+        ++wrong;
+        return;
+      }
+      for (int i = 0; i < 25; ++i) {
+        const int width = 6000 + 97 * i + t;
+        const std::string sql = "SELECT repeat(chr(65 + n % 26), " + std::to_string(width) + ") || n FROM generate_series(1, 20) n";
+        PGresult* r = PQexec(conn.conn, sql.c_str());
+        bool ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 20;
+        for (int row = 0; ok && row < 20; ++row) {
+          const std::string v = PQgetvalue(r, row, 0);
+          const int n = row + 1;
+          ok = v == std::string(static_cast<std::size_t>(width), static_cast<char>('A' + n % 26)) + std::to_string(n);
+        }
+        PQclear(r);
+        if (!ok) ++wrong;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(wrong.load(), 0);
+  EXPECT_GE(pipelined(), base + 100) << "the statements did not go through lanes";
+}
+
 // A cancel reaches only the statement it was meant for: sent once that statement runs (not
 // while the one ahead of it does), while statements queued behind it are answered normally.
 TEST(pipeline, cancel_hits_only_its_own_statement) {
