@@ -398,6 +398,10 @@ bool lane_set::has_open_lane(const pool* p, std::size_t settings) const {
                      [&](const auto& l) { return l->owner() == p && l->settings() == settings && l->accepting(); });
 }
 
+bool lane_set::has_waiters(const pool* p, std::size_t settings) const {
+  return std::any_of(waiters_.begin(), waiters_.end(), [&](const waiter& w) { return w.p == p && w.settings == settings; });
+}
+
 void lane_set::remove_waiter(asio::steady_timer* t) {
   std::erase_if(waiters_, [&](const waiter& w) { return w.timer == t; });
 }

@@ -141,7 +141,10 @@ class lane_set {
   bool has_open_lane(const pool* p, std::size_t settings) const;
   // Clients waiting for room in a lane of `p`: woken (their timer cancelled) when a statement of
   // one ends, all of them when a lane closes.
-  void add_waiter(const pool* p, std::size_t settings, asio::steady_timer* t) { waiters_.push_back({p, settings, t}); }
+  void add_waiter(const pool* p, std::size_t settings, asio::steady_timer* t, bool first) {
+    waiters_.insert(first ? waiters_.begin() : waiters_.end(), waiter{p, settings, t});
+  }
+  bool has_waiters(const pool* p, std::size_t settings) const;
   void remove_waiter(asio::steady_timer* t);
   // One waiter of `p` with `settings` (a statement ended there), or all of `p` (a lane closed).
   void wake(const pool* p, std::size_t settings, bool all);

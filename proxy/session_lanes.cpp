@@ -6,6 +6,7 @@
 #include "proxy/client_session.hpp"
 #include "proxy/lanes.hpp"
 #include "proxy/pinning.hpp"
+#include "proxy/pool.hpp"
 #include "proxy/relay_detail.hpp"
 #include "proxy/runtime.hpp"
 
@@ -14,6 +15,13 @@ namespace pgsluice::proxy {
 using namespace relay_detail;
 
 namespace {
+
+// Whether the pool can give a server without waiting for one to be released: one is idle, or
+// fewer than its limit are open.
+bool pool_can_grow(const pool& p) {
+  const auto c = p.counts();
+  return c.waiting == 0 && (c.idle > 0 || c.total() < p.active_limit());
+}
 
 bool cached_pipelinable(const prepared_statement& s) {
   if (s.pipelinable < 0) s.pipelinable = pipelinable(s.query) ? 1 : 0;
@@ -65,6 +73,8 @@ std::optional<client_session::pipeline_batch> client_session::pipeline_shape(std
 int client_session::try_pipeline(std::span<const std::uint8_t> data, lane* into) {
   const auto pb = pipeline_shape(data);
   if (!pb) return 0;
+  // Statements already waiting for room go first.
+  if (into == nullptr && worker_.lanes().has_waiters(pool_.get(), settings_hash_)) return 2;
   lane* l = into != nullptr ? into : pick_lane();
   if (l == nullptr) return 2;
   enqueue_in_lane(*l, data, *pb);
@@ -82,12 +92,13 @@ awaitable<lane*> client_session::wait_for_lane() {
   const auto wait = cfg_->query_wait_timeout.count() > 0 ? cfg_->query_wait_timeout : std::chrono::hours(24 * 365);
   const auto asked = clock::now();
   auto p = pool_;
-  // While a lane of this pool takes statements, room in one comes with its next reply: waiting
-  // for that, not for a server of its own (lanes under load keep theirs).
-  while (worker_.lanes().has_open_lane(p.get(), settings_hash_)) {
+  // The pool at its limit while a lane of it takes statements: room in one comes with its next
+  // reply; waiting for that, not for a server of its own (lanes under load keep theirs). In
+  // turn: one woken that finds the room taken waits first in line again.
+  for (bool first = false; worker_.lanes().has_open_lane(p.get(), settings_hash_) && !pool_can_grow(*p); first = true) {
     asio::steady_timer t(worker_.io(), asked + wait);
     wait_.timer = &t;
-    worker_.lanes().add_waiter(p.get(), settings_hash_, &t);
+    worker_.lanes().add_waiter(p.get(), settings_hash_, &t, first);
     if (!wait_.cancelled) co_await t.async_wait(nothrow_awaitable);
     worker_.lanes().remove_waiter(&t);
     wait_.timer = nullptr;
