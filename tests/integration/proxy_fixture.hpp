@@ -291,4 +291,31 @@ inline std::string error_field(const std::vector<std::uint8_t>& body, char field
   return {};
 }
 
+// The pid of the one active server backend running a statement that contains `marker`, or "".
+inline std::string active_backend_running(const std::string& marker) {
+  auto& c = cluster();
+  const auto rows = c.exec_sql(c.primary_index(),
+                               "SELECT pid FROM pg_stat_activity WHERE state = 'active' AND backend_type = 'client "
+                               "backend' AND position('" + marker + "' in query) > 0 AND pid <> pg_backend_pid()");
+  return rows.size() == 1 ? rows[0].at(0).value_or("") : "";
+}
+
+// A statement that runs until the test lets it finish: it waits for an advisory lock held here
+// on a connection straight to PostgreSQL (pg_advisory_xact_lock leaves no session state).
+class held_lock {
+ public:
+  explicit held_lock(std::int64_t key)
+      : key_(std::to_string(key)), conn_(connect(cluster().conninfo(cluster().primary_index(), cluster().admin().name))) {
+    conn_.query("SELECT pg_advisory_lock(" + key_ + ")");
+  }
+  std::string waiting_statement(const std::string& marker) const {
+    return "SELECT pg_advisory_xact_lock(" + key_ + ") /* " + marker + " */";
+  }
+  void release() { conn_.query("SELECT pg_advisory_unlock(" + key_ + ")"); }
+
+ private:
+  std::string key_;
+  pq_connection conn_;
+};
+
 }  // namespace pgsluice::test::proxy

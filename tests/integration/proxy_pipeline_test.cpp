@@ -54,33 +54,6 @@ bool wait_pipelined(long base, long n) {
   return b::poll_until(10s, 10ms, [&] { return pipelined() >= base + n; });
 }
 
-// The pid of the one active backend running a statement containing `marker`, or "".
-std::string active_backend_running(const std::string& marker) {
-  auto& c = cluster();
-  const auto rows = c.exec_sql(c.primary_index(),
-                               "SELECT pid FROM pg_stat_activity WHERE state = 'active' AND backend_type = 'client "
-                               "backend' AND position('" + marker + "' in query) > 0 AND pid <> pg_backend_pid()");
-  return rows.size() == 1 ? rows[0].at(0).value_or("") : "";
-}
-
-// A statement that runs until the test lets it finish: it waits for an advisory lock held here
-// on a connection straight to PostgreSQL (pg_advisory_xact_lock leaves no session state).
-class held_lock {
- public:
-  explicit held_lock(std::int64_t key)
-      : key_(std::to_string(key)), conn_(connect(cluster().conninfo(cluster().primary_index(), cluster().admin().name))) {
-    conn_.query("SELECT pg_advisory_lock(" + key_ + ")");
-  }
-  std::string waiting_statement(const std::string& marker) const {
-    return "SELECT pg_advisory_xact_lock(" + key_ + ") /* " + marker + " */";
-  }
-  void release() { conn_.query("SELECT pg_advisory_unlock(" + key_ + ")"); }
-
- private:
-  std::string key_;
-  pq_connection conn_;
-};
-
 // The first value of the result of what was sent on `c`, or "error SQLSTATE"; the rest drained.
 std::string answer(PGconn* c) {
   PGresult* r = PQgetResult(c);
