@@ -44,9 +44,11 @@ void client_session::state_changed(relay_state from, relay_state to) noexcept {
   if (a != b) rt_.stats().client_moves(a, b);
 }
 
-void client_session::start() {
+void client_session::start() { spawn(&client_session::run); }
+
+void client_session::spawn(awaitable<void> (client_session::*fn)()) {
   auto self = shared_from_this();
-  asio::co_spawn(worker_.io(), [self]() { return self->run(); }, [self](std::exception_ptr e) {
+  asio::co_spawn(worker_.io(), [self, fn]() { return ((*self).*fn)(); }, [self](std::exception_ptr e) {
     if (!e) return;
     try {
       std::rethrow_exception(e);
@@ -81,14 +83,47 @@ awaitable<void> client_session::run() {
     machine_.logged_in();
     last_activity_ = clock::now();
     if (server_) start_server_pump();  // a server kept from login (session pooling)
-    co_await client_pump();
-    end(machine_.reason());
-    while (server_pump_running_) {
-      done_signal_.expires_at(clock::time_point::max());
-      co_await done_signal_.async_wait(nothrow_awaitable);
-    }
+    spawn(&client_session::relay_session);
+    co_return;
   }
   co_await finish();
+}
+
+awaitable<void> client_session::relay_session() {
+  co_await client_pump();
+  if (std::exchange(parked_, false)) {
+    park();
+    co_return;
+  }
+  end(machine_.reason());
+  while (server_pump_running_) {
+    done_signal_.expires_at(clock::time_point::max());
+    co_await done_signal_.async_wait(nothrow_awaitable);
+  }
+  co_await finish();
+}
+
+bool client_session::may_park(clock::time_point now) const noexcept {
+  return !tls_ && !console_ && machine_.state() == relay_state::idle && client_reading_ && !park_due_ && !server_ &&
+         !server_pump_running_ && lane_ == nullptr && !client_writing_ && cbuf_.empty() && held_begin_.empty() &&
+         machine_.streams_idle() && now - last_activity_ >= std::chrono::seconds(1);
+}
+
+void client_session::park() {
+  auto self = shared_from_this();
+  // Bytes, or the client's close, that came after the cancelled read: relay them now. From here
+  // to the wait below the event loop does not run, so anything later wakes the wait.
+  std::uint8_t byte = 0;
+  const ssize_t n = ::recv(socket_.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
+    asio::post(worker_.io(), [self] { self->spawn(&client_session::relay_session); });
+    return;
+  }
+  rt_.stats().add(counter::client_parks);
+  // end() cancels the wait: relay_session then finds the session ending and finishes it.
+  socket_.async_wait(tcp::socket::wait_read, [self](const boost::system::error_code&) {
+    self->spawn(&client_session::relay_session);
+  });
 }
 
 void client_session::start_server_pump() {
@@ -249,6 +284,12 @@ void client_session::check_timeouts(clock::time_point now, const conf::config& c
     server_pump_retire_ = true;
     if (tracker_.idle()) tracker_.clear();  // and the ring kept for it (idle: nothing in it)
     signal();
+  }
+  // Then the client pump's read: cancelled, it parks the session (park()).
+  if (may_park(now)) {
+    park_due_ = true;
+    boost::system::error_code ec;
+    socket_.cancel(ec);
   }
 }
 

@@ -132,7 +132,18 @@ class client_session : public std::enable_shared_from_this<client_session>,
 
  private:
   // --- lifecycle (client_session.cpp) ---
+  // Login, then the relay in a coroutine of its own (relay_session): the login's frame goes.
   awaitable<void> run();
+  // The client pump, then the ending; or, when the client pump parked (below), nothing more
+  // until the client's next bytes start it again.
+  awaitable<void> relay_session();
+  // Runs `fn` as the session's coroutine on its worker; an exception ends the connection.
+  void spawn(awaitable<void> (client_session::*fn)());
+  // An idle client (a second without a message, no server, nothing under way) keeps no
+  // coroutine: check_timeouts cancels the client pump's read, the pump returns, and a wait for
+  // the socket to be readable (no buffer, no frame) starts relay_session again.
+  void park();
+  bool may_park(clock::time_point now) const noexcept;
   void state_changed(relay_state from, relay_state to) noexcept override;
 
   // --- the admin console (admin_session.cpp, admin_show.cpp) ---
@@ -419,6 +430,8 @@ class client_session : public std::enable_shared_from_this<client_session>,
   bool retrying_ = false;         // the server pump is running it again: the client pump waits
   bool retry_on_close_ = false;   // the server said it is shutting down (57P0x), withheld from the client
   bool client_reading_ = false;   // the client pump waits for its client (nothing half-done)
+  bool park_due_ = false;         // check_timeouts cancelled that read to park the session
+  bool parked_ = false;           // the client pump returned to park (relay_session)
   std::uint16_t retry_prelude_sent_ = 0;  // prelude messages of the kept read the client has
   std::uint16_t retry_prelude_skip_ = 0;  // of the run again: not sent a second time
   std::size_t retry_prelude_bytes_ = 0;   // of the server read being processed

@@ -26,6 +26,7 @@ const char* to_string(counter c) noexcept {
     case counter::config_reload_failures: return "config_reload_failures";
     case counter::read_retries: return "read_retries";
     case counter::pipelined_statements: return "pipelined_statements";
+    case counter::client_parks: return "client_parks";
   }
   return "?";
 }

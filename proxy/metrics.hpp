@@ -60,8 +60,9 @@ enum class counter : std::uint8_t {
   config_reload_failures,  // SIGHUP reloads refused: the config in use was kept
   read_retries,            // reads run again on another backend after theirs failed before replying
   pipelined_statements,    // statements queued on a lane behind other clients' (pipeline_depth)
+  client_parks,            // idle clients whose relay coroutines were put away until their next bytes
 };
-inline constexpr std::size_t counter_count = 19;
+inline constexpr std::size_t counter_count = 20;
 const char* to_string(counter c) noexcept;
 
 // Counters and per-state gauges, sharded per thread: each worker updates its own cache line

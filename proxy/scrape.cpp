@@ -98,6 +98,8 @@ constexpr counter_export counter_exports[] = {
      "Read-only statements run again on another backend after theirs failed before any reply reached the client."},
     {counter::pipelined_statements, "pgsluice_pipelined_statements_total",
      "Autocommit statements queued on a server connection behind other clients' (pipeline_depth)."},
+    {counter::client_parks, "pgsluice_client_parks_total",
+     "Idle clients whose relay coroutines were put away (a second without a message) until their next bytes."},
 };
 
 // Per-database traffic (proxy/pool_stats.hpp, the counters of the admin console's SHOW STATS).

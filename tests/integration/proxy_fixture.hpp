@@ -318,4 +318,58 @@ class held_lock {
   pq_connection conn_;
 };
 
+// One sample of pgsluice's /metrics on `port`: `sample` is its name with labels as exposed
+// (pgsluice_clients{state="idle"}); -1 when absent or unreachable.
+inline long metric_value(std::uint16_t port, const std::string& sample) {
+  raw_client http(port);
+  if (!http.ok()) return -1;
+  const std::string req = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+  http.send(std::vector<std::uint8_t>(req.begin(), req.end()));
+  const auto bytes = http.read_some(1 << 22, std::chrono::seconds(10));
+  const std::string text(bytes.begin(), bytes.end());
+  const std::string name = "\n" + sample + " ";
+  const auto at = text.find(name);
+  if (at == std::string::npos) return -1;
+  return std::stol(text.substr(at + name.size()));
+}
+
+// pgsluice as start_proxy() starts it, with /metrics on a port of its own.
+struct metered_proxy {
+  std::uint16_t metrics_port = 0;
+  std::unique_ptr<pgsluice_process> process;
+  long metric(const std::string& sample) const { return metric_value(metrics_port, sample); }
+};
+
+inline metered_proxy start_metered_proxy(const proxy_setup& s) {
+  metered_proxy out;
+  out.metrics_port = b::pick_free_port();
+  pgsluice_process::options o;
+  o.probe = s.probe;
+  o.config = [s, port = out.metrics_port](std::uint16_t listen) {
+    return proxy_toml(s, listen) + "\n[metrics]\nhost = \"127.0.0.1\"\nport = " + std::to_string(port) + "\n";
+  };
+  out.process = std::make_unique<pgsluice_process>(std::move(o));
+  return out;
+}
+
+// The first value of the result of what was sent on `c`, or "error SQLSTATE"; the rest drained.
+inline std::string answer(PGconn* c) {
+  PGresult* r = PQgetResult(c);
+  std::string out = "no result";
+  if (r != nullptr) {
+    const auto st = PQresultStatus(r);
+    out = st == PGRES_TUPLES_OK ? (PQntuples(r) > 0 ? PQgetvalue(r, 0, 0) : "no rows")
+          : st == PGRES_COMMAND_OK ? "ok"
+                                   : "error " + sqlstate_of(r);
+    PQclear(r);
+  }
+  while ((r = PQgetResult(c)) != nullptr) PQclear(r);
+  return out;
+}
+
+inline std::string exec(PGconn* c, const std::string& sql) {
+  if (PQsendQuery(c, sql.c_str()) != 1) return "send failed";
+  return answer(c);
+}
+
 }  // namespace pgsluice::test::proxy

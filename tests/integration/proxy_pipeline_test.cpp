@@ -9,26 +9,13 @@ namespace {
 
 using namespace std::chrono_literals;
 
-struct pipelined_proxy {
-  std::uint16_t metrics_port = 0;
-  std::unique_ptr<pgsluice_process> process;
-};
-
 // One worker (its lanes are shared by every client), two server connections, lanes of 8.
-pipelined_proxy& proxy() {
-  static pipelined_proxy p = [] {
+metered_proxy& proxy() {
+  static metered_proxy p = [] {
     auto s = admin_setup("transaction", 2);
     s.workers = 1;
     s.globals = "pipeline_depth = 8\nquery_wait_timeout = \"60s\"\nmax_client_conn = 200\n";
-    pipelined_proxy out;
-    out.metrics_port = b::pick_free_port();
-    pgsluice_process::options o;
-    o.probe = s.probe;
-    o.config = [s, port = out.metrics_port](std::uint16_t listen) {
-      return proxy_toml(s, listen) + "\n[metrics]\nhost = \"127.0.0.1\"\nport = " + std::to_string(port) + "\n";
-    };
-    out.process = std::make_unique<pgsluice_process>(std::move(o));
-    return out;
+    return start_metered_proxy(s);
   }();
   return p;
 }
@@ -36,42 +23,11 @@ pipelined_proxy& proxy() {
 std::string ci() { return admin_conninfo(*proxy().process); }
 
 // pgsluice_pipelined_statements_total from /metrics.
-long pipelined() {
-  raw_client http(proxy().metrics_port);
-  if (!http.ok()) return -1;
-  const std::string req = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
-  http.send(std::vector<std::uint8_t>(req.begin(), req.end()));
-  const auto bytes = http.read_some(1 << 22, 10s);
-  const std::string text(bytes.begin(), bytes.end());
-  const std::string name = "\npgsluice_pipelined_statements_total ";
-  const auto at = text.find(name);
-  if (at == std::string::npos) return -1;
-  return std::stol(text.substr(at + name.size()));
-}
+long pipelined() { return proxy().metric("pgsluice_pipelined_statements_total"); }
 
 // Waits until `n` more statements than `base` went to lanes.
 bool wait_pipelined(long base, long n) {
   return b::poll_until(10s, 10ms, [&] { return pipelined() >= base + n; });
-}
-
-// The first value of the result of what was sent on `c`, or "error SQLSTATE"; the rest drained.
-std::string answer(PGconn* c) {
-  PGresult* r = PQgetResult(c);
-  std::string out = "no result";
-  if (r != nullptr) {
-    const auto st = PQresultStatus(r);
-    out = st == PGRES_TUPLES_OK ? (PQntuples(r) > 0 ? PQgetvalue(r, 0, 0) : "no rows")
-          : st == PGRES_COMMAND_OK ? "ok"
-                                   : "error " + sqlstate_of(r);
-    PQclear(r);
-  }
-  while ((r = PQgetResult(c)) != nullptr) PQclear(r);
-  return out;
-}
-
-std::string exec(PGconn* c, const std::string& sql) {
-  if (PQsendQuery(c, sql.c_str()) != 1) return "send failed";
-  return answer(c);
 }
 
 // Statements of four clients queue behind a statement that waits on the server: all of them
