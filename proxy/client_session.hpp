@@ -239,6 +239,12 @@ class client_session : public std::enable_shared_from_this<client_session>,
   // and an empty held transaction's end: 1 when the whole batch was answered, 2 when it must wait
   // for replies still due from the server, 0 when it is not one of those.
   int answer_routing_statement(std::span<const std::uint8_t> data);
+  // Transaction pooling: a plain BEGIN (START TRANSACTION, READ ONLY or not) answered here and
+  // sent with the transaction's first statement, and the COMMIT or ROLLBACK of a transaction
+  // that had none answered too: 1 answered. `words`: the statement's bare_words.
+  int hold_begin(std::span<const std::uint8_t> data, std::string_view words);
+  // The same without routing (no statement classes): true when the batch was answered.
+  bool answer_held_begin(std::span<const std::uint8_t> data);
   // After a transaction that wrote: the WAL position, read behind it on the same server.
   bool capture_write_lsn();
   awaitable<bool> send_capture();

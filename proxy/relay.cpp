@@ -165,8 +165,8 @@ bool client_session::process_client(std::span<const std::uint8_t> data) {
       sync_settings(true);
     }
   };
-  // Routing: a transaction held at its BEGIN starts now, on the server its first statement chose.
-  if (routing_ && server_ && !held_begin_.empty()) {
+  // A transaction held at its BEGIN starts now, on the server its first statement chose.
+  if (server_ && !held_begin_.empty()) {
     to_server_.add_owned(held_begin_);
     tracker_.push(expect::internal_query);
     server_->unnamed_owner = 0;
@@ -450,6 +450,8 @@ awaitable<void> client_session::client_pump() {
     if (want_server && !server_ && stream_now == 0 && try_answer_locally(data)) {
       want_server = false;
     } else if (routing_ && stream_now == 0 && (answered = answer_routing_statement(data)) != 0 && answered != 2) {
+      want_server = false;
+    } else if (!routing_ && want_server && !server_ && stream_now == 0 && answer_held_begin(data)) {
       want_server = false;
     } else {
       if (answered == 2 || (routing_ && transaction_mode_ && want_server && server_ && counted_backend_ != nullptr &&

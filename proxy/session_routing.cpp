@@ -206,6 +206,45 @@ router::route_request client_session::route_of_batch(std::span<const std::uint8_
   return r;
 }
 
+int client_session::hold_begin(std::span<const std::uint8_t> data, std::string_view words) {
+  auto done = [&](std::string_view tag, char st) {
+    auto& out = client_emit_.begin_owned();
+    protocol::encode(protocol::command_complete{tag}, out);
+    protocol::encode_ready_for_query(st, out);
+    client_emit_.end_owned();
+    return 1;
+  };
+  // A read-only one is held the same way: with routing its first statement then goes to a
+  // replica and, if that replica fails before replying, runs again elsewhere (session_retry.cpp).
+  const bool read_only = words == "begin read only" || words == "begin work read only" ||
+                         words == "begin transaction read only" || words == "start transaction read only";
+  if (held_begin_.empty() && (words == "begin" || words == "begin work" || words == "begin transaction" ||
+                              words == "start transaction" || read_only)) {
+    held_begin_.assign(data.data() + frames_[0].offset, data.data() + frames_[0].offset + frames_[0].size);
+    held_begin_read_only_ = read_only;
+    return done("BEGIN", 'T');
+  }
+  if (held_begin_.empty()) return 0;
+  const bool commit = words == "commit" || words == "commit work" || words == "commit transaction" ||
+                      words == "end" || words == "end work" || words == "end transaction";
+  const bool rollback = words == "rollback" || words == "rollback work" || words == "rollback transaction" ||
+                        words == "abort" || words == "abort work" || words == "abort transaction";
+  if (!commit && !rollback) return 0;
+  held_begin_.clear();
+  local_route_.reset();
+  return done(commit ? "COMMIT" : "ROLLBACK", 'I');
+}
+
+bool client_session::answer_held_begin(std::span<const std::uint8_t> data) {
+  if (!transaction_mode_ || server_ || frames_.size() != 1 || frames_[0].tag != 'Q' || frames_[0].size > 64) return false;
+  const std::string_view sql =
+      protocol::read_query(body_of(data, frames_[0].offset, frames_[0].size)).value_or(std::string_view());
+  // Only the few words of a bare BEGIN, COMMIT, END, ROLLBACK or ABORT get this far.
+  const char first = sql.empty() ? '\0' : static_cast<char>(sql.front() | 0x20);
+  if (first != 'b' && first != 's' && first != 'c' && first != 'e' && first != 'r' && first != 'a') return false;
+  return hold_begin(data, bare_words(sql)) == 1;
+}
+
 int client_session::answer_routing_statement(std::span<const std::uint8_t> data) {
   if (frames_.size() != 1 || frames_[0].tag != 'Q') return 0;
   const std::string_view sql =
@@ -250,28 +289,8 @@ int client_session::answer_routing_statement(std::span<const std::uint8_t> data)
       // Transaction pooling: a plain BEGIN waits for its first statement, which decides where
       // the transaction goes; a transaction that ends with nothing in it needs no server at all.
       if (!transaction_mode_ || server_ || c.statements != 1) break;
-      // A read-only one is held the same way: its first statement then goes to a replica and,
-      // if that replica fails before replying, runs again elsewhere (session_retry.cpp).
-      const bool read_only = words == "begin read only" || words == "begin work read only" ||
-                             words == "begin transaction read only" || words == "start transaction read only";
-      if (held_begin_.empty() && (words == "begin" || words == "begin work" || words == "begin transaction" ||
-                                  words == "start transaction" || read_only)) {
-        held_begin_.assign(data.data() + frames_[0].offset, data.data() + frames_[0].offset + frames_[0].size);
-        held_begin_read_only_ = read_only;
-        return done("BEGIN", 'T');
-      }
-      if (!held_begin_.empty()) {
-        const bool commit = words == "commit" || words == "commit work" || words == "commit transaction" ||
-                            words == "end" || words == "end work" || words == "end transaction";
-        const bool rollback = words == "rollback" || words == "rollback work" || words == "rollback transaction" ||
-                              words == "abort" || words == "abort work" || words == "abort transaction";
-        if (commit || rollback) {
-          held_begin_.clear();
-          local_route_.reset();
-          return done(commit ? "COMMIT" : "ROLLBACK", 'I');
-        }
-      }
-      break;
+      client_emit_.end_owned();
+      return hold_begin(data, words);
     }
     case router::statement_kind::route_set: {
       if (c.route == router::route_value::invalid) {

@@ -504,6 +504,54 @@ TEST(waiting, query_wait_timeout_is_reported_clearly) {
   exec_ok(holder.conn, "COMMIT");
 }
 
+// Transaction pooling holds a bare BEGIN until the transaction's first statement, which takes
+// it to the server: the pool's one server stays free for others meanwhile, a transaction with
+// nothing in it needs none, and inside it everything is as on PostgreSQL.
+TEST(held_begin, a_bare_begin_takes_no_server_until_its_first_statement) {
+  auto s = admin_setup("transaction", 1);
+  s.globals = "query_wait_timeout = \"2s\"\n";
+  auto p = start_proxy(s);
+  pg_raw a(admin_conninfo(*p)), other(admin_conninfo(*p));
+  ASSERT_TRUE(a.ok() && other.ok()) << a.error();
+  exec_ok(a.conn, "DROP TABLE IF EXISTS held_t; CREATE TABLE held_t (x int)");
+  exec_ok(a.conn, "BEGIN");
+  EXPECT_EQ(PQtransactionStatus(a.conn), PQTRANS_INTRANS);
+  // Served at once: had the BEGIN taken the one server, this would wait out query_wait_timeout.
+  EXPECT_EQ(exec_ok(other.conn, "SELECT 'other'"), "other");
+  exec_ok(a.conn, "INSERT INTO held_t VALUES (1)");
+  EXPECT_EQ(exec_ok(a.conn, "SELECT count(*) FROM held_t"), "1");
+  exec_ok(a.conn, "ROLLBACK");
+  EXPECT_EQ(PQtransactionStatus(a.conn), PQTRANS_IDLE);
+  EXPECT_EQ(exec_ok(other.conn, "SELECT count(*) FROM held_t"), "0") << "the rollback did not reach the server";
+
+  // An empty transaction while another client holds the one server.
+  exec_ok(other.conn, "BEGIN");
+  exec_ok(other.conn, "SELECT 1");
+  exec_ok(a.conn, "BEGIN");
+  exec_ok(a.conn, "COMMIT");
+  EXPECT_EQ(PQtransactionStatus(a.conn), PQTRANS_IDLE);
+  exec_ok(other.conn, "COMMIT");
+
+  // An error aborts the transaction, as PostgreSQL's would; READ ONLY holds.
+  exec_ok(a.conn, "begin work;");
+  PGresult* r = PQexec(a.conn, "SELECT 1/0");
+  EXPECT_EQ(sqlstate_of(r), "22012");
+  PQclear(r);
+  r = PQexec(a.conn, "SELECT 1");
+  EXPECT_EQ(sqlstate_of(r), "25P02");
+  PQclear(r);
+  exec_ok(a.conn, "ROLLBACK");
+  exec_ok(a.conn, "START TRANSACTION READ ONLY");
+  r = PQexec(a.conn, "INSERT INTO held_t VALUES (2)");
+  EXPECT_EQ(sqlstate_of(r), "25006");
+  PQclear(r);
+  exec_ok(a.conn, "ROLLBACK");
+  exec_ok(a.conn, "BEGIN");
+  exec_ok(a.conn, "INSERT INTO held_t VALUES (3)");
+  exec_ok(a.conn, "END");
+  EXPECT_EQ(exec_ok(other.conn, "SELECT sum(x) FROM held_t"), "3");
+}
+
 TEST(dirty_servers, a_client_leaving_mid_transaction_leaves_nothing_behind) {
   const std::string conn1 = ci("transaction", 1);
   {
