@@ -263,16 +263,18 @@ void client_session::check_timeouts(clock::time_point now, const conf::config& c
   }
   const bool server_idle = server_ && tracker_.idle() && machine_.streams_idle();
   if (lane_ != nullptr) return;  // a pipelined statement runs: its reply comes first
-  if (shutting_down && (st == relay_state::idle || (server_idle && server_->transaction_status == 'I'))) {
+  // Idle between transactions; a transaction held at its BEGIN (no server yet) is not.
+  const bool between = st == relay_state::idle && held_begin_.empty();
+  if (shutting_down && (between || (server_idle && server_->transaction_status == 'I'))) {
     fail(end_reason::shutdown, "57P01", "terminating connection due to administrator command");
     return;
   }
-  if (st == relay_state::idle && cfg.client_idle_timeout.count() > 0 && now - last_activity_ >= cfg.client_idle_timeout) {
+  if (between && cfg.client_idle_timeout.count() > 0 && now - last_activity_ >= cfg.client_idle_timeout) {
     spdlog::info("{} timeout kind=client_idle_timeout", name_);
     fail(end_reason::client_idle_timeout, "08P01", "pgsluice: client_idle_timeout");
     return;
   }
-  // Inside a transaction: on a server, or held at its BEGIN (routing) with none yet.
+  // Inside a transaction: on a server, or held at its BEGIN with none yet.
   const bool in_transaction = (server_idle && server_->transaction_status != 'I') || (!server_ && !held_begin_.empty());
   if (in_transaction && cfg.idle_transaction_timeout.count() > 0 && now - last_activity_ >= cfg.idle_transaction_timeout) {
     spdlog::info("{} timeout kind=idle_transaction_timeout", name_);

@@ -399,14 +399,14 @@ awaitable<void> client_session::client_pump() {
     auto [ec, n] = tls_ ? co_await tls_read_some(socket_, *tls_, cbuf_.prepare(1024))
                         : co_await async_read_into(socket_, cbuf_, 1024, &ends_awaiting_reply, nothrow_awaitable);
     client_reading_ = false;
-    const bool park = std::exchange(park_due_, false) && ec == asio::error::operation_aborted;
+    const bool parking = std::exchange(park_due_, false) && ec == asio::error::operation_aborted;
     // A read being run again on another backend (session_retry.cpp): what came now waits for it.
     while (retrying_ && !machine_.ending()) {
       write_done_.expires_at(clock::time_point::max());
       co_await write_done_.async_wait(nothrow_awaitable);
     }
     if (machine_.ending()) co_return;
-    if (park) {
+    if (parking) {
       parked_ = true;  // relay_session parks the session
       co_return;
     }

@@ -208,6 +208,7 @@ router::route_request client_session::route_of_batch(std::span<const std::uint8_
 
 int client_session::hold_begin(std::span<const std::uint8_t> data, std::string_view words) {
   auto done = [&](std::string_view tag, char st) {
+    has_unnamed_ = false;  // a simple Query drops the unnamed statement, as on a direct connection
     auto& out = client_emit_.begin_owned();
     protocol::encode(protocol::command_complete{tag}, out);
     protocol::encode_ready_for_query(st, out);
@@ -222,7 +223,7 @@ int client_session::hold_begin(std::span<const std::uint8_t> data, std::string_v
                               words == "start transaction" || read_only)) {
     held_begin_.assign(data.data() + frames_[0].offset, data.data() + frames_[0].offset + frames_[0].size);
     held_begin_read_only_ = read_only;
-    return done("BEGIN", 'T');
+    return done(words.starts_with("start") ? "START TRANSACTION" : "BEGIN", 'T');  // PostgreSQL's tags
   }
   if (held_begin_.empty()) return 0;
   const bool commit = words == "commit" || words == "commit work" || words == "commit transaction" ||
@@ -242,6 +243,11 @@ bool client_session::answer_held_begin(std::span<const std::uint8_t> data) {
   // Only the few words of a bare BEGIN, COMMIT, END, ROLLBACK or ABORT get this far.
   const char first = sql.empty() ? '\0' : static_cast<char>(sql.front() | 0x20);
   if (first != 'b' && first != 's' && first != 'c' && first != 'e' && first != 'r' && first != 'a') return false;
+  // One statement: after a ';' only more of them and white space (bare_words joins the rest).
+  if (const auto semi = sql.find(';'); semi != std::string_view::npos &&
+      sql.find_first_not_of("; \t\r\n\f\v", semi) != std::string_view::npos) {
+    return false;
+  }
   return hold_begin(data, bare_words(sql)) == 1;
 }
 

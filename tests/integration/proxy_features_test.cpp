@@ -527,21 +527,29 @@ TEST(held_begin, a_bare_begin_takes_no_server_until_its_first_statement) {
   // An empty transaction while another client holds the one server.
   exec_ok(other.conn, "BEGIN");
   exec_ok(other.conn, "SELECT 1");
-  exec_ok(a.conn, "BEGIN");
+  PGresult* r = PQexec(a.conn, "BEGIN");
+  EXPECT_STREQ(PQcmdStatus(r), "BEGIN");
+  PQclear(r);
   exec_ok(a.conn, "COMMIT");
   EXPECT_EQ(PQtransactionStatus(a.conn), PQTRANS_IDLE);
   exec_ok(other.conn, "COMMIT");
 
   // An error aborts the transaction, as PostgreSQL's would; READ ONLY holds.
+  r = PQexec(a.conn, "begin; work");  // two statements, not BEGIN WORK: PostgreSQL's syntax error
+  EXPECT_EQ(sqlstate_of(r), "42601");
+  PQclear(r);
+  EXPECT_EQ(PQtransactionStatus(a.conn), PQTRANS_IDLE);  // the whole text is parsed first: nothing ran
   exec_ok(a.conn, "begin work;");
-  PGresult* r = PQexec(a.conn, "SELECT 1/0");
+  r = PQexec(a.conn, "SELECT 1/0");
   EXPECT_EQ(sqlstate_of(r), "22012");
   PQclear(r);
   r = PQexec(a.conn, "SELECT 1");
   EXPECT_EQ(sqlstate_of(r), "25P02");
   PQclear(r);
   exec_ok(a.conn, "ROLLBACK");
-  exec_ok(a.conn, "START TRANSACTION READ ONLY");
+  r = PQexec(a.conn, "START TRANSACTION READ ONLY");
+  EXPECT_STREQ(PQcmdStatus(r), "START TRANSACTION");  // PostgreSQL's tag, not BEGIN's
+  PQclear(r);
   r = PQexec(a.conn, "INSERT INTO held_t VALUES (2)");
   EXPECT_EQ(sqlstate_of(r), "25006");
   PQclear(r);

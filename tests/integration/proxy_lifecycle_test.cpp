@@ -42,21 +42,36 @@ TEST(reload, sighup_swaps_the_config_for_new_logins) {
 
 TEST(shutdown, sigterm_lets_open_transactions_finish_then_exits) {
   auto& c = cluster();
-  auto p = start_proxy(admin_setup("transaction", 2));
-  pg_raw a(admin_conninfo(*p));
-  ASSERT_TRUE(a.ok());
+  auto s = admin_setup("transaction", 2);
+  s.workers = 1;  // one janitor: the idle client's end below shows it has seen every client
+  auto p = start_proxy(s);
+  pg_raw a(admin_conninfo(*p)), idle(admin_conninfo(*p));
+  ASSERT_TRUE(a.ok() && idle.ok());
+  exec1(idle.conn, "SELECT 1");
   exec1(a.conn, "DROP TABLE IF EXISTS shutdown_t; CREATE TABLE shutdown_t (x int)");
   exec1(a.conn, "BEGIN");
   exec1(a.conn, "INSERT INTO shutdown_t VALUES (42)");
+  // A transaction with nothing in it yet: its BEGIN is held in pgsluice, no server taken.
+  pg_raw held(admin_conninfo(*p));
+  ASSERT_TRUE(held.ok());
+  exec1(held.conn, "BEGIN");
   const pid_t pid = p->pid();
   ASSERT_GT(pid, 0);
   ASSERT_EQ(::kill(pid, SIGTERM), 0);
   // No new clients once the signal is handled.
   EXPECT_TRUE(b::poll_until(std::chrono::seconds(10), std::chrono::milliseconds(20),
                             [&] { return !try_connect(admin_conninfo(*p)).ok(); }));
-  // The transaction in progress still commits.
+  // The idle client is told at once (57P01, then the close): the janitor has been round.
+  EXPECT_TRUE(b::poll_until(std::chrono::seconds(10), std::chrono::milliseconds(20), [&] {
+    const bool open = PQconsumeInput(idle.conn) == 1;
+    PQisBusy(idle.conn);
+    return !open;
+  }));
+  // The transactions in progress still commit, the held one included.
   exec1(a.conn, "COMMIT");
-  EXPECT_EQ(c.exec_sql(c.primary_index(), "SELECT x FROM shutdown_t", c.database()).at(0).at(0).value_or(""), "42");
+  exec1(held.conn, "INSERT INTO shutdown_t VALUES (43)");
+  exec1(held.conn, "COMMIT");
+  EXPECT_EQ(c.exec_sql(c.primary_index(), "SELECT sum(x) FROM shutdown_t", c.database()).at(0).at(0).value_or(""), "85");
   // Then the idle client is told and pgsluice exits.
   EXPECT_TRUE(b::poll_until(std::chrono::seconds(20), std::chrono::milliseconds(50), [&] { return !p->running(); }));
   PGresult* r = PQexec(a.conn, "SELECT 1");
