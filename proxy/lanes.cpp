@@ -372,17 +372,15 @@ void lane::finish() {
 
 lane_set::~lane_set() = default;
 
-lane* lane_set::pick(const std::shared_ptr<pool>& p, std::size_t settings, std::uint32_t depth, worker& w, bool& fresh) {
-  fresh = false;
+lane* lane_set::pick(const std::shared_ptr<pool>& p, std::size_t settings, std::uint32_t depth) {
   lane* best = nullptr;
   for (const auto& l : lanes_) {
     if (l->owner() != p.get() || l->settings() != settings || !l->accepting() || l->queued() >= depth) continue;
     if (best == nullptr || l->queued() < best->queued()) best = l.get();
   }
   if (best != nullptr) return best;
-  auto s = p->try_acquire(w);
+  auto s = p->try_acquire(worker_);
   if (!s) return nullptr;
-  fresh = true;
   return adopt(p, settings, std::move(s));
 }
 

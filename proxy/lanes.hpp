@@ -131,8 +131,8 @@ class lane_set {
   ~lane_set();
   // The lane for a statement of a client of `p` with settings hash `settings`: the least busy
   // one taking statements with fewer than `depth` queued, else a new one on an idle server of
-  // the pool. Null: none now (the statement goes the ordinary way). `fresh`: a new lane.
-  lane* pick(const std::shared_ptr<pool>& p, std::size_t settings, std::uint32_t depth, worker& w, bool& fresh);
+  // the pool. Null: none now (the statement goes the ordinary way).
+  lane* pick(const std::shared_ptr<pool>& p, std::size_t settings, std::uint32_t depth);
   // A new lane on server `s`, taken from `p` for it.
   lane* adopt(const std::shared_ptr<pool>& p, std::size_t settings, std::shared_ptr<server_connection> s);
   // Janitor tick: idle lanes give their servers back (all of them when shutting down).

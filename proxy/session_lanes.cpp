@@ -81,10 +81,7 @@ int client_session::try_pipeline(std::span<const std::uint8_t> data, lane* into)
   return 1;
 }
 
-lane* client_session::pick_lane() {
-  bool fresh = false;
-  return worker_.lanes().pick(pool_, settings_hash_, pipeline_depth_, worker_, fresh);
-}
+lane* client_session::pick_lane() { return worker_.lanes().pick(pool_, settings_hash_, pipeline_depth_); }
 
 awaitable<lane*> client_session::wait_for_lane() {
   // Every lane is full and no server is idle: queued for one like any transaction, but as a
