@@ -52,6 +52,18 @@ std::string bare_words(std::string_view sql) {
   return out;
 }
 
+// BEGIN, START, COMMIT, END, ROLLBACK or ABORT, in any case.
+bool opens_or_ends_transaction(std::string_view word) noexcept {
+  static constexpr std::string_view words[] = {"begin", "start", "commit", "end", "rollback", "abort"};
+  for (const auto w : words) {
+    if (w.size() == word.size() &&
+        std::equal(w.begin(), w.end(), word.begin(), [](char a, char b) { return a == (b | 0x20); })) {
+      return true;
+    }
+  }
+  return false;
+}
+
 }  // namespace
 
 bool client_session::take_routing_options() {
@@ -240,9 +252,11 @@ bool client_session::answer_held_begin(std::span<const std::uint8_t> data) {
   if (!transaction_mode_ || server_ || frames_.size() != 1 || frames_[0].tag != 'Q' || frames_[0].size > 64) return false;
   const std::string_view sql =
       protocol::read_query(body_of(data, frames_[0].offset, frames_[0].size)).value_or(std::string_view());
-  // Only the few words of a bare BEGIN, COMMIT, END, ROLLBACK or ABORT get this far.
-  const char first = sql.empty() ? '\0' : static_cast<char>(sql.front() | 0x20);
-  if (first != 'b' && first != 's' && first != 'c' && first != 'e' && first != 'r' && first != 'a') return false;
+  // Only a statement whose first word opens or ends a transaction gets further (no allocation
+  // for the ordinary ones: this runs for every short query between transactions).
+  std::size_t word = 0;
+  while (word < sql.size() && ((sql[word] | 0x20) >= 'a' && (sql[word] | 0x20) <= 'z')) ++word;
+  if (!opens_or_ends_transaction(sql.substr(0, word))) return false;
   // One statement: after a ';' only more of them and white space (bare_words joins the rest).
   if (const auto semi = sql.find(';'); semi != std::string_view::npos &&
       sql.find_first_not_of("; \t\r\n\f\v", semi) != std::string_view::npos) {
